@@ -1,0 +1,2 @@
+//! InstructMol in Rust.
+pub mod chem;
