@@ -1,7 +1,10 @@
 //! Chemistry core: SMILES/SELFIES, the molecule graph, RDKit-compatible sanitization,
 //! InstructMol graph features and canonical SMILES. No ML code lives here.
 
+pub mod aromaticity;
 pub mod mol;
+pub mod rings;
+pub mod stereo;
 
 pub use mol::{Atom, Bond, BondDir, BondType, ChiralTag, Mol};
 

@@ -119,6 +119,8 @@ pub struct Bond {
     pub kind: BondType,
     /// Direction from `/` or `\`, relative to begin -> end.
     pub dir: BondDir,
+    /// True when the bond was written as a ring closure (digit or `%nn`) in the SMILES.
+    pub ring_closure: bool,
 }
 
 impl Bond {
