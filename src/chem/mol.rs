@@ -166,6 +166,7 @@ impl Mol {
             end,
             kind,
             dir,
+            ring_closure: false,
         });
         self.atom_bonds[begin].push(idx);
         self.atom_bonds[end].push(idx);
