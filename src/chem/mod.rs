@@ -4,6 +4,7 @@
 pub mod aromaticity;
 pub mod mol;
 pub mod rings;
+pub mod selfies;
 pub mod stereo;
 
 pub use mol::{Atom, Bond, BondDir, BondType, ChiralTag, Mol};

@@ -1,0 +1,251 @@
+//! SMILES -> SELFIES, as `selfies.encoder(smiles)` (strict, default constraints).
+
+use super::atom::SfAtom;
+use super::graph::{DirBond, Graph};
+use super::reader;
+use super::{index_symbols, MAX_NESTING};
+use crate::chem::{ChemError, ErrorKind};
+
+/// Translates `smiles` into SELFIES exactly as `selfies.encoder` (version 2.1.1, default
+/// semantic constraints, `strict=True`) does, failing exactly where it raises.
+pub fn encode(smiles: &str) -> Result<String, ChemError> {
+    let mut graph = reader::read(smiles)?;
+    if !graph.kekulize(smiles)? {
+        return Err(ChemError::whole(
+            ErrorKind::Kekulize,
+            smiles,
+            "selfies kekulization failed",
+        ));
+    }
+    check_constraints(&graph, smiles)?;
+    for atom in 0..graph.len() {
+        if graph.atoms[atom].chirality.is_some()
+            && graph.has_ring_bond(atom)
+            && should_invert_chirality(&graph, atom)
+        {
+            let a = &mut graph.atoms[atom];
+            a.chirality = a.chirality.map(|c| c.inverted());
+        }
+    }
+    let mut out = String::with_capacity(smiles.len() * 4);
+    for (k, &root) in graph.roots.iter().enumerate() {
+        if k > 0 {
+            out.push('.');
+        }
+        let mut symbols = Vec::new();
+        fragment(&graph, None, root, &mut symbols, 0, smiles)?;
+        for s in symbols {
+            out.push_str(&s);
+        }
+    }
+    Ok(out)
+}
+
+fn check_constraints(graph: &Graph, smiles: &str) -> Result<(), ChemError> {
+    for (i, atom) in graph.atoms.iter().enumerate() {
+        let count2 = graph.count2(i);
+        let cap = atom.capacity();
+        if i128::from(count2) > 2 * i128::from(cap) {
+            let mut text = String::new();
+            atom.write(true, &mut text);
+            return Err(ChemError::whole(
+                ErrorKind::Valence,
+                smiles,
+                format!(
+                    "input violates the semantic constraints: {text} (atom {i}) with {} bond(s), a max. of {cap} bond(s)",
+                    count2 / 2
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the order in which the decoder will meet `atom`'s bonds is an odd permutation of
+/// the order they are written in, so that the chirality tag must be flipped.
+fn should_invert_chirality(graph: &Graph, atom: usize) -> bool {
+    let out = graph.out_bonds(atom);
+    let mut closing = Vec::new();
+    let mut opening = Vec::new();
+    let mut other = Vec::new();
+    for (i, &id) in out.iter().enumerate() {
+        let b = &graph.bonds[id];
+        if !b.ring {
+            other.push(i);
+        } else if b.src < b.dst {
+            opening.push(i);
+        } else {
+            closing.push(i);
+        }
+    }
+    opening.sort_by_key(|&i| graph.bonds[out[i]].dst);
+    let perm: Vec<usize> = closing.into_iter().chain(opening).chain(other).collect();
+    let mut inversions = 0usize;
+    for i in 0..perm.len() {
+        inversions += perm[i + 1..].iter().filter(|&&p| perm[i] > p).count();
+    }
+    inversions % 2 == 1
+}
+
+fn bond_text(bond: &DirBond, show_stereo: bool) -> &'static str {
+    match bond.order {
+        4 => "=",
+        6 => "#",
+        _ if !show_stereo => "",
+        _ => match bond.stereo {
+            Some(b'/') => "/",
+            Some(b'\\') => "\\",
+            _ => "",
+        },
+    }
+}
+
+fn atom_symbol(bond: Option<&DirBond>, atom: &SfAtom) -> String {
+    let mut s = String::with_capacity(8);
+    s.push('[');
+    if let Some(b) = bond {
+        s.push_str(bond_text(b, true));
+    }
+    atom.write(false, &mut s);
+    s.push(']');
+    s
+}
+
+fn ring_bond_text(lbond: &DirBond, rbond: &DirBond) -> String {
+    if lbond.order != 2 || (lbond.stereo.is_none() && rbond.stereo.is_none()) {
+        return bond_text(lbond, false).to_string();
+    }
+    let side = |b: &DirBond| match b.stereo {
+        Some(c) => char::from(c),
+        None => '-',
+    };
+    [side(lbond), side(rbond)].iter().collect()
+}
+
+/// Appends the SELFIES symbols of the chain starting at `root` (entered over `bond_in`).
+fn fragment(
+    graph: &Graph,
+    bond_in: Option<usize>,
+    root: usize,
+    derived: &mut Vec<String>,
+    depth: usize,
+    smiles: &str,
+) -> Result<(), ChemError> {
+    if depth > MAX_NESTING {
+        return Err(ChemError::whole(
+            ErrorKind::Unsupported,
+            smiles,
+            "branches nested too deeply",
+        ));
+    }
+    let (mut bond_in, mut curr) = (bond_in, root);
+    loop {
+        derived.push(atom_symbol(
+            bond_in.map(|id| &graph.bonds[id]),
+            &graph.atoms[curr],
+        ));
+        let out = graph.out_bonds(curr);
+        let mut next = None;
+        for (i, &id) in out.iter().enumerate() {
+            let bond = &graph.bonds[id];
+            if bond.ring {
+                if bond.src < bond.dst {
+                    continue;
+                }
+                let Some(rev) = graph.dirbond(bond.dst, bond.src) else {
+                    continue;
+                };
+                let rev = &graph.bonds[rev];
+                let index = index_symbols(bond.src - bond.dst - 1);
+                derived.push(format!(
+                    "[{}Ring{}]",
+                    ring_bond_text(rev, bond),
+                    index.len()
+                ));
+                derived.extend(index.into_iter().map(str::to_string));
+            } else if i == out.len() - 1 {
+                next = Some((id, bond.dst));
+            } else {
+                let mut branch = Vec::new();
+                fragment(graph, Some(id), bond.dst, &mut branch, depth + 1, smiles)?;
+                let index = index_symbols(branch.len() - 1);
+                derived.push(format!("[{}Branch{}]", bond_text(bond, false), index.len()));
+                derived.extend(index.into_iter().map(str::to_string));
+                derived.append(&mut branch);
+            }
+        }
+        match next {
+            Some((id, dst)) => {
+                bond_in = Some(id);
+                curr = dst;
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(s: &str) -> String {
+        encode(s).unwrap()
+    }
+
+    // Expected strings printed by selfies 2.1.1: `selfies.encoder(s)`.
+    #[test]
+    fn simple_chains_and_branches() {
+        assert_eq!(enc("C=CF"), "[C][=C][F]");
+        assert_eq!(enc("C(=O)"), "[C][=O]");
+        assert_eq!(enc("=CC"), "[C][C]");
+        assert_eq!(enc("C..C"), "[C].[C]");
+        assert_eq!(enc("C."), "[C]");
+        assert_eq!(
+            enc("[C@@H](F)(Cl)Br"),
+            "[C@@H1][Branch1][C][F][Branch1][C][Cl][Br]"
+        );
+    }
+
+    #[test]
+    fn rings_and_aromatics() {
+        assert_eq!(enc("c1ccccc1"), "[C][=C][C][=C][C][=C][Ring1][=Branch1]");
+        assert_eq!(enc("C%10CC%10"), "[C][C][C][Ring1][Ring1]");
+        assert_eq!(enc("[se]1cccc1"), "[Se][C][=C][C][=C][Ring1][Branch1]");
+        assert_eq!(
+            enc("C1CCC/C=C/1"),
+            "[C][C][C][C][/C][=C][-/Ring1][=Branch1]"
+        );
+    }
+
+    #[test]
+    fn bracket_atoms() {
+        assert_eq!(enc("[C]"), "[CH0]");
+        assert_eq!(enc("[013C]"), "[13C]");
+        assert_eq!(enc("[NH4+]"), "[NH4+1]");
+        assert_eq!(enc("C=[N+]=[N-]"), "[C][=N+1][=N-1]");
+        assert_eq!(enc("[Na+].[Cl-]"), "[Na+1].[Cl-1]");
+    }
+
+    #[test]
+    fn errors_where_selfies_raises() {
+        for s in [
+            "",
+            ".C",
+            "C$C",
+            "*C",
+            "C1C1",
+            "C11",
+            "C:F",
+            "c1cc[nH]cc1",
+            "c1cccc1",
+            "CC(C)(C)(C)C",
+            "C(",
+            "C)",
+            "C1CC",
+            "C=",
+            "[C",
+        ] {
+            assert!(encode(s).is_err(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! SELFIES, with the exact behaviour of the `selfies` Python package, version 2.1.1, under
+//! its default semantic constraints.
+//!
+//! [`encode`] reads SMILES with `selfies`' own reader and kekulizer (not RDKit's: it may pick
+//! a different Kekule structure and accepts or rejects different strings), checks the
+//! bonding capacities, and writes SELFIES in the atom order of the input. [`decode`]
+//! rebuilds the molecule symbol by symbol under the same capacities and writes it with
+//! `selfies`' SMILES writer. [`tokens`] splits a SELFIES string into its symbols.
+//!
+//! Known deviations from the Python package, all on inputs no chemistry data contains:
+//! numbers (isotopes, charges) longer than 18 digits and non-ASCII digits are rejected
+//! rather than read, and branches nested more than [`MAX_NESTING`] deep are an error
+//! (Python fails there too, with a `RecursionError`, at a depth near 1000).
+
+mod atom;
+mod decoder;
+mod encoder;
+mod graph;
+mod matching;
+mod reader;
+mod writer;
+
+pub use decoder::decode;
+pub use encoder::encode;
+
+use crate::chem::{ChemError, ErrorKind};
+
+/// Deepest branch nesting the encoder and decoder follow before giving up.
+pub const MAX_NESTING: usize = 900;
+
+/// The symbols that encode ring lengths and branch sizes, as base-16 digits.
+const INDEX_ALPHABET: [&str; 16] = [
+    "[C]",
+    "[Ring1]",
+    "[Ring2]",
+    "[Branch1]",
+    "[=Branch1]",
+    "[#Branch1]",
+    "[Branch2]",
+    "[=Branch2]",
+    "[#Branch2]",
+    "[O]",
+    "[N]",
+    "[=N]",
+    "[=C]",
+    "[#C]",
+    "[S]",
+    "[P]",
+];
+
+/// The index symbols for `index` (most significant first; `[C]` for 0).
+fn index_symbols(index: usize) -> Vec<&'static str> {
+    if index == 0 {
+        return vec![INDEX_ALPHABET[0]];
+    }
+    let mut digits = Vec::new();
+    let mut rest = index;
+    while rest > 0 {
+        digits.push(INDEX_ALPHABET[rest % 16]);
+        rest /= 16;
+    }
+    digits.reverse();
+    digits
+}
+
+/// The number that index symbols stand for; symbols outside the alphabet count as 0.
+fn index_of_symbols(symbols: &[&str]) -> usize {
+    symbols.iter().fold(0, |acc, s| {
+        acc * 16 + INDEX_ALPHABET.iter().position(|a| a == s).unwrap_or(0)
+    })
+}
+
+/// `selfies.split_selfies` without the `.` handling: everything before the first `[` is
+/// skipped, then every symbol runs up to the next `]`. `Err(byte offset)` for a symbol that
+/// is never closed.
+fn split_symbols(s: &str) -> Result<Vec<&str>, usize> {
+    let mut out = Vec::new();
+    let Some(mut left) = s.find('[') else {
+        return Ok(out);
+    };
+    while left < s.len() {
+        let Some(r) = s[left + 1..].find(']') else {
+            return Err(left);
+        };
+        let right = left + 1 + r;
+        out.push(&s[left..=right]);
+        left = right + 1;
+        if s[left..].starts_with('.') {
+            out.push(".");
+            left += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a SELFIES string into its symbols, as `selfies.split_selfies` does: `"."` is a
+/// symbol of its own, text before the first `[` is skipped, and anything else between
+/// symbols becomes part of the next symbol. An error for a symbol that is never closed.
+pub fn tokens(selfies: &str) -> Result<Vec<&str>, ChemError> {
+    split_symbols(selfies).map_err(|at| {
+        let pos = selfies[..at].chars().count();
+        ChemError::at(
+            ErrorKind::Syntax,
+            selfies,
+            pos,
+            "malformed SELFIES string, hanging '[' bracket",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_symbols_round_trip() {
+        // selfies.grammar_rules.get_selfies_from_index(n) for n = 0, 5, 16, 4095
+        assert_eq!(index_symbols(0), vec!["[C]"]);
+        assert_eq!(index_symbols(5), vec!["[#Branch1]"]);
+        assert_eq!(index_symbols(16), vec!["[Ring1]", "[C]"]);
+        assert_eq!(index_symbols(4095), vec!["[P]", "[P]", "[P]"]);
+        for n in [0, 7, 300, 4000] {
+            assert_eq!(index_of_symbols(&index_symbols(n)), n);
+        }
+        assert_eq!(index_of_symbols(&["[F]", "[O]"]), 9);
+    }
+
+    #[test]
+    fn splits_like_selfies() {
+        // list(selfies.split_selfies(s))
+        assert_eq!(
+            tokens("[C][=C][F].[C]").unwrap(),
+            vec!["[C]", "[=C]", "[F]", ".", "[C]"]
+        );
+        assert_eq!(tokens("ab[C]x[C]").unwrap(), vec!["[C]", "x[C]"]);
+        assert!(tokens("[C]x").is_err());
+        assert!(tokens("[C").is_err());
+        assert_eq!(tokens("").unwrap(), Vec::<&str>::new());
+    }
+}
