@@ -137,4 +137,32 @@ mod tests {
         assert!(tokens("[C").is_err());
         assert_eq!(tokens("").unwrap(), Vec::<&str>::new());
     }
+
+    /// Every row of the committed selfies 2.1.1 goldens (sample of all datasets plus edge
+    /// cases): same SELFIES and decoded SMILES, and an error exactly where selfies raised.
+    #[test]
+    fn matches_selfies_goldens() {
+        let text = include_str!("../../../tests/data/golden/selfies.jsonl");
+        let mut rows = 0;
+        for line in text.lines() {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let smiles = row["smiles"].as_str().unwrap();
+            let encoded = encode(smiles);
+            match (row.get("error"), row["selfies"].as_str()) {
+                (Some(_), None) => assert!(encoded.is_err(), "{smiles}"),
+                (_, Some(want)) => {
+                    let got = encoded.unwrap_or_else(|e| panic!("{smiles}: {e}"));
+                    assert_eq!(got, want, "{smiles}");
+                    let decoded = decode(&got);
+                    match row["decoded"].as_str() {
+                        Some(d) => assert_eq!(decoded.as_deref(), Ok(d), "{smiles}"),
+                        None => assert!(decoded.is_err(), "{smiles}"),
+                    }
+                }
+                (None, None) => panic!("malformed golden row {line}"),
+            }
+            rows += 1;
+        }
+        assert!(rows > 5000);
+    }
 }
