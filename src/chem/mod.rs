@@ -2,12 +2,15 @@
 //! InstructMol graph features and canonical SMILES. No ML code lives here.
 
 pub mod aromaticity;
+pub mod elements;
 pub mod mol;
 pub mod rings;
 pub mod selfies;
+pub mod smiles;
 pub mod stereo;
 
 pub use mol::{Atom, Bond, BondDir, BondType, ChiralTag, Mol};
+pub use smiles::parse as parse_smiles;
 
 /// What went wrong while reading or sanitizing a molecule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,61 @@
+//! The periodic table as RDKit 2026.09 defines it: symbols, allowed valences and
+//! outer-shell electron counts for atomic numbers 0 (`*`) to 118.
+
+mod table;
+
+use table::ELEMENTS;
+
+/// Highest atomic number in the table.
+pub const MAX_Z: u8 = 118;
+
+/// The element symbol for atomic number `z` (`"*"` for 0); `"?"` beyond the table.
+pub fn symbol(z: u8) -> &'static str {
+    ELEMENTS.get(z as usize).map_or("?", |e| e.0)
+}
+
+/// The atomic number of a case-sensitive element symbol (`"Cl"`, `"*"` -> 0).
+pub fn from_symbol(s: &str) -> Option<u8> {
+    ELEMENTS
+        .iter()
+        .position(|e| e.0 == s)
+        .and_then(|z| u8::try_from(z).ok())
+}
+
+/// RDKit's list of allowed valences for `z` (`GetValenceList`), smallest first;
+/// `-1` means any valence is allowed. Empty beyond the table.
+pub fn valences(z: u8) -> &'static [i8] {
+    ELEMENTS.get(z as usize).map_or(&[], |e| e.1)
+}
+
+/// Number of outer-shell electrons of `z` (RDKit `GetNOuterElecs`); 0 beyond the table.
+pub fn outer_electrons(z: u8) -> u8 {
+    ELEMENTS.get(z as usize).map_or(0, |e| e.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_round_trip() {
+        for z in 0..=MAX_Z {
+            assert_eq!(from_symbol(symbol(z)), Some(z));
+        }
+        assert_eq!(from_symbol("Xx"), None);
+        assert_eq!(from_symbol("cl"), None);
+        assert_eq!(symbol(119), "?");
+    }
+
+    #[test]
+    fn rdkit_values() {
+        assert_eq!(symbol(0), "*");
+        assert_eq!(from_symbol("Cl"), Some(17));
+        assert_eq!(valences(7), &[3]);
+        assert_eq!(valences(16), &[2, 4, 6]);
+        assert_eq!(valences(53), &[1, 3, 5]);
+        assert_eq!(valences(26), &[-1]);
+        assert_eq!(outer_electrons(7), 5);
+        assert_eq!(outer_electrons(26), 8);
+        assert_eq!(outer_electrons(118), 2);
+    }
+}
