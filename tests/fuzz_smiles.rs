@@ -1,0 +1,225 @@
+//! Property tests: the chem layer never panics and answers quickly on any input.
+//!
+//! Three input families: arbitrary strings over the SMILES alphabet, real SMILES from the
+//! committed sample with random character edits (delete / insert / swap), and random sequences
+//! of SELFIES tokens. Every SMILES input goes through `selfies::encode`; SELFIES inputs through
+//! `selfies::decode`, whose output is fed back to the SMILES functions.
+//!
+//! `PROPTEST_CASES=N` sets the number of cases per family (default sized for CI, about 30 s
+//! in a debug build); each test prints how many inputs it ran.
+
+mod chem_common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use instructmol::chem::selfies::{decode, encode};
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+
+/// Default number of cases per input family when PROPTEST_CASES is not set.
+const DEFAULT_CASES: u32 = 1500;
+
+/// Slowest acceptable time for all the chem functions on one input (debug build, shared CPU).
+const SLOW: Duration = Duration::from_secs(5);
+
+/// Characters SMILES is written with (plus a few that are not, and a space).
+const ALPHABET: &[char] = &[
+    'C', 'N', 'O', 'S', 'P', 'F', 'I', 'B', 'H', 'l', 'r', 'c', 'n', 'o', 's', 'p', 'b', 'e', 'a',
+    't', 'i', 'K', 'Z', 'u', '[', ']', '(', ')', '=', '#', '$', ':', '/', '\\', '@', '+', '-', '.',
+    '%', '*', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ' ', '>', '<', '~', '?', 'X', 'T',
+    'A', 'L', 'M', 'Q',
+];
+
+/// SELFIES tokens: the common alphabet, some exotic but valid ones, and malformed ones.
+const SELFIES_TOKENS: &[&str] = &[
+    "[C]",
+    "[C]",
+    "[C]",
+    "[N]",
+    "[O]",
+    "[S]",
+    "[F]",
+    "[Cl]",
+    "[Br]",
+    "[I]",
+    "[P]",
+    "[B]",
+    "[=C]",
+    "[=N]",
+    "[=O]",
+    "[=S]",
+    "[#C]",
+    "[#N]",
+    "[/C]",
+    "[\\C]",
+    "[=C@@H1]",
+    "[C@H1]",
+    "[C@@H1]",
+    "[N+1]",
+    "[O-1]",
+    "[NH1+1]",
+    "[NH3+1]",
+    "[13C]",
+    "[2H]",
+    "[Na+1]",
+    "[Fe+3]",
+    "[Branch1]",
+    "[Branch2]",
+    "[Branch3]",
+    "[=Branch1]",
+    "[=Branch2]",
+    "[#Branch1]",
+    "[Ring1]",
+    "[Ring2]",
+    "[Ring3]",
+    "[=Ring1]",
+    "[=Ring2]",
+    "[#Ring1]",
+    "[/Ring1]",
+    "[\\Ring1]",
+    "[-/Ring1]",
+    "[\\/Ring2]",
+    "[nop]",
+    "[epsilon]",
+    ".",
+    "[Xyz]",
+    "[C",
+    "C]",
+    "[]",
+    "[=]",
+    "[Ring0]",
+    "[Branch9]",
+    "[#Fe]",
+    "[C@TH1]",
+    "[*]",
+];
+
+static SAMPLE: OnceLock<Vec<String>> = OnceLock::new();
+
+/// The committed sample's SMILES (tests/data/sample.tsv).
+fn sample() -> &'static [String] {
+    SAMPLE.get_or_init(|| {
+        let path = chem_common::data_path("sample.tsv");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        text.lines()
+            .skip(1)
+            .filter_map(|line| line.split('\t').next())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn config() -> Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CASES);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+/// Runs every SMILES-consuming function on `input`; panics (failing the case) if slow.
+fn exercise_smiles(input: &str) {
+    let start = Instant::now();
+    let _ = encode(input);
+    let elapsed = start.elapsed();
+    assert!(elapsed < SLOW, "{input:?} took {elapsed:?}");
+}
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(usize),
+    Insert(usize, char),
+    Swap(usize),
+}
+
+/// Applies `edits` (positions taken modulo the current length) to `smiles`.
+fn mutate(smiles: &str, edits: &[Edit]) -> String {
+    let mut chars: Vec<char> = smiles.chars().collect();
+    for edit in edits {
+        let n = chars.len();
+        match *edit {
+            Edit::Delete(i) if n > 0 => {
+                chars.remove(i % n);
+            }
+            Edit::Insert(i, c) => chars.insert(i % (n + 1), c),
+            Edit::Swap(i) if n > 1 => chars.swap(i % (n - 1), i % (n - 1) + 1),
+            _ => {}
+        }
+    }
+    chars.into_iter().collect()
+}
+
+fn edit_strategy() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        any::<usize>().prop_map(Edit::Delete),
+        (any::<usize>(), proptest::sample::select(ALPHABET)).prop_map(|(i, c)| Edit::Insert(i, c)),
+        any::<usize>().prop_map(Edit::Swap),
+    ]
+}
+
+static ALPHABET_RUNS: AtomicUsize = AtomicUsize::new(0);
+static MUTATION_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SELFIES_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[test]
+fn arbitrary_smiles_alphabet_strings_never_panic() {
+    proptest!(config(), |(chars in proptest::collection::vec(proptest::sample::select(ALPHABET), 0..40))| {
+        let input: String = chars.into_iter().collect();
+        exercise_smiles(&input);
+        ALPHABET_RUNS.fetch_add(1, Ordering::Relaxed);
+    });
+    println!(
+        "alphabet strings run: {}",
+        ALPHABET_RUNS.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn mutated_real_smiles_never_panic() {
+    let n = sample().len();
+    assert!(n >= 5000, "sample too small: {n}");
+    proptest!(config(), |(index in 0..n, edits in proptest::collection::vec(edit_strategy(), 1..4))| {
+        let input = mutate(&sample()[index], &edits);
+        exercise_smiles(&input);
+        MUTATION_RUNS.fetch_add(1, Ordering::Relaxed);
+    });
+    println!(
+        "mutated SMILES run: {}",
+        MUTATION_RUNS.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn random_selfies_never_panic() {
+    proptest!(config(), |(tokens in proptest::collection::vec(proptest::sample::select(SELFIES_TOKENS), 0..30))| {
+        let input = tokens.concat();
+        let start = Instant::now();
+        let decoded = decode(&input);
+        let elapsed = start.elapsed();
+        prop_assert!(elapsed < SLOW, "decoding {input:?} took {elapsed:?}");
+        if let Ok(smiles) = decoded {
+            exercise_smiles(&smiles);
+        }
+        SELFIES_RUNS.fetch_add(1, Ordering::Relaxed);
+    });
+    println!(
+        "SELFIES sequences run: {}",
+        SELFIES_RUNS.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn mutation_helper_edits_as_described() {
+    let edits = [Edit::Delete(0), Edit::Insert(100, 'N'), Edit::Swap(0)];
+    // "CCO" -> delete 0 -> "CO" -> insert at 100 % 3 = 1 -> "CNO" -> swap 0,1 -> "NCO"
+    assert_eq!(mutate("CCO", &edits), "NCO");
+    assert_eq!(mutate("", &[Edit::Delete(3), Edit::Swap(1)]), "");
+}
