@@ -404,7 +404,7 @@ fn iterate_ranks(mol: &Mol, invariants: &[i64]) -> Vec<u32> {
 
     // Neighbour weights: twice the bond order, but a double bond to a 3- or 4-connected
     // phosphorus counts once (RDKit's chiral phosphorus special case).
-    let weights: Vec<Vec<(usize, u32)>> = (0..n)
+    let mut weights: Vec<Vec<(usize, u32)>> = (0..n)
         .map(|atom| {
             mol.atom_bonds[atom]
                 .iter()
@@ -428,25 +428,30 @@ fn iterate_ranks(mol: &Mol, invariants: &[i64]) -> Vec<u32> {
     let max_its = n / 2 + 1;
     let mut its = 0;
     let mut last_num_ranks: Option<usize> = None;
-    let mut keys: Vec<Vec<u32>> = vec![Vec::new(); n];
+    // All atoms' keys in one buffer: atom i owns keys[starts[i]..starts[i + 1]].
+    let mut keys: Vec<u32> = Vec::new();
+    let mut starts: Vec<usize> = vec![0; n + 1];
+    let mut old = ranks.clone();
     while num_ranks < n && its < max_its && last_num_ranks.is_none_or(|last| last < num_ranks) {
-        for (atom, key) in keys.iter_mut().enumerate() {
-            key.clear();
-            let mut nbrs = weights[atom].clone();
+        keys.clear();
+        for (atom, nbrs) in weights.iter_mut().enumerate() {
+            starts[atom] = keys.len();
             nbrs.sort_by(|x, y| ranks[y.0].cmp(&ranks[x.0]));
-            for (nbr, w) in nbrs {
-                key.extend(std::iter::repeat_n(ranks[nbr] + 1, w as usize));
+            for &(nbr, w) in nbrs.iter() {
+                keys.extend(std::iter::repeat_n(ranks[nbr] + 1, w as usize));
             }
-            key.extend(std::iter::repeat_n(
+            keys.extend(std::iter::repeat_n(
                 0,
                 usize::from(mol.atoms[atom].total_h()),
             ));
         }
+        starts[n] = keys.len();
+        let key = |atom: usize| &keys[starts[atom]..starts[atom + 1]];
         last_num_ranks = Some(num_ranks);
-        order.sort_by(|&a, &b| ranks[a].cmp(&ranks[b]).then_with(|| keys[a].cmp(&keys[b])));
-        let old = ranks.clone();
+        order.sort_by(|&a, &b| ranks[a].cmp(&ranks[b]).then_with(|| key(a).cmp(key(b))));
+        old.copy_from_slice(&ranks);
         num_ranks = dense_ranks(&order, &mut ranks, |a, b| {
-            old[a] == old[b] && keys[a] == keys[b]
+            old[a] == old[b] && key(a) == key(b)
         });
         its += 1;
     }
