@@ -60,14 +60,14 @@ fn caret_at_first_difference(a: &str, b: &str) -> String {
 fn selfies_match_reference_package() {
     let rows = golden_rows("selfies.jsonl");
     assert!(rows.len() > 5000, "golden file too small: {}", rows.len());
-    let mut encoding = Tally::new("selfies encode (string or error)");
-    let mut decoding = Tally::new("selfies decode of the reference SELFIES");
+    let mut encoding = Tally::new("selfies encode (string or error)", "selfies_encode");
+    let mut decoding = Tally::new("selfies decode of the reference SELFIES", "selfies_decode");
     for row in &rows {
         let smiles = str_field(row, "smiles");
         let source = str_field(row, "source");
-        encoding.record(source, check_encode(smiles, row));
+        encoding.record(source, smiles, check_encode(smiles, row));
         if let Some(encoded) = opt_str(row, "selfies") {
-            decoding.record(source, check_decode(encoded, row));
+            decoding.record(source, smiles, check_decode(encoded, row));
         }
     }
     assert_all(&[&encoding, &decoding]);

@@ -2,7 +2,8 @@
 //!
 //! Three input families: arbitrary strings over the SMILES alphabet, real SMILES from the
 //! committed sample with random character edits (delete / insert / swap), and random sequences
-//! of SELFIES tokens. Every SMILES input goes through `selfies::encode`; SELFIES inputs through
+//! of SELFIES tokens. Every SMILES input goes through `parse_smiles` and `selfies::encode`;
+//! SELFIES inputs through
 //! `selfies::decode`, whose output is fed back to the SMILES functions.
 //!
 //! `PROPTEST_CASES=N` sets the number of cases per family (default sized for CI, about 30 s
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use instructmol::chem::parse_smiles;
 use instructmol::chem::selfies::{decode, encode};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -128,6 +130,7 @@ fn config() -> Config {
 /// Runs every SMILES-consuming function on `input`; panics (failing the case) if slow.
 fn exercise_smiles(input: &str) {
     let start = Instant::now();
+    let _ = parse_smiles(input);
     let _ = encode(input);
     let elapsed = start.elapsed();
     assert!(elapsed < SLOW, "{input:?} took {elapsed:?}");
