@@ -218,6 +218,46 @@ mod tests {
     }
 
     #[test]
+    fn stereo_and_ring_order() {
+        let cases = [
+            (
+                "F[C@]12CC[C@@H]1CC2",
+                "[F][C@][C][C][C@@H1][Ring1][Ring2][C][C][Ring1][=Branch1]",
+            ),
+            (
+                "N[C@@H]1CC[C@H]1C",
+                "[N][C@@H1][C][C][C@H1][Ring1][Ring2][C]",
+            ),
+            // Branch written before the ring number: chirality flipped for the decoder.
+            (
+                "[C@@H](F)1CCC1",
+                "[C@H1][Branch1][C][F][C][C][C][Ring1][Branch1]",
+            ),
+            ("F/C=C/1CCCC1", "[F][/C][=C][C][C][C][C][/-Ring1][Branch1]"),
+            (
+                "c1ccc2cc3ccccc3cc2c1",
+                "[C][=C][C][=C][C][=C][C][=C][C][=C][C][Ring1][=Branch1][=C][C][Ring1][#Branch2][=C][Ring1][=C]",
+            ),
+            (
+                "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+                "[C][N][C][=N][C][=C][Ring1][Branch1][C][=Branch1][C][=O][N][Branch1][C][C][C][=Branch1][C][=O][N][Ring1][=Branch2][C]",
+            ),
+        ];
+        for (smiles, want) in cases {
+            assert_eq!(enc(smiles), want, "{smiles}");
+        }
+        // selfies.decoder(selfies.encoder(s))
+        assert_eq!(
+            super::super::decode(&enc("[C@@H](F)1CCC1")).unwrap(),
+            "[C@H1]1(F)CCC1"
+        );
+        assert_eq!(
+            super::super::decode(&enc("c1ccccc1.c1ccccc1")).unwrap(),
+            "C1=CC=CC=C1.C2=CC=CC=C2"
+        );
+    }
+
+    #[test]
     fn bracket_atoms() {
         assert_eq!(enc("[C]"), "[CH0]");
         assert_eq!(enc("[013C]"), "[13C]");

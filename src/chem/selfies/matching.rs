@@ -224,4 +224,61 @@ mod tests {
         let ring: Vec<Vec<usize>> = (0..5).map(|i| vec![(i + 4) % 5, (i + 1) % 5]).collect();
         assert!(perfect_matching(&ring).is_none());
     }
+
+    #[test]
+    fn follows_cpython_pop_order_on_augmenting_paths() {
+        // Graphs where trying unmatched nodes in sorted order would give another matching;
+        // expected: selfies.utils.matching_utils.find_perfect_matching(graph).
+        let cases: [(&[&[usize]], [usize; 10]); 3] = [
+            (
+                &[
+                    &[8, 2, 1],
+                    &[5, 0],
+                    &[9, 3, 0],
+                    &[2, 5],
+                    &[7],
+                    &[9, 3, 1],
+                    &[8],
+                    &[8, 4],
+                    &[6, 7, 0],
+                    &[2, 5],
+                ],
+                [1, 0, 9, 5, 7, 3, 8, 4, 6, 2],
+            ),
+            (
+                &[
+                    &[3, 9, 1, 2, 8, 7],
+                    &[0, 2, 6],
+                    &[4, 0, 1],
+                    &[0, 9],
+                    &[6, 2],
+                    &[7],
+                    &[8, 4, 9, 1],
+                    &[5, 0],
+                    &[6, 0],
+                    &[0, 6, 3],
+                ],
+                [1, 0, 4, 9, 2, 7, 8, 5, 6, 3],
+            ),
+            (
+                &[
+                    &[3, 7],
+                    &[8],
+                    &[8, 4, 7],
+                    &[0, 9],
+                    &[7, 2, 9, 5, 6],
+                    &[9, 4, 6],
+                    &[5, 4],
+                    &[4, 2, 0],
+                    &[2, 1, 9],
+                    &[5, 3, 4, 8],
+                ],
+                [7, 8, 4, 9, 2, 6, 5, 0, 1, 3],
+            ),
+        ];
+        for (adj, want) in cases {
+            let graph: Vec<Vec<usize>> = adj.iter().map(|a| a.to_vec()).collect();
+            assert_eq!(perfect_matching(&graph), Some(want.to_vec()));
+        }
+    }
 }

@@ -9,8 +9,9 @@
 //!
 //! Known deviations from the Python package, all on inputs no chemistry data contains:
 //! numbers (isotopes, charges) longer than 18 digits and non-ASCII digits are rejected
-//! rather than read, and branches nested more than [`MAX_NESTING`] deep are an error
-//! (Python fails there too, with a `RecursionError`, at a depth near 1000).
+//! rather than read. Branches nested more than [`MAX_NESTING`] deep are an error, which is
+//! where the Python encoder, called at top level, hits its `RecursionError` (the decoder
+//! cannot nest that deep: a branch holds at most 4096 symbols).
 
 mod atom;
 mod decoder;
@@ -25,8 +26,9 @@ pub use encoder::encode;
 
 use crate::chem::{ChemError, ErrorKind};
 
-/// Deepest branch nesting the encoder and decoder follow before giving up.
-pub const MAX_NESTING: usize = 900;
+/// Deepest branch nesting the encoder and decoder follow before giving up (the deepest
+/// `selfies.encoder` handles under Python's default recursion limit).
+pub const MAX_NESTING: usize = 993;
 
 /// The symbols that encode ring lengths and branch sizes, as base-16 digits.
 const INDEX_ALPHABET: [&str; 16] = [
@@ -123,6 +125,15 @@ mod tests {
             assert_eq!(index_of_symbols(&index_symbols(n)), n);
         }
         assert_eq!(index_of_symbols(&["[F]", "[O]"]), 9);
+    }
+
+    #[test]
+    fn nesting_limit_matches_python() {
+        // selfies.encoder('C(' * d + 'C' + ')C' * d) succeeds for d = 993 and raises
+        // RecursionError for d = 994.
+        let nested = |d: usize| format!("{}C{}", "C(".repeat(d), ")C".repeat(d));
+        assert!(encode(&nested(MAX_NESTING)).is_ok());
+        assert!(encode(&nested(MAX_NESTING + 1)).is_err());
     }
 
     #[test]
