@@ -1,0 +1,296 @@
+//! Unit tests on hand-built sanitized molecules: invariance under relabelling, stereo
+//! distinctions, bracket rules.
+
+use super::canonical_smiles;
+use crate::chem::{Atom, BondDir, BondType, ChiralTag, Mol};
+use proptest::prelude::*;
+
+/// Atom spec: (element, total H, aromatic).
+fn mol(atoms: &[(u8, u8, bool)], bonds: &[(usize, usize, BondType)]) -> Mol {
+    let mut m = Mol::new();
+    for &(element, h, aromatic) in atoms {
+        m.add_atom(Atom {
+            element,
+            implicit_h: h,
+            aromatic,
+            ..Default::default()
+        });
+    }
+    for &(a, b, kind) in bonds {
+        m.add_bond(a, b, kind, BondDir::None);
+    }
+    m
+}
+
+fn flip_tag(t: ChiralTag) -> ChiralTag {
+    match t {
+        ChiralTag::Cw => ChiralTag::Ccw,
+        ChiralTag::Ccw => ChiralTag::Cw,
+        other => other,
+    }
+}
+
+fn flip_dir(d: BondDir) -> BondDir {
+    match d {
+        BondDir::EndUpRight => BondDir::EndDownRight,
+        BondDir::EndDownRight => BondDir::EndUpRight,
+        BondDir::None => BondDir::None,
+    }
+}
+
+/// The same molecule with atoms renumbered by `perm` (old -> new), bonds added in the order
+/// `bond_order` and each bond's ends swapped where `swap` says so; chiral tags and bond
+/// directions are re-expressed so the stereochemistry is unchanged.
+fn relabel(m: &Mol, perm: &[usize], bond_order: &[usize], swap: &[bool]) -> Mol {
+    let n = m.atoms.len();
+    let mut inv = vec![0; n];
+    for (old, &new) in perm.iter().enumerate() {
+        inv[new] = old;
+    }
+    let mut out = Mol::new();
+    for &old in &inv {
+        out.add_atom(m.atoms[old].clone());
+    }
+    for &bi in bond_order {
+        let b = &m.bonds[bi];
+        let (mut x, mut y, mut dir) = (perm[b.begin], perm[b.end], b.dir);
+        if swap[bi] {
+            std::mem::swap(&mut x, &mut y);
+            dir = flip_dir(dir);
+        }
+        out.add_bond(x, y, b.kind, dir);
+    }
+    for old in 0..n {
+        let new = perm[old];
+        // Reference orders (H last) before and after, in new atom numbers.
+        let before: Vec<usize> = m.neighbors(old).map(|a| perm[a]).collect();
+        let after: Vec<usize> = out.neighbors(new).collect();
+        let mut odd = false;
+        let pos: Vec<usize> = after
+            .iter()
+            .map(|a| before.iter().position(|b| b == a).unwrap_or(0))
+            .collect();
+        for i in 0..pos.len() {
+            for j in i + 1..pos.len() {
+                if pos[i] > pos[j] {
+                    odd = !odd;
+                }
+            }
+        }
+        if odd {
+            out.atoms[new].chiral = flip_tag(out.atoms[new].chiral);
+        }
+    }
+    out
+}
+
+fn shuffled(m: &Mol, seed: u64) -> Mol {
+    // Small deterministic LCG: the tests stay reproducible without extra crates.
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move |k: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % k as u64) as usize
+    };
+    let n = m.atoms.len();
+    let mut perm: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        perm.swap(i, next(i + 1));
+    }
+    let mut order: Vec<usize> = (0..m.bonds.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, next(i + 1));
+    }
+    let swap: Vec<bool> = (0..m.bonds.len()).map(|_| next(2) == 1).collect();
+    relabel(m, &perm, &order, &swap)
+}
+
+fn assert_invariant(m: &Mol) {
+    for iso in [true, false] {
+        let want = canonical_smiles(m, iso);
+        for seed in 0..20 {
+            assert_eq!(canonical_smiles(&shuffled(m, seed), iso), want, "seed {seed}");
+        }
+    }
+}
+
+/// 1,4-dimethylcyclohexane with both ring carbons tagged (`C[C@@H]1CC[C@@H](C)CC1` = cis,
+/// as RDKit reads it: atoms 0..7 in SMILES order).
+fn dimethylcyclohexane(second: ChiralTag) -> Mol {
+    use BondType::Single as S;
+    let mut m = mol(
+        &[
+            (6, 3, false),
+            (6, 1, false),
+            (6, 2, false),
+            (6, 2, false),
+            (6, 1, false),
+            (6, 3, false),
+            (6, 2, false),
+            (6, 2, false),
+        ],
+        &[
+            (0, 1, S),
+            (1, 2, S),
+            (2, 3, S),
+            (3, 4, S),
+            (4, 5, S),
+            (4, 6, S),
+            (6, 7, S),
+            (7, 1, S),
+        ],
+    );
+    m.atoms[1].chiral = ChiralTag::Cw;
+    m.atoms[4].chiral = second;
+    m
+}
+
+/// `F/C=C/F` (trans) or `F/C=C\F` (cis).
+fn difluoroethene(trans: bool) -> Mol {
+    let mut m = mol(
+        &[(9, 0, false), (6, 1, false), (6, 1, false), (9, 0, false)],
+        &[],
+    );
+    m.add_bond(0, 1, BondType::Single, BondDir::EndUpRight);
+    m.add_bond(1, 2, BondType::Double, BondDir::None);
+    let d = if trans {
+        BondDir::EndUpRight
+    } else {
+        BondDir::EndDownRight
+    };
+    m.add_bond(2, 3, BondType::Single, d);
+    m
+}
+
+#[test]
+fn ethanol_any_order() {
+    let a = mol(
+        &[(6, 3, false), (6, 2, false), (8, 1, false)],
+        &[(0, 1, BondType::Single), (1, 2, BondType::Single)],
+    );
+    let b = mol(
+        &[(8, 1, false), (6, 2, false), (6, 3, false)],
+        &[(0, 1, BondType::Single), (1, 2, BondType::Single)],
+    );
+    assert_eq!(canonical_smiles(&a, true), canonical_smiles(&b, true));
+    assert_eq!(canonical_smiles(&a, true), "CCO");
+}
+
+#[test]
+fn benzene_is_aromatic_lower_case() {
+    let bonds: Vec<(usize, usize, BondType)> =
+        (0..6).map(|i| (i, (i + 1) % 6, BondType::Aromatic)).collect();
+    let m = mol(&[(6, 1, true); 6], &bonds);
+    assert_eq!(canonical_smiles(&m, true), "c1ccccc1");
+}
+
+#[test]
+fn pyrrole_nitrogen_keeps_its_hydrogen_in_brackets() {
+    let bonds: Vec<(usize, usize, BondType)> =
+        (0..5).map(|i| (i, (i + 1) % 5, BondType::Aromatic)).collect();
+    let m = mol(
+        &[(7, 1, true), (6, 1, true), (6, 1, true), (6, 1, true), (6, 1, true)],
+        &bonds,
+    );
+    let s = canonical_smiles(&m, true);
+    assert!(s.contains("[nH]"), "{s}");
+    assert_invariant(&m);
+}
+
+#[test]
+fn charged_and_isotopic_atoms() {
+    let mut ammonium = mol(&[(7, 4, false)], &[]);
+    ammonium.atoms[0].charge = 1;
+    assert_eq!(canonical_smiles(&ammonium, true), "[NH4+]");
+    // [13CH3]C: isotope kept only in isomeric mode.
+    let mut m = mol(
+        &[(6, 3, false), (6, 3, false)],
+        &[(0, 1, BondType::Single)],
+    );
+    m.atoms[0].isotope = Some(13);
+    assert_eq!(canonical_smiles(&m, true), "C[13CH3]");
+    assert_eq!(canonical_smiles(&m, false), "CC");
+}
+
+#[test]
+fn map_numbers_and_fragments() {
+    let mut m = mol(
+        &[(11, 0, false), (17, 0, false), (6, 4, false)],
+        &[],
+    );
+    m.atoms[0].charge = 1;
+    m.atoms[0].no_implicit = true;
+    m.atoms[1].charge = -1;
+    m.atoms[2].map_number = 3;
+    let s = canonical_smiles(&m, true);
+    assert_eq!(s.split('.').count(), 3, "{s}");
+    assert!(s.contains("[CH4:3]") && s.contains("[Na+]") && s.contains("[Cl-]"));
+    assert_invariant(&m);
+}
+
+#[test]
+fn tetrahedral_centre_and_its_mirror_image() {
+    // F[C@@H](Cl)Br: atoms F, C, Cl, Br.
+    let mut m = mol(
+        &[(9, 0, false), (6, 1, false), (17, 0, false), (35, 0, false)],
+        &[(0, 1, BondType::Single), (1, 2, BondType::Single), (1, 3, BondType::Single)],
+    );
+    m.atoms[1].chiral = ChiralTag::Cw;
+    let mut mirror = m.clone();
+    mirror.atoms[1].chiral = ChiralTag::Ccw;
+    assert_invariant(&m);
+    assert_invariant(&mirror);
+    assert_ne!(canonical_smiles(&m, true), canonical_smiles(&mirror, true));
+    assert_eq!(canonical_smiles(&m, false), canonical_smiles(&mirror, false));
+    assert!(!canonical_smiles(&m, false).contains('@'));
+}
+
+#[test]
+fn cis_and_trans_ring_isomers_differ() {
+    let cis = dimethylcyclohexane(ChiralTag::Cw);
+    let trans = dimethylcyclohexane(ChiralTag::Ccw);
+    assert_invariant(&cis);
+    assert_invariant(&trans);
+    assert_ne!(canonical_smiles(&cis, true), canonical_smiles(&trans, true));
+    assert_eq!(canonical_smiles(&cis, false), canonical_smiles(&trans, false));
+}
+
+#[test]
+fn double_bond_stereo() {
+    let e = difluoroethene(true);
+    let z = difluoroethene(false);
+    assert_invariant(&e);
+    assert_invariant(&z);
+    let (se, sz) = (canonical_smiles(&e, true), canonical_smiles(&z, true));
+    assert_ne!(se, sz);
+    assert!(se.contains('/') || se.contains('\\'), "{se}");
+    assert_eq!(canonical_smiles(&e, false), "FC=CF");
+}
+
+#[test]
+fn directions_without_stereo_double_bond_are_dropped() {
+    // F/C=C(/F)F has two identical substituents on one end: no stereo.
+    let mut m = mol(
+        &[(9, 0, false), (6, 1, false), (6, 0, false), (9, 0, false), (9, 0, false)],
+        &[],
+    );
+    m.add_bond(0, 1, BondType::Single, BondDir::EndUpRight);
+    m.add_bond(1, 2, BondType::Double, BondDir::None);
+    m.add_bond(2, 3, BondType::Single, BondDir::EndUpRight);
+    m.add_bond(2, 4, BondType::Single, BondDir::None);
+    assert_eq!(canonical_smiles(&m, true), "FC=C(F)F");
+}
+
+proptest! {
+    #[test]
+    fn relabelling_never_changes_the_string(seed in any::<u64>(), which in 0usize..4) {
+        let m = match which {
+            0 => dimethylcyclohexane(ChiralTag::Cw),
+            1 => dimethylcyclohexane(ChiralTag::Ccw),
+            2 => difluoroethene(true),
+            _ => difluoroethene(false),
+        };
+        prop_assert_eq!(canonical_smiles(&shuffled(&m, seed), true), canonical_smiles(&m, true));
+    }
+}

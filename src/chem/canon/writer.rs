@@ -1,0 +1,401 @@
+//! Writes SMILES for a molecule whose atoms carry a total canonical order.
+//!
+//! Traversal: each fragment starts at its lowest-ranked atom; neighbours are visited in
+//! rank order (depth first), non-tree bonds become ring closures with the lowest free
+//! digit. Stereo is re-expressed for the written neighbour order.
+
+use super::rank::{Graph, IMPLICIT_H};
+use crate::chem::{elements, Atom, BondType};
+
+const NONE: usize = usize::MAX;
+
+/// Layout of the written string: DFS forest, ring closures and positions.
+struct Layout {
+    /// Preorder position of each atom.
+    pos: Vec<usize>,
+    /// Atoms in preorder.
+    order: Vec<usize>,
+    /// Bond to the DFS parent, or `NONE` for fragment roots.
+    parent_bond: Vec<usize>,
+    /// Tree children of each atom, in visiting order.
+    children: Vec<Vec<usize>>,
+    /// Ring-closure bonds at each atom, in the order their digits are written.
+    rings: Vec<Vec<usize>>,
+}
+
+fn layout(g: &Graph, ranks: &[u32]) -> Layout {
+    let mol = g.mol;
+    let n = mol.atoms.len();
+    let mut sorted: Vec<Vec<(usize, usize)>> = (0..n)
+        .map(|a| {
+            let mut v: Vec<(usize, usize)> = mol.atom_bonds[a]
+                .iter()
+                .map(|&b| (mol.bonds[b].other(a), b))
+                .collect();
+            v.sort_by_key(|&(nb, _)| ranks[nb]);
+            v
+        })
+        .collect();
+    let mut l = Layout {
+        pos: vec![NONE; n],
+        order: Vec::with_capacity(n),
+        parent_bond: vec![NONE; n],
+        children: vec![Vec::new(); n],
+        rings: vec![Vec::new(); n],
+    };
+    let mut bond_seen = vec![false; mol.bonds.len()];
+    let mut roots: Vec<usize> = (0..n).collect();
+    roots.sort_by_key(|&a| ranks[a]);
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in roots {
+        if l.pos[root] != NONE {
+            continue;
+        }
+        l.pos[root] = l.order.len();
+        l.order.push(root);
+        stack.push((root, 0));
+        while let Some(&mut (v, ref mut i)) = stack.last_mut() {
+            if *i == sorted[v].len() {
+                stack.pop();
+                continue;
+            }
+            let (u, b) = sorted[v][*i];
+            *i += 1;
+            if bond_seen[b] {
+                continue;
+            }
+            bond_seen[b] = true;
+            if l.pos[u] == NONE {
+                l.parent_bond[u] = b;
+                l.children[v].push(u);
+                l.pos[u] = l.order.len();
+                l.order.push(u);
+                stack.push((u, 0));
+            } else {
+                l.rings[v].push(b);
+                l.rings[u].push(b);
+            }
+        }
+    }
+    for s in &mut sorted {
+        s.clear();
+    }
+    // Digits at an atom: closings (partner written earlier) first, then openings, each by
+    // the partner's position.
+    for a in 0..n {
+        let pos = &l.pos;
+        let key = |b: usize| {
+            let p = pos[mol.bonds[b].other(a)];
+            (p > pos[a], p)
+        };
+        l.rings[a].sort_by_key(|&b| key(b));
+    }
+    l
+}
+
+/// Direction characters for the written string: per bond, `Some(true)` = `/`, read from
+/// the earlier-written atom to the later one.
+fn bond_directions(g: &Graph, l: &Layout) -> Vec<Option<bool>> {
+    let mol = g.mol;
+    let mut dirs: Vec<Option<bool>> = vec![None; mol.bonds.len()];
+    let mut dbonds: Vec<usize> = (0..g.dbonds.len()).collect();
+    dbonds.sort_by_key(|&i| l.pos[g.dbonds[i].a].min(l.pos[g.dbonds[i].b]));
+    // Up-ness of substituent `s` of end `e` <-> character on bond e-s.
+    let first_is = |e: usize, s: usize| l.pos[e] < l.pos[s];
+    for di in dbonds {
+        let d = &g.dbonds[di];
+        let single_subs = |e: usize, p: usize| -> Vec<(usize, usize)> {
+            let mut v: Vec<(usize, usize)> = mol.atom_bonds[e]
+                .iter()
+                .filter(|&&b| mol.bonds[b].kind == BondType::Single && mol.bonds[b].other(e) != p)
+                .map(|&b| (mol.bonds[b].other(e), b))
+                .collect();
+            v.sort_by_key(|&(s, _)| l.pos[s]);
+            v
+        };
+        // Work from the end written first, so the arbitrary first choice is canonical.
+        let (e1, e2) = if l.pos[d.a] < l.pos[d.b] {
+            (d.a, d.b)
+        } else {
+            (d.b, d.a)
+        };
+        let cis = |x: usize, y: usize| {
+            if e1 == d.a {
+                d.cis_of(x, y)
+            } else {
+                d.cis_of(y, x)
+            }
+        };
+        let subs1 = single_subs(e1, e2);
+        let subs2 = single_subs(e2, e1);
+        if subs1.is_empty() || subs2.is_empty() {
+            continue;
+        }
+        // Reference substituent on `e1` and its up-ness.
+        let (x, up_x) = match subs1.iter().find(|&&(_, b)| dirs[b].is_some()) {
+            Some(&(s, b)) => {
+                let slash = dirs[b].unwrap_or(true);
+                (s, if first_is(e1, s) { slash } else { !slash })
+            }
+            None => {
+                let (s, b) = subs1[0];
+                dirs[b] = Some(first_is(e1, s));
+                (s, true)
+            }
+        };
+        if !subs2.iter().any(|&(_, b)| dirs[b].is_some()) {
+            let (y, b) = subs2[0];
+            let up_y = up_x ^ !cis(x, y);
+            dirs[b] = Some(if first_is(e2, y) { up_y } else { !up_y });
+        }
+    }
+    dirs
+}
+
+/// Implicit hydrogens a SMILES reader gives this atom when it is written without brackets;
+/// `None` when it cannot be written without brackets.
+fn unbracketed_h(g: &Graph, a: usize) -> Option<u8> {
+    let mol = g.mol;
+    let atom = &mol.atoms[a];
+    if atom.aromatic {
+        let all_aromatic = mol.atom_bonds[a]
+            .iter()
+            .all(|&b| mol.bonds[b].kind == BondType::Aromatic);
+        return match atom.element {
+            6 => Some(u8::from(mol.degree(a) == 2 && all_aromatic)),
+            7 | 8 | 15 | 16 => Some(0),
+            _ => None,
+        };
+    }
+    let allowed: &[u32] = match atom.element {
+        0 => return Some(0),
+        5 => &[3],
+        6 => &[4],
+        7 => &[3],
+        8 => &[2],
+        15 => &[3, 5],
+        16 => &[2, 4, 6],
+        9 | 17 | 35 => &[1],
+        53 => &[1, 3, 5],
+        _ => return None,
+    };
+    let mut val = 0u32;
+    for &b in &mol.atom_bonds[a] {
+        val += match mol.bonds[b].kind {
+            BondType::Single => 1,
+            BondType::Double => 2,
+            BondType::Triple => 3,
+            BondType::Quadruple => 4,
+            BondType::Zero => 0,
+            BondType::Aromatic => return None,
+        };
+    }
+    let target = allowed.iter().copied().find(|&v| v >= val)?;
+    u8::try_from(target - val).ok()
+}
+
+fn push_atom(out: &mut String, g: &Graph, a: usize, chiral: Option<bool>) {
+    let atom: &Atom = &g.mol.atoms[a];
+    let isotope = if g.isomeric { atom.isotope } else { None };
+    let simple = chiral.is_none()
+        && isotope.is_none()
+        && atom.charge == 0
+        && atom.map_number == 0
+        && atom.radicals == 0
+        && unbracketed_h(g, a) == Some(atom.total_h());
+    let symbol = if atom.element == 0 {
+        "*"
+    } else {
+        elements::symbol(atom.element)
+    };
+    let push_symbol = |out: &mut String| {
+        if atom.aromatic {
+            out.extend(symbol.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            out.push_str(symbol);
+        }
+    };
+    if simple {
+        push_symbol(out);
+        return;
+    }
+    out.push('[');
+    if let Some(iso) = isotope {
+        out.push_str(&iso.to_string());
+    }
+    push_symbol(out);
+    match chiral {
+        Some(true) => out.push('@'),
+        Some(false) => out.push_str("@@"),
+        None => {}
+    }
+    match atom.total_h() {
+        0 => {}
+        1 => out.push('H'),
+        h => {
+            out.push('H');
+            out.push_str(&h.to_string());
+        }
+    }
+    match atom.charge {
+        0 => {}
+        1 => out.push('+'),
+        -1 => out.push('-'),
+        c if c > 0 => {
+            out.push('+');
+            out.push_str(&c.to_string());
+        }
+        c => {
+            out.push('-');
+            out.push_str(&(-i16::from(c)).to_string());
+        }
+    }
+    if atom.map_number != 0 {
+        out.push(':');
+        out.push_str(&atom.map_number.to_string());
+    }
+    out.push(']');
+}
+
+fn push_bond(out: &mut String, g: &Graph, b: usize, dir: Option<bool>) {
+    let bond = &g.mol.bonds[b];
+    let both_aromatic = g.mol.atoms[bond.begin].aromatic && g.mol.atoms[bond.end].aromatic;
+    match bond.kind {
+        BondType::Single => match dir {
+            Some(true) => out.push('/'),
+            Some(false) => out.push('\\'),
+            None if both_aromatic => out.push('-'),
+            None => {}
+        },
+        BondType::Aromatic if !both_aromatic => out.push(':'),
+        BondType::Aromatic => {}
+        BondType::Double => out.push('='),
+        BondType::Triple => out.push('#'),
+        BondType::Quadruple => out.push('$'),
+        BondType::Zero => out.push('~'),
+    }
+}
+
+fn push_digit(out: &mut String, d: usize) {
+    if d < 10 {
+        out.push_str(&d.to_string());
+    } else if d < 100 {
+        out.push('%');
+        out.push_str(&d.to_string());
+    } else {
+        out.push_str("%(");
+        out.push_str(&d.to_string());
+        out.push(')');
+    }
+}
+
+/// `@` (true) or `@@` (false) for stereocentre `a` given its written neighbour order.
+fn written_chirality(g: &Graph, l: &Layout, a: usize) -> Option<bool> {
+    let c = g.center(a)?;
+    let mol = g.mol;
+    let mut written: Vec<usize> = Vec::with_capacity(4);
+    if l.parent_bond[a] != NONE {
+        written.push(mol.bonds[l.parent_bond[a]].other(a));
+    }
+    if c.nbrs().contains(&IMPLICIT_H) {
+        written.push(IMPLICIT_H);
+    }
+    written.extend(l.rings[a].iter().map(|&b| mol.bonds[b].other(a)));
+    written.extend(l.children[a].iter().copied());
+    if written.len() != c.len {
+        return None;
+    }
+    let mut perm = [0usize; 4];
+    for (p, w) in perm.iter_mut().zip(&written) {
+        *p = c.nbrs().iter().position(|x| x == w)?;
+    }
+    let mut odd = false;
+    for i in 0..c.len {
+        for j in i + 1..c.len {
+            if perm[i] > perm[j] {
+                odd = !odd;
+            }
+        }
+    }
+    Some(c.ccw ^ odd)
+}
+
+enum Step {
+    Atom(usize),
+    Open,
+    Close,
+}
+
+/// The SMILES string of `g.mol` for the total order `ranks` (all ranks distinct).
+pub(super) fn write(g: &Graph, ranks: &[u32]) -> String {
+    let mol = g.mol;
+    let l = layout(g, ranks);
+    let dirs = bond_directions(g, &l);
+    let mut out = String::with_capacity(mol.atoms.len() * 4);
+    let mut digit_of = vec![0usize; mol.bonds.len()];
+    let mut used: Vec<bool> = vec![false];
+    let mut steps: Vec<Step> = Vec::new();
+    for &root in &l.order {
+        if l.parent_bond[root] != NONE {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        steps.push(Step::Atom(root));
+        while let Some(step) = steps.pop() {
+            let a = match step {
+                Step::Open => {
+                    out.push('(');
+                    continue;
+                }
+                Step::Close => {
+                    out.push(')');
+                    continue;
+                }
+                Step::Atom(a) => a,
+            };
+            if l.parent_bond[a] != NONE {
+                let b = l.parent_bond[a];
+                push_bond(&mut out, g, b, dirs[b]);
+            }
+            let chiral = if g.isomeric {
+                written_chirality(g, &l, a)
+            } else {
+                None
+            };
+            push_atom(&mut out, g, a, chiral);
+            let mut freed = Vec::new();
+            for &b in &l.rings[a] {
+                let other = mol.bonds[b].other(a);
+                if l.pos[other] < l.pos[a] {
+                    push_digit(&mut out, digit_of[b]);
+                    freed.push(digit_of[b]);
+                } else {
+                    let d = (1..used.len()).find(|&d| !used[d]).unwrap_or(used.len());
+                    if d == used.len() {
+                        used.push(true);
+                    } else {
+                        used[d] = true;
+                    }
+                    digit_of[b] = d;
+                    push_bond(&mut out, g, b, dirs[b]);
+                    push_digit(&mut out, d);
+                }
+            }
+            for d in freed {
+                used[d] = false;
+            }
+            let kids = &l.children[a];
+            if let Some((&last, rest)) = kids.split_last() {
+                steps.push(Step::Atom(last));
+                for &c in rest.iter().rev() {
+                    steps.push(Step::Close);
+                    steps.push(Step::Atom(c));
+                    steps.push(Step::Open);
+                }
+            }
+        }
+    }
+    out
+}
