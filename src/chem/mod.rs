@@ -2,6 +2,7 @@
 //! InstructMol graph features and canonical SMILES. No ML code lives here.
 
 pub mod aromaticity;
+pub mod canon;
 pub mod elements;
 pub mod mol;
 pub mod rings;
