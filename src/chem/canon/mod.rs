@@ -52,7 +52,8 @@ impl Search<'_, '_> {
             self.g.refine(&mut ranks, &mut self.scratch);
             if self.budget > 0 {
                 if let Some(cell) = self.g.undetermined_cell(&ranks) {
-                    let members: Vec<usize> = (0..ranks.len()).filter(|&a| ranks[a] == cell).collect();
+                    let members: Vec<usize> =
+                        (0..ranks.len()).filter(|&a| ranks[a] == cell).collect();
                     for m in members {
                         self.budget = self.budget.saturating_sub(1);
                         let mut branch = ranks.clone();

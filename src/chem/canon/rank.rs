@@ -71,6 +71,10 @@ pub(super) struct Graph<'a> {
     dbond_of: Vec<usize>,
 }
 
+/// An atom's own invariant: degree, element, isotope, hydrogens, charge, aromaticity,
+/// map number, radicals (in this order of precedence).
+type AtomInvariant = (usize, u8, u16, u8, i8, bool, u32, u8);
+
 /// Working buffers reused across refinement rounds.
 #[derive(Default)]
 pub(super) struct Scratch {
@@ -289,7 +293,7 @@ impl<'a> Graph<'a> {
     pub fn initial_ranks(&self) -> Vec<u32> {
         let mol = self.mol;
         let n = mol.atoms.len();
-        let inv: Vec<(usize, u8, u16, u8, i8, bool, u32, u8)> = (0..n)
+        let inv: Vec<AtomInvariant> = (0..n)
             .map(|i| {
                 let a = &mol.atoms[i];
                 let iso = if self.isomeric {
@@ -398,7 +402,11 @@ impl<'a> Graph<'a> {
         loop {
             self.stereo_invariants(ranks, &mut s.stereo);
             s.keys.clear();
-            s.keys.extend(self.adj.iter().map(|&(nb, code)| (u64::from(ranks[nb]) << 3) | code));
+            s.keys.extend(
+                self.adj
+                    .iter()
+                    .map(|&(nb, code)| (u64::from(ranks[nb]) << 3) | code),
+            );
             for a in 0..n {
                 s.keys[self.off[a]..self.off[a + 1]].sort_unstable();
             }
@@ -434,8 +442,7 @@ impl<'a> Graph<'a> {
             let nb = c.nbrs();
             for i in 0..nb.len() {
                 for j in i + 1..nb.len() {
-                    if nb[i] != IMPLICIT_H && nb[j] != IMPLICIT_H && ranks[nb[i]] == ranks[nb[j]]
-                    {
+                    if nb[i] != IMPLICIT_H && nb[j] != IMPLICIT_H && ranks[nb[i]] == ranks[nb[j]] {
                         consider(ranks[nb[i]]);
                     }
                 }

@@ -86,7 +86,9 @@ fn relabel(m: &Mol, perm: &[usize], bond_order: &[usize], swap: &[bool]) -> Mol 
 
 fn shuffled(m: &Mol, seed: u64) -> Mol {
     // Small deterministic LCG: the tests stay reproducible without extra crates.
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move |k: usize| {
         state = state
             .wrapping_mul(6364136223846793005)
@@ -110,7 +112,11 @@ fn assert_invariant(m: &Mol) {
     for iso in [true, false] {
         let want = canonical_smiles(m, iso);
         for seed in 0..20 {
-            assert_eq!(canonical_smiles(&shuffled(m, seed), iso), want, "seed {seed}");
+            assert_eq!(
+                canonical_smiles(&shuffled(m, seed), iso),
+                want,
+                "seed {seed}"
+            );
         }
     }
 }
@@ -179,18 +185,26 @@ fn ethanol_any_order() {
 
 #[test]
 fn benzene_is_aromatic_lower_case() {
-    let bonds: Vec<(usize, usize, BondType)> =
-        (0..6).map(|i| (i, (i + 1) % 6, BondType::Aromatic)).collect();
+    let bonds: Vec<(usize, usize, BondType)> = (0..6)
+        .map(|i| (i, (i + 1) % 6, BondType::Aromatic))
+        .collect();
     let m = mol(&[(6, 1, true); 6], &bonds);
     assert_eq!(canonical_smiles(&m, true), "c1ccccc1");
 }
 
 #[test]
 fn pyrrole_nitrogen_keeps_its_hydrogen_in_brackets() {
-    let bonds: Vec<(usize, usize, BondType)> =
-        (0..5).map(|i| (i, (i + 1) % 5, BondType::Aromatic)).collect();
+    let bonds: Vec<(usize, usize, BondType)> = (0..5)
+        .map(|i| (i, (i + 1) % 5, BondType::Aromatic))
+        .collect();
     let m = mol(
-        &[(7, 1, true), (6, 1, true), (6, 1, true), (6, 1, true), (6, 1, true)],
+        &[
+            (7, 1, true),
+            (6, 1, true),
+            (6, 1, true),
+            (6, 1, true),
+            (6, 1, true),
+        ],
         &bonds,
     );
     let s = canonical_smiles(&m, true);
@@ -204,10 +218,7 @@ fn charged_and_isotopic_atoms() {
     ammonium.atoms[0].charge = 1;
     assert_eq!(canonical_smiles(&ammonium, true), "[NH4+]");
     // [13CH3]C: isotope kept only in isomeric mode.
-    let mut m = mol(
-        &[(6, 3, false), (6, 3, false)],
-        &[(0, 1, BondType::Single)],
-    );
+    let mut m = mol(&[(6, 3, false), (6, 3, false)], &[(0, 1, BondType::Single)]);
     m.atoms[0].isotope = Some(13);
     assert_eq!(canonical_smiles(&m, true), "C[13CH3]");
     assert_eq!(canonical_smiles(&m, false), "CC");
@@ -215,10 +226,7 @@ fn charged_and_isotopic_atoms() {
 
 #[test]
 fn map_numbers_and_fragments() {
-    let mut m = mol(
-        &[(11, 0, false), (17, 0, false), (6, 4, false)],
-        &[],
-    );
+    let mut m = mol(&[(11, 0, false), (17, 0, false), (6, 4, false)], &[]);
     m.atoms[0].charge = 1;
     m.atoms[0].no_implicit = true;
     m.atoms[1].charge = -1;
@@ -234,7 +242,11 @@ fn tetrahedral_centre_and_its_mirror_image() {
     // F[C@@H](Cl)Br: atoms F, C, Cl, Br.
     let mut m = mol(
         &[(9, 0, false), (6, 1, false), (17, 0, false), (35, 0, false)],
-        &[(0, 1, BondType::Single), (1, 2, BondType::Single), (1, 3, BondType::Single)],
+        &[
+            (0, 1, BondType::Single),
+            (1, 2, BondType::Single),
+            (1, 3, BondType::Single),
+        ],
     );
     m.atoms[1].chiral = ChiralTag::Cw;
     let mut mirror = m.clone();
@@ -242,7 +254,10 @@ fn tetrahedral_centre_and_its_mirror_image() {
     assert_invariant(&m);
     assert_invariant(&mirror);
     assert_ne!(canonical_smiles(&m, true), canonical_smiles(&mirror, true));
-    assert_eq!(canonical_smiles(&m, false), canonical_smiles(&mirror, false));
+    assert_eq!(
+        canonical_smiles(&m, false),
+        canonical_smiles(&mirror, false)
+    );
     assert!(!canonical_smiles(&m, false).contains('@'));
 }
 
@@ -253,7 +268,10 @@ fn cis_and_trans_ring_isomers_differ() {
     assert_invariant(&cis);
     assert_invariant(&trans);
     assert_ne!(canonical_smiles(&cis, true), canonical_smiles(&trans, true));
-    assert_eq!(canonical_smiles(&cis, false), canonical_smiles(&trans, false));
+    assert_eq!(
+        canonical_smiles(&cis, false),
+        canonical_smiles(&trans, false)
+    );
 }
 
 #[test]
@@ -272,7 +290,13 @@ fn double_bond_stereo() {
 fn directions_without_stereo_double_bond_are_dropped() {
     // F/C=C(/F)F has two identical substituents on one end: no stereo.
     let mut m = mol(
-        &[(9, 0, false), (6, 1, false), (6, 0, false), (9, 0, false), (9, 0, false)],
+        &[
+            (9, 0, false),
+            (6, 1, false),
+            (6, 0, false),
+            (9, 0, false),
+            (9, 0, false),
+        ],
         &[],
     );
     m.add_bond(0, 1, BondType::Single, BondDir::EndUpRight);
