@@ -401,54 +401,88 @@ fn iterate_ranks(mol: &Mol, invariants: &[i64]) -> Vec<u32> {
     order.sort_by_key(|&i| invariants[i]);
     let mut ranks = vec![0u32; n];
     let mut num_ranks = dense_ranks(&order, &mut ranks, |a, b| invariants[a] == invariants[b]);
+    if num_ranks == n {
+        return ranks;
+    }
 
-    // Neighbour weights: twice the bond order, but a double bond to a 3- or 4-connected
-    // phosphorus counts once (RDKit's chiral phosphorus special case).
-    let mut weights: Vec<Vec<(usize, u32)>> = (0..n)
-        .map(|atom| {
-            mol.atom_bonds[atom]
-                .iter()
-                .map(|&bi| {
-                    let b = &mol.bonds[bi];
-                    let nbr = b.other(atom);
-                    let w = if b.kind == BondType::Double
-                        && mol.atoms[nbr].element == 15
-                        && matches!(mol.degree(nbr), 3 | 4)
-                    {
-                        1
-                    } else {
-                        twice_bond_order(b.kind)
-                    };
-                    (nbr, w)
-                })
-                .collect()
-        })
-        .collect();
+    // Neighbours with their weights, atom i at nbrs[nbr_start[i]..nbr_start[i + 1]]:
+    // twice the bond order, but a double bond to a 3- or 4-connected phosphorus counts
+    // once (RDKit's chiral phosphorus special case).
+    let mut nbr_start = Vec::with_capacity(n + 1);
+    let mut nbrs: Vec<(usize, u32)> = Vec::with_capacity(2 * mol.bonds.len());
+    for atom in 0..n {
+        nbr_start.push(nbrs.len());
+        for &bi in &mol.atom_bonds[atom] {
+            let b = &mol.bonds[bi];
+            let nbr = b.other(atom);
+            let w = if b.kind == BondType::Double
+                && mol.atoms[nbr].element == 15
+                && matches!(mol.degree(nbr), 3 | 4)
+            {
+                1
+            } else {
+                twice_bond_order(b.kind)
+            };
+            nbrs.push((nbr, w));
+        }
+    }
+    nbr_start.push(nbrs.len());
 
     let max_its = n / 2 + 1;
     let mut its = 0;
     let mut last_num_ranks: Option<usize> = None;
-    // All atoms' keys in one buffer: atom i owns keys[starts[i]..starts[i + 1]].
-    let mut keys: Vec<u32> = Vec::new();
-    let mut starts: Vec<usize> = vec![0; n + 1];
+    // Keys of tied atoms in one buffer: atom i owns keys[key_start[i]..key_start[i + 1]].
+    // A key is the neighbour list run-length encoded as (rank + 1) << 32 | total weight,
+    // highest rank first, then (0, hydrogen count): comparing these runs
+    // lexicographically orders atoms exactly as comparing the expanded lists would,
+    // because the values strictly decrease along a key.
+    let mut keys: Vec<u64> = Vec::with_capacity(nbrs.len() + n);
+    let mut key_start: Vec<usize> = vec![0; n + 1];
+    let mut tied = vec![false; n];
     let mut old = ranks.clone();
     while num_ranks < n && its < max_its && last_num_ranks.is_none_or(|last| last < num_ranks) {
+        mark_tied(&order, &ranks, &mut tied);
         keys.clear();
-        for (atom, nbrs) in weights.iter_mut().enumerate() {
-            starts[atom] = keys.len();
-            nbrs.sort_by(|x, y| ranks[y.0].cmp(&ranks[x.0]));
-            for &(nbr, w) in nbrs.iter() {
-                keys.extend(std::iter::repeat_n(ranks[nbr] + 1, w as usize));
+        for atom in 0..n {
+            key_start[atom] = keys.len();
+            if !tied[atom] {
+                continue;
             }
-            keys.extend(std::iter::repeat_n(
-                0,
-                usize::from(mol.atoms[atom].total_h()),
-            ));
+            let own = &mut nbrs[nbr_start[atom]..nbr_start[atom + 1]];
+            own.sort_unstable_by(|x, y| ranks[y.0].cmp(&ranks[x.0]));
+            let first = keys.len();
+            for &(nbr, w) in own.iter() {
+                if w == 0 {
+                    continue;
+                }
+                let value = u64::from(ranks[nbr] + 1) << 32;
+                let last = keys.len().wrapping_sub(1);
+                if keys.len() > first && keys[last] >> 32 == value >> 32 {
+                    keys[last] += u64::from(w);
+                } else {
+                    keys.push(value | u64::from(w));
+                }
+            }
+            let hs = mol.atoms[atom].total_h();
+            if hs > 0 {
+                keys.push(u64::from(hs));
+            }
         }
-        starts[n] = keys.len();
-        let key = |atom: usize| &keys[starts[atom]..starts[atom + 1]];
+        key_start[n] = keys.len();
+        let key = |atom: usize| &keys[key_start[atom]..key_start[atom + 1]];
         last_num_ranks = Some(num_ranks);
-        order.sort_by(|&a, &b| ranks[a].cmp(&ranks[b]).then_with(|| key(a).cmp(key(b))));
+        // Only runs of equal rank need sorting; `order` stays sorted by rank.
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && ranks[order[end]] == ranks[order[start]] {
+                end += 1;
+            }
+            if end - start > 1 {
+                order[start..end].sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+            }
+            start = end;
+        }
         old.copy_from_slice(&ranks);
         num_ranks = dense_ranks(&order, &mut ranks, |a, b| {
             old[a] == old[b] && key(a) == key(b)
@@ -456,6 +490,15 @@ fn iterate_ranks(mol: &Mol, invariants: &[i64]) -> Vec<u32> {
         its += 1;
     }
     ranks
+}
+
+/// Marks the atoms that share their rank with another atom.
+fn mark_tied(order: &[usize], ranks: &[u32], tied: &mut [bool]) {
+    for (pos, &atom) in order.iter().enumerate() {
+        let r = ranks[atom];
+        tied[atom] = (pos > 0 && ranks[order[pos - 1]] == r)
+            || order.get(pos + 1).is_some_and(|&next| ranks[next] == r);
+    }
 }
 
 /// Assigns dense ranks along `order` (equal neighbours share a rank); returns their count.
@@ -516,10 +559,47 @@ fn odd_permutation(reference: &[usize], probe: &[usize]) -> bool {
     inversions % 2 == 1
 }
 
+/// RDKit `isAtomPotentialChiralCenter` without the rank check: whether `atom` could be a
+/// tetrahedral centre at all.
+fn legal_center(mol: &Mol, rings: &RingData, atom: usize) -> bool {
+    let a = &mol.atoms[atom];
+    let nz = nonzero_degree(mol, atom);
+    let hs = total_h(mol, atom);
+    // Tetrahedral only; fewer than three neighbours only for phosphines / arsines.
+    if nz + hs > 4 || nz + hs < 3 || (nz < 3 && a.element != 15 && a.element != 33) {
+        false
+    } else if nz == 3 {
+        if hs == 1 {
+            !mol.neighbors(atom).any(|nbr| {
+                let n = &mol.atoms[nbr];
+                n.element == 1 && n.isotope.is_none_or(|i| i == 0)
+            })
+        } else {
+            match a.element {
+                7 => {
+                    is_sp3(mol, atom)
+                        && !has_conjugated_bond(mol, atom)
+                        && (rings.in_ring_of_3[atom] || rings.is_bridgehead(mol, atom))
+                }
+                15 | 33 => true,
+                16 | 34 => {
+                    let ev = explicit_valence(mol, atom);
+                    ev == 4 || (ev == 3 && a.charge == 1)
+                }
+                _ => false,
+            }
+        }
+    } else {
+        true
+    }
+}
+
 /// State of RDKit's legacy stereo perception on one molecule.
 struct Perception<'m> {
     mol: &'m mut Mol,
     rings: &'m RingData,
+    /// Per atom: could it be a tetrahedral centre (ignoring ranks)?
+    legal: Vec<bool>,
     ranks: Vec<u32>,
     cip: Vec<Option<Cip>>,
     stereo: Vec<DoubleBondStereo>,
@@ -528,9 +608,11 @@ struct Perception<'m> {
 impl<'m> Perception<'m> {
     fn new(mol: &'m mut Mol, rings: &'m RingData) -> Self {
         let (n_atoms, n_bonds) = (mol.atoms.len(), mol.bonds.len());
+        let legal = (0..n_atoms).map(|a| legal_center(mol, rings, a)).collect();
         Perception {
             mol,
             rings,
+            legal,
             ranks: Vec::new(),
             cip: vec![None; n_atoms],
             stereo: vec![DoubleBondStereo::None; n_bonds],
@@ -546,7 +628,7 @@ impl<'m> Perception<'m> {
             if !has_stereo_atoms && !matches!(tag, ChiralTag::Unspecified | ChiralTag::Other) {
                 has_stereo_atoms = true;
             } else if !has_potential_atoms {
-                has_potential_atoms = self.potential_center(atom, false).0;
+                has_potential_atoms = self.legal[atom];
             }
         }
         let mut has_stereo_bonds = false;
@@ -589,58 +671,26 @@ impl<'m> Perception<'m> {
         self.clean_bonds();
     }
 
-    /// RDKit `isAtomPotentialChiralCenter`: (legal centre, duplicate neighbour ranks).
-    fn potential_center(&self, atom: usize, check_ranks: bool) -> (bool, bool) {
+    /// Whether two chirality-relevant neighbours of `atom` share a rank.
+    fn has_duplicate_ranks(&self, atom: usize) -> bool {
         let mol = &*self.mol;
-        let a = &mol.atoms[atom];
-        let nz = nonzero_degree(mol, atom);
-        let hs = total_h(mol, atom);
-        // Tetrahedral only; fewer than three neighbours only for phosphines / arsines.
-        let legal = if nz + hs > 4 || nz + hs < 3 || (nz < 3 && a.element != 15 && a.element != 33)
-        {
-            false
-        } else if nz == 3 {
-            if hs == 1 {
-                !mol.neighbors(atom).any(|nbr| {
-                    let n = &mol.atoms[nbr];
-                    n.element == 1 && n.isotope.is_none_or(|i| i == 0)
-                })
-            } else {
-                match a.element {
-                    7 => {
-                        is_sp3(mol, atom)
-                            && !has_conjugated_bond(mol, atom)
-                            && (self.rings.in_ring_of_3[atom]
-                                || self.rings.is_bridgehead(mol, atom))
-                    }
-                    15 | 33 => true,
-                    16 | 34 => {
-                        let ev = explicit_valence(mol, atom);
-                        ev == 4 || (ev == 3 && a.charge == 1)
-                    }
-                    _ => false,
-                }
+        let mut seen = [0u32; 8];
+        let mut count = 0;
+        for &bi in &mol.atom_bonds[atom] {
+            let b = &mol.bonds[bi];
+            if b.kind == BondType::Zero {
+                continue;
             }
-        } else {
-            true
-        };
-        let mut dupes = false;
-        if legal && check_ranks {
-            let mut seen: Vec<u32> = Vec::with_capacity(4);
-            for &bi in &mol.atom_bonds[atom] {
-                let b = &mol.bonds[bi];
-                if b.kind == BondType::Zero {
-                    continue;
-                }
-                let r = self.ranks[b.other(atom)];
-                if seen.contains(&r) {
-                    dupes = true;
-                    break;
-                }
-                seen.push(r);
+            let r = self.ranks[b.other(atom)];
+            if seen[..count].contains(&r) {
+                return true;
+            }
+            if count < seen.len() {
+                seen[count] = r;
+                count += 1;
             }
         }
-        (legal, dupes)
+        false
     }
 
     /// RDKit `assignAtomChiralCodes`: (unassigned legal centres remain, any code assigned).
@@ -651,12 +701,13 @@ impl<'m> Perception<'m> {
             if self.cip[atom].is_some() {
                 continue;
             }
-            let (legal, dupes) = self.potential_center(atom, true);
-            if !legal {
+            if !self.legal[atom] {
                 continue;
             }
             let tag = self.mol.atoms[atom].chiral;
-            if dupes || matches!(tag, ChiralTag::Unspecified | ChiralTag::Other) {
+            if self.has_duplicate_ranks(atom)
+                || matches!(tag, ChiralTag::Unspecified | ChiralTag::Other)
+            {
                 unassigned += 1;
                 continue;
             }
