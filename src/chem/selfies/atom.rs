@@ -14,9 +14,6 @@ const ELEMENTS: [&str; 114] = [
     "Zn", "Zr",
 ];
 
-/// Elements that may be written without brackets (the SMILES organic subset).
-const ORGANIC_SUBSET: [&str; 10] = ["B", "Br", "C", "Cl", "F", "I", "N", "O", "P", "S"];
-
 /// Lower-case symbols `selfies` reads as aromatic atoms.
 const AROMATIC_SUBSET: [&str; 11] = ["al", "as", "b", "c", "n", "o", "p", "s", "se", "si", "te"];
 
@@ -25,9 +22,22 @@ pub(super) fn element(symbol: &str) -> Option<&'static str> {
     ELEMENTS.binary_search(&symbol).ok().map(|i| ELEMENTS[i])
 }
 
-/// True for the elements of the SMILES organic subset.
-pub(super) fn is_organic(symbol: &str) -> bool {
-    ORGANIC_SUBSET.contains(&symbol)
+/// The interned symbol of an element of the SMILES organic subset (the elements that may
+/// be written without brackets), if `symbol` is one.
+pub(super) fn organic(symbol: &str) -> Option<&'static str> {
+    Some(match symbol {
+        "B" => "B",
+        "Br" => "Br",
+        "C" => "C",
+        "Cl" => "Cl",
+        "F" => "F",
+        "I" => "I",
+        "N" => "N",
+        "O" => "O",
+        "P" => "P",
+        "S" => "S",
+        _ => return None,
+    })
 }
 
 /// Tetrahedral chirality as written: `@` or `@@`.
@@ -116,7 +126,7 @@ impl SfAtom {
                 if self.isotope.is_none()
                     && self.chirality.is_none()
                     && self.charge == 0
-                    && is_organic(self.element)
+                    && organic(self.element).is_some()
                 {
                     out.push_str("H0");
                 }
@@ -370,8 +380,8 @@ pub(super) fn selfies_atom(symbol: &str) -> Option<(Option<u8>, SfAtom)> {
     if !cur.done() {
         return None;
     }
-    let atom = if is_organic(body) {
-        SfAtom::plain(element(body)?, false)
+    let atom = if let Some(element) = organic(body) {
+        SfAtom::plain(element, false)
     } else {
         let isotope = if iso_digits.is_empty() {
             None

@@ -66,12 +66,15 @@ struct Decoder<'g, 'i> {
 }
 
 /// Python's `symbol[-4:-2]`, on characters.
-fn tail_pair(symbol: &str) -> String {
-    let chars: Vec<char> = symbol.chars().collect();
-    let n = chars.len();
-    chars[n.saturating_sub(4)..n.saturating_sub(2)]
-        .iter()
-        .collect()
+fn tail_pair(symbol: &str) -> &str {
+    let mut ends = symbol.char_indices().rev().map(|(i, _)| i);
+    let end = ends.nth(1);
+    let start = ends.nth(1);
+    match (start, end) {
+        (Some(s), Some(e)) => &symbol[s..e],
+        (None, Some(e)) => &symbol[..e],
+        _ => "",
+    }
 }
 
 /// `[BranchL]`, `[=BranchL]`, `[#BranchL]`: (bond order, number of index symbols).

@@ -1,6 +1,7 @@
 //! SMILES -> SELFIES, as `selfies.encoder(smiles)` (strict, default constraints).
 
-use super::atom::SfAtom;
+use std::fmt::Write;
+
 use super::graph::{DirBond, Graph};
 use super::reader;
 use super::{index_symbols, MAX_NESTING};
@@ -28,14 +29,15 @@ pub fn encode(smiles: &str) -> Result<String, ChemError> {
         }
     }
     let mut out = String::with_capacity(smiles.len() * 4);
+    let mut symbols = Vec::new();
     for (k, &root) in graph.roots.iter().enumerate() {
         if k > 0 {
             out.push('.');
         }
-        let mut symbols = Vec::new();
+        symbols.clear();
         fragment(&graph, None, root, &mut symbols, 0, smiles)?;
-        for s in symbols {
-            out.push_str(&s);
+        for sym in &symbols {
+            render(&graph, sym, &mut out);
         }
     }
     Ok(out)
@@ -100,26 +102,58 @@ fn bond_text(bond: &DirBond, show_stereo: bool) -> &'static str {
     }
 }
 
-fn atom_symbol(bond: Option<&DirBond>, atom: &SfAtom) -> String {
-    let mut s = String::with_capacity(8);
-    s.push('[');
-    if let Some(b) = bond {
-        s.push_str(bond_text(b, true));
-    }
-    atom.write(false, &mut s);
-    s.push(']');
-    s
+/// One SELFIES symbol, rendered once the whole string is laid out.
+enum Sym {
+    /// An atom, entered over a bond (none for a root).
+    Atom { bond_in: Option<usize>, atom: usize },
+    /// A ring closure over directed bond `closing` (the later atom's side) and its
+    /// reverse `opening`, followed by `digits` index symbols.
+    Ring {
+        opening: usize,
+        closing: usize,
+        digits: usize,
+    },
+    /// A branch over `bond`, followed by `digits` index symbols.
+    Branch { bond: usize, digits: usize },
+    /// An index symbol.
+    Index(&'static str),
 }
 
-fn ring_bond_text(lbond: &DirBond, rbond: &DirBond) -> String {
-    if lbond.order != 2 || (lbond.stereo.is_none() && rbond.stereo.is_none()) {
-        return bond_text(lbond, false).to_string();
+fn render(graph: &Graph, sym: &Sym, out: &mut String) {
+    match *sym {
+        Sym::Atom { bond_in, atom } => {
+            out.push('[');
+            if let Some(b) = bond_in {
+                out.push_str(bond_text(&graph.bonds[b], true));
+            }
+            graph.atoms[atom].write(false, out);
+            out.push(']');
+        }
+        Sym::Ring {
+            opening,
+            closing,
+            digits,
+        } => {
+            let (lbond, rbond) = (&graph.bonds[opening], &graph.bonds[closing]);
+            out.push('[');
+            if lbond.order != 2 || (lbond.stereo.is_none() && rbond.stereo.is_none()) {
+                out.push_str(bond_text(lbond, false));
+            } else {
+                for b in [lbond, rbond] {
+                    out.push(b.stereo.map_or('-', char::from));
+                }
+            }
+            let _ = write!(out, "Ring{digits}]");
+        }
+        Sym::Branch { bond, digits } => {
+            let _ = write!(
+                out,
+                "[{}Branch{digits}]",
+                bond_text(&graph.bonds[bond], false)
+            );
+        }
+        Sym::Index(s) => out.push_str(s),
     }
-    let side = |b: &DirBond| match b.stereo {
-        Some(c) => char::from(c),
-        None => '-',
-    };
-    [side(lbond), side(rbond)].iter().collect()
 }
 
 /// Appends the SELFIES symbols of the chain starting at `root` (entered over `bond_in`).
@@ -127,7 +161,7 @@ fn fragment(
     graph: &Graph,
     bond_in: Option<usize>,
     root: usize,
-    derived: &mut Vec<String>,
+    derived: &mut Vec<Sym>,
     depth: usize,
     smiles: &str,
 ) -> Result<(), ChemError> {
@@ -140,10 +174,10 @@ fn fragment(
     }
     let (mut bond_in, mut curr) = (bond_in, root);
     loop {
-        derived.push(atom_symbol(
-            bond_in.map(|id| &graph.bonds[id]),
-            &graph.atoms[curr],
-        ));
+        derived.push(Sym::Atom {
+            bond_in,
+            atom: curr,
+        });
         let out = graph.out_bonds(curr);
         let mut next = None;
         for (i, &id) in out.iter().enumerate() {
@@ -152,25 +186,27 @@ fn fragment(
                 if bond.src < bond.dst {
                     continue;
                 }
-                let Some(rev) = graph.dirbond(bond.dst, bond.src) else {
+                let Some(opening) = graph.dirbond(bond.dst, bond.src) else {
                     continue;
                 };
-                let rev = &graph.bonds[rev];
                 let index = index_symbols(bond.src - bond.dst - 1);
-                derived.push(format!(
-                    "[{}Ring{}]",
-                    ring_bond_text(rev, bond),
-                    index.len()
-                ));
-                derived.extend(index.into_iter().map(str::to_string));
+                derived.push(Sym::Ring {
+                    opening,
+                    closing: id,
+                    digits: index.len(),
+                });
+                derived.extend(index.into_iter().map(Sym::Index));
             } else if i == out.len() - 1 {
                 next = Some((id, bond.dst));
             } else {
                 let mut branch = Vec::new();
                 fragment(graph, Some(id), bond.dst, &mut branch, depth + 1, smiles)?;
                 let index = index_symbols(branch.len() - 1);
-                derived.push(format!("[{}Branch{}]", bond_text(bond, false), index.len()));
-                derived.extend(index.into_iter().map(str::to_string));
+                derived.push(Sym::Branch {
+                    bond: id,
+                    digits: index.len(),
+                });
+                derived.extend(index.into_iter().map(Sym::Index));
                 derived.append(&mut branch);
             }
         }

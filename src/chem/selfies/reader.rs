@@ -4,7 +4,7 @@
 //! which the encoder's output follows; so it is reproduced here rather than derived from
 //! RDKit's graph.
 
-use super::atom::{bond_of_char, element, is_organic, smiles_bracket_atom, SfAtom};
+use super::atom::{bond_of_char, organic, smiles_bracket_atom, SfAtom};
 use super::graph::Graph;
 use crate::chem::{ChemError, ErrorKind};
 
@@ -123,8 +123,8 @@ fn atom_of(symbol: &str) -> Option<SfAtom> {
     if let Some(inner) = symbol.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
         return smiles_bracket_atom(inner);
     }
-    if is_organic(symbol) {
-        return Some(SfAtom::plain(element(symbol)?, false));
+    if let Some(element) = organic(symbol) {
+        return Some(SfAtom::plain(element, false));
     }
     let upper = match symbol {
         "b" => "B",
