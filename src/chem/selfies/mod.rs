@@ -81,7 +81,9 @@ fn split_symbols(s: &str) -> Result<Vec<&str>, usize> {
         return Ok(out);
     };
     while left < s.len() {
-        let Some(r) = s[left + 1..].find(']') else {
+        // Python skips the character at `left`, whatever it is; a `]` byte is never part
+        // of a longer UTF-8 character, so searching bytes from `left + 1` is the same.
+        let Some(r) = s.as_bytes()[left + 1..].iter().position(|&b| b == b']') else {
             return Err(left);
         };
         let right = left + 1 + r;
@@ -145,6 +147,9 @@ mod tests {
         );
         assert_eq!(tokens("ab[C]x[C]").unwrap(), vec!["[C]", "x[C]"]);
         assert!(tokens("[C]x").is_err());
+        assert_eq!(tokens("[C]é[N]").unwrap(), vec!["[C]", "é[N]"]);
+        assert!(tokens("[C]]").is_err());
+        assert!(decode("[C]é[N]").is_err());
         assert!(tokens("[C").is_err());
         assert_eq!(tokens("").unwrap(), Vec::<&str>::new());
     }
@@ -175,5 +180,34 @@ mod tests {
             rows += 1;
         }
         assert!(rows > 5000);
+    }
+
+    proptest::proptest! {
+        /// Arbitrary text, SMILES-like or not, never panics either direction.
+        #[test]
+        fn never_panics(s in "([CcNnOoSsPBrlF()=#:/@+%.\\-]|\\[|\\]|[0-9]|H|[\\x{80}-\\x{10ffff}]|\\[[A-Za-z0-9@+:-]{0,6}\\]){0,40}") {
+            let _ = encode(&s);
+            let _ = decode(&s);
+            let _ = tokens(&s);
+        }
+
+        /// Random sequences of SELFIES symbols always decode to something or fail cleanly,
+        /// and re-encoding the decoded SMILES does not panic either.
+        #[test]
+        fn random_selfies_never_panic(syms in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "[C]", "[=C]", "[#C]", "[N]", "[=N]", "[O]", "[=O]", "[F]", "[Br]", "[S]",
+                "[P]", "[Branch1]", "[=Branch1]", "[#Branch1]", "[Branch2]", "[Branch3]",
+                "[Ring1]", "[=Ring1]", "[#Ring1]", "[Ring2]", "[-/Ring1]", "[\\/Ring2]",
+                "[/C]", "[\\C]", "[C@@H1]", "[N+1]", "[O-1]", "[nop]", "[epsilon]", ".",
+                "[Xx]", "[C+10]", "[13C]", "[CH4]",
+            ]),
+            0..60,
+        )) {
+            let s: String = syms.concat();
+            if let Ok(smiles) = decode(&s) {
+                let _ = encode(&smiles);
+            }
+        }
     }
 }
