@@ -26,12 +26,12 @@ const DEFAULT_CASES: u32 = 1500;
 /// Slowest acceptable time for all the chem functions on one input (debug build, shared CPU).
 const SLOW: Duration = Duration::from_secs(5);
 
-/// Characters SMILES is written with (plus a few that are not, and a space).
+/// Characters SMILES is written with, plus a few that are not (whitespace, NUL, multi-byte).
 const ALPHABET: &[char] = &[
     'C', 'N', 'O', 'S', 'P', 'F', 'I', 'B', 'H', 'l', 'r', 'c', 'n', 'o', 's', 'p', 'b', 'e', 'a',
     't', 'i', 'K', 'Z', 'u', '[', ']', '(', ')', '=', '#', '$', ':', '/', '\\', '@', '+', '-', '.',
     '%', '*', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ' ', '>', '<', '~', '?', 'X', 'T',
-    'A', 'L', 'M', 'Q',
+    'A', 'L', 'M', 'Q', 'é', 'Ω', '€', '\t', '\n', '\u{0}',
 ];
 
 /// SELFIES tokens: the common alphabet, some exotic but valid ones, and malformed ones.
@@ -96,6 +96,9 @@ const SELFIES_TOKENS: &[&str] = &[
     "[#Fe]",
     "[C@TH1]",
     "[*]",
+    "é",
+    "[Cé]",
+    "[=Ω]",
 ];
 
 static SAMPLE: OnceLock<Vec<String>> = OnceLock::new();
