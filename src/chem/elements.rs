@@ -3,7 +3,7 @@
 
 mod table;
 
-use table::ELEMENTS;
+use table::{ELEMENTS, MAX_TABLE_CHARGE, MAX_VALENCE};
 
 /// Highest atomic number in the table.
 pub const MAX_Z: u8 = 118;
@@ -32,6 +32,21 @@ pub fn outer_electrons(z: u8) -> u8 {
     ELEMENTS.get(z as usize).map_or(0, |e| e.2)
 }
 
+/// Largest explicit valence RDKit's strict valence check accepts for element `z` with
+/// formal charge `charge`; `None` when any valence is accepted. Measured from RDKit for
+/// charges -8..=8 (others are not checked).
+pub fn max_valence(z: u8, charge: i8) -> Option<i8> {
+    if charge.abs() > MAX_TABLE_CHARGE {
+        return None;
+    }
+    let row = MAX_VALENCE.get(z as usize)?;
+    match row[(charge + MAX_TABLE_CHARGE) as usize] {
+        -1 => None,
+        -2 => Some(-1),
+        v => Some(v),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +72,16 @@ mod tests {
         assert_eq!(outer_electrons(7), 5);
         assert_eq!(outer_electrons(26), 8);
         assert_eq!(outer_electrons(118), 2);
+    }
+
+    #[test]
+    fn max_valence_follows_rdkit_checks() {
+        // From RDKit: [NH4+] ok, [NH5+] not; [S-] takes 5; Fe takes anything.
+        assert_eq!(max_valence(7, 1), Some(4));
+        assert_eq!(max_valence(7, 0), Some(3));
+        assert_eq!(max_valence(16, -1), Some(5));
+        assert_eq!(max_valence(17, 1), Some(6));
+        assert_eq!(max_valence(26, 0), None);
+        assert_eq!(max_valence(6, 20), None);
     }
 }

@@ -4,13 +4,17 @@
 pub mod aromaticity;
 pub mod canon;
 pub mod elements;
+pub mod features;
 pub mod mol;
 pub mod rings;
+pub mod sanitize;
 pub mod selfies;
 pub mod smiles;
 pub mod stereo;
 
+pub use features::{featurize, featurize_smiles, GraphFeatures};
 pub use mol::{Atom, Bond, BondDir, BondType, ChiralTag, Mol};
+pub use sanitize::mol_from_smiles;
 pub use smiles::parse as parse_smiles;
 
 /// What went wrong while reading or sanitizing a molecule.
