@@ -2,8 +2,8 @@
 //!
 //! Three input families: arbitrary strings over the SMILES alphabet, real SMILES from the
 //! committed sample with random character edits (delete / insert / swap), and random sequences
-//! of SELFIES tokens. Every SMILES input goes through `parse_smiles` and `selfies::encode`;
-//! SELFIES inputs through
+//! of SELFIES tokens. Every SMILES input goes through `parse_smiles`, `mol_from_smiles`,
+//! `featurize_smiles` and `selfies::encode`; SELFIES inputs through
 //! `selfies::decode`, whose output is fed back to the SMILES functions.
 //!
 //! `PROPTEST_CASES=N` sets the number of cases per family (default sized for CI, about 30 s
@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use instructmol::chem::parse_smiles;
 use instructmol::chem::selfies::{decode, encode};
+use instructmol::chem::{featurize_smiles, mol_from_smiles, parse_smiles};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 /// Default number of cases per input family when PROPTEST_CASES is not set.
-const DEFAULT_CASES: u32 = 1500;
+const DEFAULT_CASES: u32 = 8000;
 
 /// Slowest acceptable time for all the chem functions on one input (debug build, shared CPU).
 const SLOW: Duration = Duration::from_secs(5);
@@ -133,8 +133,33 @@ fn config() -> Config {
 /// Runs every SMILES-consuming function on `input`; panics (failing the case) if slow.
 fn exercise_smiles(input: &str) {
     let start = Instant::now();
-    let _ = parse_smiles(input);
+    let raw = parse_smiles(input);
+    let parsed = mol_from_smiles(input);
+    let featurized = featurize_smiles(input);
     let _ = encode(input);
+    // A molecule we reject can not be featurized; a syntax error is rejected.
+    if parsed.is_err() {
+        assert!(
+            featurized.is_err(),
+            "featurized a rejected SMILES {input:?}"
+        );
+    }
+    if raw.is_err() {
+        assert!(parsed.is_err(), "sanitized an unparsable SMILES {input:?}");
+    }
+    if let Ok(graph) = featurized {
+        let n = graph.node_feat.len() as i64;
+        let edges = graph.edge_feat.len();
+        assert!(
+            graph.edge_index.iter().all(|side| side.len() == edges),
+            "edge_index / edge_feat lengths differ for {input:?}"
+        );
+        let endpoints = graph.edge_index[0].iter().chain(&graph.edge_index[1]);
+        assert!(
+            endpoints.copied().all(|a| (0..n).contains(&a)),
+            "edge out of range for {input:?}"
+        );
+    }
     let elapsed = start.elapsed();
     assert!(elapsed < SLOW, "{input:?} took {elapsed:?}");
 }
