@@ -19,6 +19,7 @@
 use super::elements;
 use super::rings::RingInfo;
 use super::{BondDir, BondType, ChiralTag, Mol};
+use std::cell::OnceCell;
 
 /// RDKit ignores double-bond stereo in rings smaller than this.
 const MIN_RING_SIZE_FOR_DOUBLE_BOND_STEREO: usize = 8;
@@ -56,10 +57,13 @@ enum DoubleBondStereo {
 /// `[H]` atoms already removed). An atom whose tag is removed and that had exactly one
 /// bracket hydrogen, no charge and no aromaticity gets that hydrogen back as implicit
 /// (RDKit "Issue 194"), so `[C@@H](C)(C)C` becomes `CC(C)C`.
+///
+/// Ring perception (SSSR) is only run when a bridgehead test needs it.
 pub fn assign_stereochemistry(mol: &mut Mol) {
     if has_stereo_marks(mol) {
-        let rings = RingInfo::new(mol);
-        assign_stereochemistry_with_rings(mol, &rings);
+        let rings = RingData::from_graph(mol);
+        cleanup_chirality(mol);
+        Perception::new(mol, &rings).run();
     }
 }
 
@@ -67,7 +71,7 @@ pub fn assign_stereochemistry(mol: &mut Mol) {
 /// (RDKit's symmetrized SSSR, as [`RingInfo::new`] computes it).
 pub fn assign_stereochemistry_with_rings(mol: &mut Mol, rings: &RingInfo) {
     if has_stereo_marks(mol) {
-        let rings = RingData::new(mol, rings);
+        let rings = RingData::from_rings(mol, rings);
         cleanup_chirality(mol);
         Perception::new(mol, &rings).run();
     }
@@ -79,53 +83,92 @@ fn has_stereo_marks(mol: &Mol) -> bool {
         || mol.bonds.iter().any(|b| b.dir != BondDir::None)
 }
 
-/// Ring facts the legacy code asks for, from RDKit's symmetrized SSSR.
+/// Ring facts the legacy code asks for. RDKit reads them from its symmetrized SSSR; all
+/// but the bridgehead test follow from the graph alone (a bond is in an SSSR ring exactly
+/// when it lies on a cycle, and the smallest SSSR ring through a bond is the shortest cycle
+/// through it), so the SSSR itself is only perceived when a bridgehead test needs it.
 struct RingData {
-    bond_rings: Vec<Vec<usize>>,
-    num_bond_rings: Vec<u32>,
-    min_bond_ring: Vec<usize>,
-    num_atom_rings: Vec<u32>,
+    bond_in_ring: Vec<bool>,
+    atom_in_ring: Vec<bool>,
     in_ring_of_3: Vec<bool>,
+    /// Per double bond: lies on a cycle of fewer than 8 atoms.
+    in_small_ring: Vec<bool>,
+    /// The SSSR as bond lists, once known.
+    bond_rings: OnceCell<Vec<Vec<usize>>>,
 }
 
 impl RingData {
-    fn new(mol: &Mol, info: &RingInfo) -> Self {
-        let mut num_bond_rings = vec![0u32; mol.bonds.len()];
-        let mut min_bond_ring = vec![0usize; mol.bonds.len()];
+    /// Ring facts from a perceived SSSR.
+    fn from_rings(mol: &Mol, info: &RingInfo) -> Self {
+        let mut bond_in_ring = vec![false; mol.bonds.len()];
+        let mut in_small_ring = vec![false; mol.bonds.len()];
         for ring in &info.bond_rings {
             for &b in ring {
-                if let Some(count) = num_bond_rings.get_mut(b) {
-                    *count += 1;
-                    let size = &mut min_bond_ring[b];
-                    if *size == 0 || ring.len() < *size {
-                        *size = ring.len();
-                    }
+                if let Some(flag) = bond_in_ring.get_mut(b) {
+                    *flag = true;
+                    in_small_ring[b] |= ring.len() < MIN_RING_SIZE_FOR_DOUBLE_BOND_STEREO;
                 }
             }
         }
-        let mut num_atom_rings = vec![0u32; mol.atoms.len()];
+        let mut atom_in_ring = vec![false; mol.atoms.len()];
         let mut in_ring_of_3 = vec![false; mol.atoms.len()];
         for ring in &info.atom_rings {
             for &a in ring {
-                if let Some(count) = num_atom_rings.get_mut(a) {
-                    *count += 1;
+                if let Some(flag) = atom_in_ring.get_mut(a) {
+                    *flag = true;
                     in_ring_of_3[a] |= ring.len() == 3;
                 }
             }
         }
         RingData {
-            bond_rings: info.bond_rings.clone(),
-            num_bond_rings,
-            min_bond_ring,
-            num_atom_rings,
+            bond_in_ring,
+            atom_in_ring,
             in_ring_of_3,
+            in_small_ring,
+            bond_rings: OnceCell::from(info.bond_rings.clone()),
         }
     }
 
-    /// RDKit `shouldDetectDoubleBondStereo`: not in a ring, or only in rings of 8 or more.
+    /// Ring facts from the graph, without perceiving the SSSR.
+    fn from_graph(mol: &Mol) -> Self {
+        let bond_in_ring = cycle_bonds(mol);
+        let mut atom_in_ring = vec![false; mol.atoms.len()];
+        let mut in_ring_of_3 = vec![false; mol.atoms.len()];
+        let mut in_small_ring = vec![false; mol.bonds.len()];
+        for (bi, b) in mol.bonds.iter().enumerate() {
+            if !bond_in_ring[bi] {
+                continue;
+            }
+            atom_in_ring[b.begin] = true;
+            atom_in_ring[b.end] = true;
+            for c in mol.neighbors(b.begin) {
+                if c != b.end && mol.bond_between(c, b.end).is_some() {
+                    in_ring_of_3[b.begin] = true;
+                    in_ring_of_3[b.end] = true;
+                    in_ring_of_3[c] = true;
+                }
+            }
+            if b.kind == BondType::Double {
+                in_small_ring[bi] = on_short_cycle(
+                    mol,
+                    &bond_in_ring,
+                    bi,
+                    MIN_RING_SIZE_FOR_DOUBLE_BOND_STEREO - 1,
+                );
+            }
+        }
+        RingData {
+            bond_in_ring,
+            atom_in_ring,
+            in_ring_of_3,
+            in_small_ring,
+            bond_rings: OnceCell::new(),
+        }
+    }
+
+    /// RDKit `shouldDetectDoubleBondStereo` for a double bond: not in a ring smaller than 8.
     fn double_bond_stereo_allowed(&self, bond: usize) -> bool {
-        self.num_bond_rings[bond] == 0
-            || self.min_bond_ring[bond] >= MIN_RING_SIZE_FOR_DOUBLE_BOND_STEREO
+        !self.in_small_ring[bond]
     }
 
     /// RDKit `queryIsAtomBridgehead`: at least three ring bonds, and every ring through
@@ -137,24 +180,23 @@ impl RingData {
         let atom_ring_bonds: Vec<usize> = mol.atom_bonds[atom]
             .iter()
             .copied()
-            .filter(|&b| self.num_bond_rings[b] > 0)
+            .filter(|&b| self.bond_in_ring[b])
             .collect();
         if atom_ring_bonds.len() < 3 {
             return false;
         }
+        let rings = self
+            .bond_rings
+            .get_or_init(|| RingInfo::new(mol).bond_rings);
         let touches = |ring: &[usize]| ring.iter().any(|b| atom_ring_bonds.contains(b));
-        let mut overlaps = vec![false; self.bond_rings.len()];
-        for i in 0..self.bond_rings.len() {
-            if !touches(&self.bond_rings[i]) {
+        let mut overlaps = vec![false; rings.len()];
+        for i in 0..rings.len() {
+            if !touches(&rings[i]) {
                 continue;
             }
-            for j in i + 1..self.bond_rings.len() {
-                let ring_j = &self.bond_rings[j];
-                let shared = ring_j
-                    .iter()
-                    .filter(|b| self.bond_rings[i].contains(b))
-                    .count();
-                if shared >= 2 && touches(ring_j) {
+            for j in i + 1..rings.len() {
+                let shared = rings[j].iter().filter(|b| rings[i].contains(b)).count();
+                if shared >= 2 && touches(&rings[j]) {
                     overlaps[i] = true;
                     overlaps[j] = true;
                 }
@@ -165,6 +207,82 @@ impl RingData {
         }
         true
     }
+}
+
+/// Bonds that lie on a cycle (the non-bridges), by an iterative lowlink search.
+fn cycle_bonds(mol: &Mol) -> Vec<bool> {
+    let n = mol.atoms.len();
+    let mut on_cycle = vec![true; mol.bonds.len()];
+    let mut order = vec![usize::MAX; n];
+    let mut low = vec![0usize; n];
+    let mut time = 0;
+    // (atom, bond it was entered by, next position in its bond list)
+    let mut stack: Vec<(usize, usize, usize)> = Vec::new();
+    for root in 0..n {
+        if order[root] != usize::MAX {
+            continue;
+        }
+        order[root] = time;
+        low[root] = time;
+        time += 1;
+        stack.push((root, usize::MAX, 0));
+        while let Some(top) = stack.last_mut() {
+            let (v, entered_by, next) = *top;
+            if let Some(&bi) = mol.atom_bonds[v].get(next) {
+                top.2 += 1;
+                if bi == entered_by {
+                    continue;
+                }
+                let w = mol.bonds[bi].other(v);
+                if order[w] == usize::MAX {
+                    order[w] = time;
+                    low[w] = time;
+                    time += 1;
+                    stack.push((w, bi, 0));
+                } else {
+                    low[v] = low[v].min(order[w]);
+                }
+            } else {
+                stack.pop();
+                if let Some(&(parent, _, _)) = stack.last() {
+                    low[parent] = low[parent].min(low[v]);
+                    if low[v] > order[parent] {
+                        on_cycle[entered_by] = false;
+                    }
+                }
+            }
+        }
+    }
+    on_cycle
+}
+
+/// Whether `bond` lies on a cycle of at most `max_len` atoms: a path of at most
+/// `max_len - 1` ring bonds joins its ends without using it.
+fn on_short_cycle(mol: &Mol, bond_in_ring: &[bool], bond: usize, max_len: usize) -> bool {
+    let (start, target) = (mol.bonds[bond].begin, mol.bonds[bond].end);
+    let mut dist = vec![usize::MAX; mol.atoms.len()];
+    let mut queue = std::collections::VecDeque::new();
+    dist[start] = 0;
+    queue.push_back(start);
+    while let Some(v) = queue.pop_front() {
+        if dist[v] + 1 >= max_len {
+            continue;
+        }
+        for &bi in &mol.atom_bonds[v] {
+            if bi == bond || !bond_in_ring[bi] {
+                continue;
+            }
+            let w = mol.bonds[bi].other(v);
+            if w == target {
+                return true;
+            }
+            if dist[w] == usize::MAX {
+                dist[w] = dist[v] + 1;
+                queue.push_back(w);
+            }
+        }
+    }
+    false
 }
 
 fn is_directional(dir: BondDir) -> bool {
@@ -850,7 +968,7 @@ impl<'m> Perception<'m> {
     /// RDKit `atomIsCandidateForRingStereochem`.
     fn ring_stereo_candidate(&self, atom: usize) -> bool {
         let mol = &*self.mol;
-        if self.rings.num_atom_rings[atom] == 0 {
+        if !self.rings.atom_in_ring[atom] {
             return false;
         }
         if mol.atoms[atom].element == 7
@@ -865,7 +983,7 @@ impl<'m> Perception<'m> {
         let mut ring_ranks: Vec<u32> = Vec::with_capacity(4);
         for &bi in &mol.atom_bonds[atom] {
             let nbr = mol.bonds[bi].other(atom);
-            if self.rings.num_bond_rings[bi] == 0 {
+            if !self.rings.bond_in_ring[bi] {
                 non_ring.push(nbr);
             } else {
                 ring_count += 1;
@@ -903,7 +1021,7 @@ impl<'m> Perception<'m> {
                 && self.ring_stereo_candidate(atom)
         };
         for atom in 0..n_atoms {
-            if atoms_seen[atom] || self.rings.num_atom_rings[atom] == 0 || !eligible(atom) {
+            if atoms_seen[atom] || !self.rings.atom_in_ring[atom] || !eligible(atom) {
                 continue;
             }
             let mut queue = std::collections::VecDeque::new();
@@ -911,7 +1029,7 @@ impl<'m> Perception<'m> {
                 if !bonds_seen[bi] {
                     bonds_seen[bi] = true;
                     let other = mol.bonds[bi].other(atom);
-                    if self.rings.num_bond_rings[bi] > 0 && !atoms_seen[other] {
+                    if self.rings.bond_in_ring[bi] && !atoms_seen[other] {
                         queue.push_back(other);
                         atoms_used[other] = true;
                     }
@@ -930,10 +1048,7 @@ impl<'m> Perception<'m> {
                     if !bonds_seen[bi] {
                         bonds_seen[bi] = true;
                         let other = mol.bonds[bi].other(ratom);
-                        if self.rings.num_bond_rings[bi] > 0
-                            && !atoms_seen[other]
-                            && !atoms_used[other]
-                        {
+                        if self.rings.bond_in_ring[bi] && !atoms_seen[other] && !atoms_used[other] {
                             queue.push_back(other);
                             atoms_used[other] = true;
                         }
@@ -1219,7 +1334,7 @@ mod tests {
             ],
             &[],
         );
-        let rings = RingData::new(&mol, &info);
+        let rings = RingData::from_rings(&mol, &info);
         let mut p = Perception::new(&mut mol, &rings);
         p.ranks = iterate_ranks(p.mol, &cip_invariants(p.mol));
         let mut changed = true;
@@ -1463,5 +1578,57 @@ mod tests {
         mol.atoms[0].isotope = Some(13);
         assign_stereochemistry_with_rings(&mut mol, &info);
         assert_eq!(mol.atoms[1].chiral, Ccw);
+    }
+
+    fn ring_facts(rings: &RingData) -> (Vec<bool>, Vec<bool>, Vec<bool>, Vec<bool>) {
+        (
+            rings.bond_in_ring.clone(),
+            rings.atom_in_ring.clone(),
+            rings.in_ring_of_3.clone(),
+            rings.in_small_ring.clone(),
+        )
+    }
+
+    #[test]
+    fn graph_ring_facts_match_sssr() {
+        for smiles in [
+            "C1=CCCCCCC1",
+            "C1=CCCCCC1",
+            "CC1CC1C=C",
+            "C12C3C4C1C5C2C3C45",
+            "C1CC2CCC1C2",
+            "C1=CC2CCC1CC=C2",
+            "c1ccc2ccccc2c1CC(C)C1CC1",
+            "C1CC1.C1CCCCC/C=C/CCC1",
+        ] {
+            let mol = crate::chem::mol_from_smiles(smiles).expect("valid SMILES");
+            let sssr = RingData::from_rings(&mol, &RingInfo::new(&mol));
+            let mut from_sssr = ring_facts(&sssr);
+            // `in_small_ring` is only defined for double bonds.
+            for (bi, b) in mol.bonds.iter().enumerate() {
+                if b.kind != D {
+                    from_sssr.3[bi] = false;
+                }
+            }
+            assert_eq!(
+                ring_facts(&RingData::from_graph(&mol)),
+                from_sssr,
+                "{smiles}"
+            );
+        }
+    }
+
+    #[test]
+    fn double_bonds_in_rings_below_eight_have_no_stereo() {
+        // RDKit: cyclooctene's double bond can carry stereo, cycloheptene's cannot.
+        for (smiles, allowed) in [("C1=CCCCCCC1", true), ("C1=CCCCCC1", false)] {
+            let mol = crate::chem::mol_from_smiles(smiles).expect("valid SMILES");
+            let rings = RingData::from_graph(&mol);
+            let double = mol.bonds.iter().position(|b| b.kind == D);
+            assert_eq!(
+                double.map(|b| rings.double_bond_stereo_allowed(b)),
+                Some(allowed)
+            );
+        }
     }
 }
