@@ -1,12 +1,12 @@
 //! Canonical SMILES (isomeric and non-isomeric) for sanitized molecules.
 //!
-//! Atoms are ranked by iterative refinement of their invariants ([`rank`]); ties that
-//! remain are broken one atom at a time. While a stereo element (tetrahedral centre or
-//! stereo double bond) cannot be expressed because some of its neighbours still tie, every
-//! member of the tied class is tried and the smallest resulting string wins, so that
-//! symmetric molecules whose stereo breaks the symmetry (meso forms, cis/trans ring
-//! isomers) still give one string per stereoisomer. Other ties are broken by taking any
-//! member, which is safe once all stereo is defined.
+//! Atoms are ranked by iterative refinement of their invariants, stereo included as soon as
+//! it is defined ([`rank`]). Ties that remain are broken by an individualization-refinement
+//! search: each member of a tied class is tried (classes that keep a stereo element
+//! undefined first), the smallest resulting string wins, and branches that an automorphism
+//! found along the way maps onto explored ones are skipped. Meso forms, cis/trans ring
+//! isomers and graphs whose refinement classes are not symmetry orbits therefore still get
+//! one string per molecule and stereoisomer.
 
 mod rank;
 mod writer;
@@ -17,9 +17,9 @@ mod tests;
 use super::Mol;
 use rank::{first_tied_cell, individualize, Graph, Scratch};
 
-/// How many branches the stereo tie-breaking search may open before it falls back to
-/// taking the first member of each tied class.
-const BRANCH_BUDGET: usize = 4096;
+/// How many leaves (complete orderings) the search may write before it stops branching
+/// and takes the first member of each remaining tied class.
+const LEAF_BUDGET: usize = 1000;
 
 /// Canonical SMILES of a sanitized molecule (aromaticity perceived, hydrogens and stereo set
 /// as RDKit's `MolFromSmiles` leaves them).
@@ -31,49 +31,98 @@ pub fn canonical_smiles(mol: &Mol, isomeric: bool) -> String {
     let mut search = Search {
         g: &g,
         scratch: Scratch::default(),
-        budget: BRANCH_BUDGET,
+        leaves_left: LEAF_BUDGET,
         best: None,
+        automorphisms: Vec::new(),
+        path: Vec::new(),
     };
     search.run(g.initial_ranks());
-    search.best.unwrap_or_default()
+    search.best.map(|(s, _)| s).unwrap_or_default()
 }
 
-/// The tie-breaking search; keeps the smallest string over the explored branches.
+/// Individualization-refinement search for the smallest string over all tie-breaking
+/// choices. Two leaves with the same string reveal an automorphism (atom at position `i` of
+/// one to atom at position `i` of the other); members of a tied class that a known
+/// automorphism fixing the current path maps onto an explored member are skipped.
 struct Search<'g, 'm> {
     g: &'g Graph<'m>,
     scratch: Scratch,
-    budget: usize,
-    best: Option<String>,
+    leaves_left: usize,
+    /// Smallest string so far and its atom order.
+    best: Option<(String, Vec<usize>)>,
+    /// Automorphisms found so far, as atom maps.
+    automorphisms: Vec<Vec<usize>>,
+    /// Atoms individualized on the way to the current node.
+    path: Vec<usize>,
 }
 
 impl Search<'_, '_> {
     fn run(&mut self, mut ranks: Vec<u32>) {
-        loop {
-            self.g.refine(&mut ranks, &mut self.scratch);
-            if self.budget > 0 {
-                if let Some(cell) = self.g.undetermined_cell(&ranks) {
-                    let members: Vec<usize> =
-                        (0..ranks.len()).filter(|&a| ranks[a] == cell).collect();
-                    for m in members {
-                        self.budget = self.budget.saturating_sub(1);
-                        let mut branch = ranks.clone();
-                        individualize(&mut branch, m);
-                        self.run(branch);
-                    }
-                    return;
+        self.g.refine(&mut ranks, &mut self.scratch);
+        let cell = self
+            .g
+            .undetermined_cell(&ranks)
+            .or_else(|| first_tied_cell(&ranks));
+        let Some(cell) = cell else {
+            self.leaf(&ranks);
+            return;
+        };
+        let members: Vec<usize> = (0..ranks.len()).filter(|&a| ranks[a] == cell).collect();
+        let mut explored: Vec<usize> = Vec::new();
+        for m in members {
+            if !explored.is_empty() && (self.leaves_left == 0 || self.equivalent(m, &explored)) {
+                continue;
+            }
+            explored.push(m);
+            let mut branch = ranks.clone();
+            individualize(&mut branch, m);
+            self.path.push(m);
+            self.run(branch);
+            self.path.pop();
+        }
+    }
+
+    fn leaf(&mut self, ranks: &[u32]) {
+        self.leaves_left = self.leaves_left.saturating_sub(1);
+        let (s, order) = writer::write(self.g, ranks);
+        match &self.best {
+            Some((b, best_order)) if *b == s => {
+                let mut map = vec![0; order.len()];
+                for (&from, &to) in order.iter().zip(best_order) {
+                    map[from] = to;
+                }
+                if map.iter().enumerate().any(|(i, &j)| i != j) {
+                    self.automorphisms.push(map);
                 }
             }
-            match first_tied_cell(&ranks) {
-                Some(cell) => {
-                    let first = ranks.iter().position(|&r| r == cell).unwrap_or(0);
-                    individualize(&mut ranks, first);
+            Some((b, _)) if *b < s => {}
+            _ => self.best = Some((s, order)),
+        }
+    }
+
+    /// Whether a known automorphism that fixes the current path links `atom` to an explored atom.
+    fn equivalent(&self, atom: usize, explored: &[usize]) -> bool {
+        let n = self.g.mol.atoms.len();
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(parent: &mut [usize], mut x: usize) -> usize {
+            while parent[x] != x {
+                parent[x] = parent[parent[x]];
+                x = parent[x];
+            }
+            x
+        }
+        for map in &self.automorphisms {
+            if self.path.iter().any(|&p| map[p] != p) {
+                continue;
+            }
+            for (i, &j) in map.iter().enumerate() {
+                let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
+                if ri != rj {
+                    parent[ri] = rj;
                 }
-                None => break,
             }
         }
-        let s = writer::write(self.g, &ranks);
-        if self.best.as_ref().is_none_or(|b| s < *b) {
-            self.best = Some(s);
-        }
+        let root = find(&mut parent, atom);
+        explored.iter().any(|&e| find(&mut parent, e) == root)
     }
 }

@@ -252,7 +252,7 @@ impl<'a> Graph<'a> {
         }
         for &s in &subs {
             let bi = self.mol.bond_between(e, s)?;
-            if self.mol.bonds[bi].kind != BondType::Single {
+            if !super::writer::carries_direction(self.mol.bonds[bi].kind) {
                 return None;
             }
         }

@@ -107,7 +107,7 @@ fn bond_directions(g: &Graph, l: &Layout) -> Vec<Option<bool>> {
         let single_subs = |e: usize, p: usize| -> Vec<(usize, usize)> {
             let mut v: Vec<(usize, usize)> = mol.atom_bonds[e]
                 .iter()
-                .filter(|&&b| mol.bonds[b].kind == BondType::Single && mol.bonds[b].other(e) != p)
+                .filter(|&&b| carries_direction(mol.bonds[b].kind) && mol.bonds[b].other(e) != p)
                 .map(|&b| (mol.bonds[b].other(e), b))
                 .collect();
             v.sort_by_key(|&(s, _)| l.pos[s]);
@@ -131,25 +131,43 @@ fn bond_directions(g: &Graph, l: &Layout) -> Vec<Option<bool>> {
         if subs1.is_empty() || subs2.is_empty() {
             continue;
         }
-        // Reference substituent on `e1` and its up-ness.
-        let (x, up_x) = match subs1.iter().find(|&&(_, b)| dirs[b].is_some()) {
-            Some(&(s, b)) => {
+        // Reference substituent on `e1` and its up-ness: from a direction already written
+        // for a neighbouring double bond, on either end, else a free choice.
+        let assigned1 = subs1.iter().find(|&&(_, b)| dirs[b].is_some());
+        let assigned2 = subs2.iter().find(|&&(_, b)| dirs[b].is_some());
+        let (x, up_x) = match (assigned1, assigned2) {
+            (Some(&(s, b)), _) => {
                 let slash = dirs[b].unwrap_or(true);
                 (s, if first_is(e1, s) { slash } else { !slash })
             }
-            None => {
-                let (s, b) = subs1[0];
-                dirs[b] = Some(first_is(e1, s));
-                (s, true)
+            (None, Some(&(y, b))) => {
+                let slash = dirs[b].unwrap_or(true);
+                let up_y = if first_is(e2, y) { slash } else { !slash };
+                let x = subs1[0].0;
+                (x, up_y ^ !cis(x, y))
+            }
+            (None, None) => (subs1[0].0, true),
+        };
+        // Every other substituent bond of both ends is set relative to `x`: a bond this
+        // leaves unset would be chosen freely by a later double bond sharing it.
+        let mut set = |e: usize, s: usize, b: usize, up: bool| {
+            if dirs[b].is_none() {
+                dirs[b] = Some(if first_is(e, s) { up } else { !up });
             }
         };
-        if !subs2.iter().any(|&(_, b)| dirs[b].is_some()) {
-            let (y, b) = subs2[0];
-            let up_y = up_x ^ !cis(x, y);
-            dirs[b] = Some(if first_is(e2, y) { up_y } else { !up_y });
+        for &(s, b) in &subs1 {
+            set(e1, s, b, if s == x { up_x } else { !up_x });
+        }
+        for &(y, b) in &subs2 {
+            set(e2, y, b, up_x ^ !cis(x, y));
         }
     }
     dirs
+}
+
+/// Whether a bond next to a stereo double bond can carry `/` or `\\`.
+pub(super) fn carries_direction(kind: BondType) -> bool {
+    matches!(kind, BondType::Single | BondType::Aromatic)
 }
 
 /// Implicit hydrogens a SMILES reader gives this atom when it is written without brackets;
@@ -267,8 +285,12 @@ fn push_bond(out: &mut String, g: &Graph, b: usize, dir: Option<bool>) {
             None if both_aromatic => out.push('-'),
             None => {}
         },
-        BondType::Aromatic if !both_aromatic => out.push(':'),
-        BondType::Aromatic => {}
+        BondType::Aromatic => match dir {
+            Some(true) => out.push('/'),
+            Some(false) => out.push('\\'),
+            None if !both_aromatic => out.push(':'),
+            None => {}
+        },
         BondType::Double => out.push('='),
         BondType::Triple => out.push('#'),
         BondType::Quadruple => out.push('$'),
@@ -326,8 +348,9 @@ enum Step {
     Close,
 }
 
-/// The SMILES string of `g.mol` for the total order `ranks` (all ranks distinct).
-pub(super) fn write(g: &Graph, ranks: &[u32]) -> String {
+/// The SMILES string of `g.mol` for the total order `ranks` (all ranks distinct), and the
+/// atoms in the order the string names them.
+pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
     let mol = g.mol;
     let l = layout(g, ranks);
     let dirs = bond_directions(g, &l);
@@ -397,5 +420,5 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> String {
             }
         }
     }
-    out
+    (out, l.order)
 }
