@@ -14,15 +14,14 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use super::Mol;
+use super::{mol_from_smiles, ChemError, Mol};
 use rank::{first_tied_cell, individualize, Graph, Scratch};
 
 /// How many leaves (complete orderings) the search may write before it stops branching
 /// and takes the first member of each remaining tied class.
 const LEAF_BUDGET: usize = 1000;
 
-/// Canonical SMILES of a sanitized molecule (aromaticity perceived, hydrogens and stereo set
-/// as RDKit's `MolFromSmiles` leaves them).
+/// Canonical SMILES of a sanitized molecule (output of [`mol_from_smiles`]).
 ///
 /// With `isomeric`, isotopes, tetrahedral chirality and double-bond stereo are written;
 /// without, all three are dropped. Fragments are written in canonical order, separated by `.`.
@@ -38,6 +37,12 @@ pub fn canonical_smiles(mol: &Mol, isomeric: bool) -> String {
     };
     search.run(g.initial_ranks());
     search.best.map(|(s, _)| s).unwrap_or_default()
+}
+
+/// Reads `smiles` with [`mol_from_smiles`] (RDKit `MolFromSmiles` semantics) and returns its
+/// canonical SMILES.
+pub fn canonical_from_smiles(smiles: &str, isomeric: bool) -> Result<String, ChemError> {
+    Ok(canonical_smiles(&mol_from_smiles(smiles)?, isomeric))
 }
 
 /// Individualization-refinement search for the smallest string over all tie-breaking

@@ -318,3 +318,84 @@ proptest! {
         prop_assert_eq!(canonical_smiles(&shuffled(&m, seed), true), canonical_smiles(&m, true));
     }
 }
+
+mod from_smiles {
+    use super::super::canonical_from_smiles;
+
+    fn canon(s: &str) -> String {
+        match canonical_from_smiles(s, true) {
+            Ok(c) => c,
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    /// Each group: different spellings of one molecule (RDKit gives one canonical string).
+    const SAME: &[&[&str]] = &[
+        &["c1ccccc1O", "Oc1ccccc1", "OC1=CC=CC=C1", "C1=CC(O)=CC=C1"],
+        &["F/C=C/F", "F\\C=C\\F", "C(\\F)=C/F"],
+        &[
+            "C[C@@H]1CC[C@H](C)CC1",
+            "C[C@H]1CC[C@@H](C)CC1",
+            "C1C[C@@H](C)CC[C@H]1C",
+        ],
+        &["N[C@@H](C)C(=O)O", "C[C@H](N)C(=O)O", "OC(=O)[C@H](C)N"],
+        &[
+            "O[C@H]1[C@@H](O)[C@H](O)[C@@H](O)[C@H](O)[C@@H]1O",
+            "[C@H]1(O)[C@@H](O)[C@H](O)[C@@H](O)[C@H](O)[C@@H]1O",
+        ],
+        &["[Na+].[Cl-]", "[Cl-].[Na+]"],
+        &["c1cc[nH]c1", "C1=CNC=C1"],
+        &[
+            "O[C@H]1C[C@@H](O)C[C@H](O)C1",
+            "O[C@H]1C[C@H](O)C[C@H](O)C1",
+        ],
+    ];
+
+    /// Pairs RDKit tells apart.
+    const DIFFERENT: &[(&str, &str)] = &[
+        ("F/C=C/F", "F/C=C\\F"),
+        ("C[C@@H]1CC[C@H](C)CC1", "C[C@@H]1CC[C@@H](C)CC1"),
+        ("N[C@@H](C)C(=O)O", "N[C@H](C)C(=O)O"),
+        (
+            "O[C@H]1C[C@@H](O)C[C@@H](O)C1",
+            "O[C@H]1C[C@H](O)C[C@H](O)C1",
+        ),
+        ("[13CH3]C", "CC"),
+    ];
+
+    #[test]
+    fn spellings_of_one_molecule_agree() {
+        for group in SAME {
+            let want = canon(group[0]);
+            for s in &group[1..] {
+                assert_eq!(canon(s), want, "{s} vs {}", group[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn stereoisomers_and_isotopologues_differ() {
+        for (a, b) in DIFFERENT {
+            assert_ne!(canon(a), canon(b), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn output_reads_back_to_itself() {
+        for s in SAME
+            .iter()
+            .flat_map(|g| g.iter())
+            .chain(DIFFERENT.iter().map(|p| &p.0))
+        {
+            let c = canon(s);
+            assert_eq!(canon(&c), c, "{s}");
+            let flat = canonical_from_smiles(&c, false).unwrap_or_default();
+            assert!(!flat.contains('@') && !flat.contains('/'), "{flat}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(canonical_from_smiles("C1CC", true).is_err());
+    }
+}
