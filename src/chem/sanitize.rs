@@ -30,6 +30,7 @@ pub fn mol_from_smiles(smiles: &str) -> Result<Mol, ChemError> {
 /// RDKit's `sanitizeMol` with default operations on a parsed molecule.
 pub fn sanitize(mol: &mut Mol) -> Result<(), ChemError> {
     clean_up(mol);
+    clean_up_organometallics(mol);
     assign_implicit_hs(mol)?;
     let rings = RingInfo::new(mol);
     let bracket: Vec<bool> = mol.atoms.iter().map(|a| a.no_implicit).collect();
@@ -213,8 +214,8 @@ fn assign_radicals(mol: &mut Mol) {
     }
 }
 
-/// RDKit's `cleanUp`: charge-separates nitro groups, azides/diazo groups and halogen
-/// oxoacids written with hypervalent neutral atoms.
+/// RDKit's `cleanUp`: charge-separates N-oxides and nitro groups, azides/diazo groups
+/// and halogen oxoacids written with hypervalent neutral atoms.
 fn clean_up(mol: &mut Mol) {
     for a in 0..mol.atoms.len() {
         let atom = &mol.atoms[a];
@@ -232,14 +233,7 @@ fn clean_up(mol: &mut Mol) {
                     let other = &mol.atoms[bond.other(a)];
                     bond.kind == BondType::Triple && other.element == 7 && other.charge == 0
                 });
-                let n_double_o = mol.atom_bonds[a]
-                    .iter()
-                    .filter(|&&b| {
-                        let bond = &mol.bonds[b];
-                        bond.kind == BondType::Double && mol.atoms[bond.other(a)].element == 8
-                    })
-                    .count();
-                if let (Some(b), true) = (double_o, n_double_o >= 2) {
+                if let Some(b) = double_o {
                     let o = mol.bonds[b].other(a);
                     mol.bonds[b].kind = BondType::Single;
                     mol.atoms[o].charge = -1;
@@ -270,6 +264,69 @@ fn clean_up(mol: &mut Mol) {
                 mol.atoms[a].charge = doubles.len() as i8;
             }
             _ => {}
+        }
+    }
+}
+
+/// RDKit's `QueryOps::isMetal`: everything but the non-metals (and the dummy atom).
+fn is_metal(z: u8) -> bool {
+    !matches!(
+        z,
+        0 | 1 | 2 | 5..=10 | 14..=18 | 33..=36 | 52..=54 | 85 | 86
+    )
+}
+
+/// A non-metal whose explicit valence exceeds what its charge-adjusted element allows.
+fn is_hypervalent_non_metal(mol: &Mol, a: usize) -> bool {
+    let atom = &mol.atoms[a];
+    if is_metal(atom.element) {
+        return false;
+    }
+    let effective = i32::from(atom.element) - i32::from(atom.charge);
+    let Some(max) = u8::try_from(effective)
+        .ok()
+        .filter(|&z| z > 0 && z <= elements::MAX_Z)
+        .and_then(|z| elements::valences(z).last().copied())
+    else {
+        return false;
+    };
+    let max = i32::from(max);
+    let ev = explicit_valence(mol, a);
+    let total_degree =
+        mol.degree(a) as i32 + i32::from(atom.explicit_h) + i32::from(implicit_hs(mol, a, ev));
+    max > 0 && (ev > max || (ev == max && atom.aromatic && total_degree == 4))
+}
+
+/// RDKit's `cleanUpOrganometallics`: a single bond from a hypervalent non-metal to a
+/// metal becomes a dative bond (stored as [`BondType::Zero`], donor first).
+fn clean_up_organometallics(mol: &mut Mol) {
+    if !mol.atoms.iter().any(|a| is_metal(a.element)) {
+        return;
+    }
+    for a in 0..mol.atoms.len() {
+        if matches!(mol.atoms[a].element, 1 | 2 | 9 | 10) || !is_hypervalent_non_metal(mol, a) {
+            continue;
+        }
+        let datives = |m: &Mol, x: usize| {
+            m.atom_bonds[x]
+                .iter()
+                .filter(|&&b| m.bonds[b].kind == BondType::Zero)
+                .count()
+        };
+        let chosen = mol.atom_bonds[a]
+            .iter()
+            .copied()
+            .filter(|&b| {
+                mol.bonds[b].kind == BondType::Single
+                    && is_metal(mol.atoms[mol.bonds[b].other(a)].element)
+            })
+            .min_by_key(|&b| datives(mol, mol.bonds[b].other(a)));
+        if let Some(b) = chosen {
+            let metal = mol.bonds[b].other(a);
+            let bond = &mut mol.bonds[b];
+            bond.kind = BondType::Zero;
+            bond.begin = a;
+            bond.end = metal;
         }
     }
 }
@@ -447,6 +504,9 @@ mod tests {
         let m = mol_from_smiles("C=N#N").unwrap();
         let charges: Vec<i8> = m.atoms.iter().map(|a| a.charge).collect();
         assert_eq!(charges, [0, 1, -1]);
+        let m = mol_from_smiles("CN(C)(C)=O").unwrap();
+        let charges: Vec<i8> = m.atoms.iter().map(|a| a.charge).collect();
+        assert_eq!(charges, [0, 1, 0, 0, -1]);
         let m = mol_from_smiles("OCl(=O)(=O)=O").unwrap();
         let charges: Vec<i8> = m.atoms.iter().map(|a| a.charge).collect();
         assert_eq!(charges, [0, 3, -1, -1, -1]);
@@ -467,6 +527,19 @@ mod tests {
         assert!(mol_from_smiles("[NH4+]").is_ok());
         assert!(mol_from_smiles("[NH5+]").is_err());
         assert!(mol_from_smiles("[Fe](C)(C)(C)(C)(C)(C)(C)C").is_ok());
+    }
+
+    #[test]
+    fn ligand_bonds_to_metals_become_dative() {
+        // RDKit turns N->Pt into dative bonds in cisplatin (written with single bonds).
+        let m = mol_from_smiles("Cl[Pt](Cl)([NH3])[NH3]").unwrap();
+        let b: Vec<_> = m.bonds.iter().map(|b| (b.begin, b.end, b.kind)).collect();
+        assert_eq!(b[0], (0, 1, BondType::Single));
+        assert_eq!(b[2], (3, 1, BondType::Zero));
+        assert_eq!(b[3], (4, 1, BondType::Zero));
+        // A normal-valent ligand keeps its single bond.
+        let m = mol_from_smiles("C[Fe]").unwrap();
+        assert_eq!(m.bonds[0].kind, BondType::Single);
     }
 
     #[test]

@@ -24,12 +24,43 @@ pub fn parse(smiles: &str) -> Result<Mol, ChemError> {
     Parser::new(smiles).run()
 }
 
-/// A bond symbol as written: an explicit type (`- = # $ :`), a direction (`/ \`), or both absent.
+/// What a bond symbol says about the bond's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SymbolKind {
+    /// `/` or `\`: a direction only.
+    Direction,
+    /// `~`: RDKit's unspecified bond (a [`BondType::Zero`] bond in a chain, the default
+    /// single/aromatic bond when it closes a ring).
+    Any,
+    /// `- = # $ :`.
+    Typed(BondType),
+    /// `->` (`reversed == false`) or `<-`: a dative bond, stored as [`BondType::Zero`] from
+    /// the donor (arrow tail) to the acceptor.
+    Dative { reversed: bool },
+}
+
+/// A bond symbol as written.
 #[derive(Debug, Clone, Copy)]
 struct BondSpec {
-    kind: Option<BondType>,
+    symbol: SymbolKind,
     dir: BondDir,
     pos: usize,
+}
+
+impl BondSpec {
+    /// The bond type the symbol fixes, if any.
+    fn kind(&self) -> Option<BondType> {
+        match self.symbol {
+            SymbolKind::Typed(k) => Some(k),
+            SymbolKind::Dative { .. } => Some(BondType::Zero),
+            SymbolKind::Direction | SymbolKind::Any => None,
+        }
+    }
+
+    /// Whether the symbol counts as a written bond type for ring closures.
+    fn is_typed(&self) -> bool {
+        self.symbol != SymbolKind::Direction
+    }
 }
 
 /// What the previous token was, for the grammar checks.
@@ -155,7 +186,7 @@ impl<'a> Parser<'a> {
                 b'(' => self.branch_open()?,
                 b')' => self.branch_close()?,
                 b'.' => self.dot()?,
-                b'-' | b'=' | b'#' | b'$' | b':' | b'/' | b'\\' => self.bond(c)?,
+                b'-' | b'=' | b'#' | b'$' | b':' | b'/' | b'\\' | b'~' | b'<' => self.bond(c)?,
                 b'0'..=b'9' | b'%' => self.ring_bond()?,
                 _ => self.organic_atom()?,
             }
@@ -217,7 +248,8 @@ impl<'a> Parser<'a> {
                 let bond = &self.mol.bonds[b];
                 unsaturated |= bond.kind.valence_contrib() > 1.0;
                 let key = if b < n_chain {
-                    if bond.end == a {
+                    // The parent of a chain bond always has the lower index.
+                    if bond.other(a) < a {
                         has_preceding = true;
                         0
                     } else {
@@ -271,17 +303,22 @@ impl<'a> Parser<'a> {
             Last::Dot => return Err(self.err(pos, "bond symbol after '.'")),
             _ => {}
         }
-        let (kind, dir) = match c {
-            b'-' => (Some(BondType::Single), BondDir::None),
-            b'=' => (Some(BondType::Double), BondDir::None),
-            b'#' => (Some(BondType::Triple), BondDir::None),
-            b'$' => (Some(BondType::Quadruple), BondDir::None),
-            b':' => (Some(BondType::Aromatic), BondDir::None),
-            b'/' => (None, BondDir::EndUpRight),
-            _ => (None, BondDir::EndDownRight),
+        let next = self.peek_at(1);
+        let (symbol, dir, len) = match (c, next) {
+            (b'-', Some(b'>')) => (SymbolKind::Dative { reversed: false }, BondDir::None, 2),
+            (b'<', Some(b'-')) => (SymbolKind::Dative { reversed: true }, BondDir::None, 2),
+            (b'<', _) => return Err(self.unexpected(pos)),
+            (b'-', _) => (SymbolKind::Typed(BondType::Single), BondDir::None, 1),
+            (b'=', _) => (SymbolKind::Typed(BondType::Double), BondDir::None, 1),
+            (b'#', _) => (SymbolKind::Typed(BondType::Triple), BondDir::None, 1),
+            (b'$', _) => (SymbolKind::Typed(BondType::Quadruple), BondDir::None, 1),
+            (b':', _) => (SymbolKind::Typed(BondType::Aromatic), BondDir::None, 1),
+            (b'~', _) => (SymbolKind::Any, BondDir::None, 1),
+            (b'/', _) => (SymbolKind::Direction, BondDir::EndUpRight, 1),
+            _ => (SymbolKind::Direction, BondDir::EndDownRight, 1),
         };
-        self.pending = Some(BondSpec { kind, dir, pos });
-        self.pos += 1;
+        self.pending = Some(BondSpec { symbol, dir, pos });
+        self.pos += len;
         // RDKit also reads an escaped backslash `\\` as one `\` bond.
         if c == b'\\' && self.peek() == Some(b'\\') {
             self.pos += 1;
@@ -455,21 +492,20 @@ impl<'a> Parser<'a> {
             BondDir::EndDownRight => BondDir::EndUpRight,
             BondDir::None => BondDir::None,
         };
-        let closure = match open.spec {
+        let opening_typed = open.spec.filter(BondSpec::is_typed);
+        let mut closure = match opening_typed {
             // A bond type written at the opening digit wins; the bond then starts there.
-            Some(BondSpec {
-                kind: Some(kind), ..
-            }) => RingClosure {
+            Some(o) => RingClosure {
                 number: open.number,
                 begin: open.atom,
                 end: atom,
-                kind,
+                kind: o.kind().unwrap_or(default_kind),
                 dir: spec.map_or(BondDir::None, |s| flip(s.dir)),
                 begin_pos: open.pos,
                 end_pos: pos,
             },
-            _ => {
-                let kind = spec.and_then(|s| s.kind).unwrap_or(default_kind);
+            None => {
+                let kind = spec.and_then(|s| s.kind()).unwrap_or(default_kind);
                 let dir = match (spec, open.spec) {
                     (Some(s), _) if s.dir != BondDir::None => s.dir,
                     (_, Some(o)) => flip(o.dir),
@@ -486,6 +522,20 @@ impl<'a> Parser<'a> {
                 }
             }
         };
+        // A dative arrow points from the donor to the acceptor.
+        let deciding = opening_typed
+            .map(|o| (o, open.atom))
+            .or(spec.map(|s| (s, atom)));
+        if let Some((s, written_at)) = deciding {
+            if let SymbolKind::Dative { reversed } = s.symbol {
+                let partner = if written_at == atom { open.atom } else { atom };
+                let donor = if reversed { partner } else { written_at };
+                if closure.begin != donor {
+                    std::mem::swap(&mut closure.begin, &mut closure.end);
+                    std::mem::swap(&mut closure.begin_pos, &mut closure.end_pos);
+                }
+            }
+        }
         self.closures.push(closure);
         Ok(())
     }
@@ -497,15 +547,17 @@ impl<'a> Parser<'a> {
         let idx = self.mol.add_atom(atom);
         if let Some(p) = self.prev {
             let spec = self.pending.take();
-            let kind =
-                spec.and_then(|s| s.kind)
-                    .unwrap_or(if aromatic && self.mol.atoms[p].aromatic {
-                        BondType::Aromatic
-                    } else {
-                        BondType::Single
-                    });
+            let default_kind = match spec.map(|s| s.symbol) {
+                Some(SymbolKind::Any) => BondType::Zero,
+                _ if aromatic && self.mol.atoms[p].aromatic => BondType::Aromatic,
+                _ => BondType::Single,
+            };
+            let kind = spec.and_then(|s| s.kind()).unwrap_or(default_kind);
             let dir = spec.map_or(BondDir::None, |s| s.dir);
-            self.mol.add_bond(p, idx, kind, dir);
+            match spec.map(|s| s.symbol) {
+                Some(SymbolKind::Dative { reversed: true }) => self.mol.add_bond(idx, p, kind, dir),
+                _ => self.mol.add_bond(p, idx, kind, dir),
+            };
             self.chain_pos.push(pos);
         }
         self.prev = Some(idx);
@@ -822,6 +874,24 @@ mod tests {
         assert_eq!(m.bonds[2].dir, EndDownRight);
         assert_eq!(bonds(&parse("C.C").unwrap()), []);
         assert_eq!(bonds(&parse("C1.C1").unwrap()), [(1, 0, Single, None)]);
+    }
+
+    #[test]
+    fn unspecified_and_dative_bonds() {
+        use BondDir::None;
+        use BondType::*;
+        // RDKit: `~` is an unspecified (zero-order) chain bond but a plain ring closure.
+        assert_eq!(bonds(&parse("C~C").unwrap()), [(0, 1, Zero, None)]);
+        assert_eq!(bonds(&parse("C~1CC1").unwrap())[2], (0, 2, Single, None));
+        assert_eq!(bonds(&parse("C1CC~1").unwrap())[2], (2, 0, Single, None));
+        // Dative bonds run from donor to acceptor.
+        assert_eq!(bonds(&parse("N->[Fe]").unwrap()), [(0, 1, Zero, None)]);
+        assert_eq!(bonds(&parse("[Fe]<-N").unwrap()), [(1, 0, Zero, None)]);
+        assert_eq!(bonds(&parse("C->1CC1").unwrap())[2], (0, 2, Zero, None));
+        assert_eq!(bonds(&parse("C1CC<-1").unwrap())[2], (0, 2, Zero, None));
+        for s in ["C-<C", "C->", "C-~C", "C~=C", "C<C"] {
+            assert!(parse(s).is_err(), "{s}");
+        }
     }
 
     #[test]
