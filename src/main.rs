@@ -1,1 +1,19 @@
-fn main() {}
+//! `instructmol`: command-line entry point (argument parsing and dispatch only).
+
+use clap::Parser;
+use instructmol::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Featurize(args) => instructmol::cli::featurize::run(args),
+        Command::Convert(args) => instructmol::cli::convert::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

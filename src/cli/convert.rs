@@ -1,0 +1,103 @@
+//! `instructmol convert`: SMILES <-> SELFIES and canonical SMILES, one JSON line per molecule.
+
+use super::lines::{default_threads, run_lines, to_json};
+use crate::chem::{canon, mol_from_smiles, selfies, ChemError};
+use anyhow::Result;
+use clap::ValueEnum;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Output notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// SELFIES, identical to the `selfies` 2.1 package's encoder.
+    Selfies,
+    /// SMILES (from SELFIES input: the decoder's SMILES; from SMILES input: the input, validated).
+    Smiles,
+    /// Canonical isomeric SMILES (stereo and isotopes kept).
+    Canonical,
+    /// Canonical SMILES without stereo or isotopes.
+    CanonicalNonisomeric,
+}
+
+/// Input notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// SMILES.
+    Smiles,
+    /// SELFIES.
+    Selfies,
+}
+
+/// Arguments of `instructmol convert`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to convert to.
+    #[arg(long)]
+    pub to: Target,
+    /// What the input lines are (default: selfies for `--to smiles`, smiles otherwise).
+    #[arg(long)]
+    pub from: Option<Source>,
+    /// Input file with one molecule per line; `-` for stdin.
+    #[arg(long, short, default_value = "-")]
+    pub input: PathBuf,
+    /// Output JSON-lines file; `-` for stdout.
+    #[arg(long, short, default_value = "-")]
+    pub output: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct OkLine<'a> {
+    input: &'a str,
+    output: String,
+}
+
+#[derive(Serialize)]
+struct ErrLine<'a> {
+    input: &'a str,
+    error: String,
+}
+
+/// Converts one molecule written in `from` notation to `to` notation.
+pub fn convert(text: &str, from: Source, to: Target) -> Result<String, ChemError> {
+    let smiles = match from {
+        Source::Smiles => text.to_string(),
+        Source::Selfies => selfies::decode(text)?,
+    };
+    match to {
+        Target::Selfies => match from {
+            Source::Selfies => Ok(text.to_string()),
+            Source::Smiles => selfies::encode(&smiles),
+        },
+        Target::Smiles => {
+            mol_from_smiles(&smiles)?;
+            Ok(smiles)
+        }
+        Target::Canonical => canon::canonical_from_smiles(&smiles, true),
+        Target::CanonicalNonisomeric => canon::canonical_from_smiles(&smiles, false),
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<()> {
+    let from = args.from.unwrap_or(match args.to {
+        Target::Smiles => Source::Selfies,
+        _ => Source::Smiles,
+    });
+    let to = args.to;
+    let threads = args.threads.unwrap_or_else(default_threads);
+    let tally = run_lines(&args.input, &args.output, threads, |input| {
+        match convert(input, from, to) {
+            Ok(output) => Ok(to_json(&OkLine { input, output })),
+            Err(e) => Err(to_json(&ErrLine {
+                input,
+                error: e.to_string(),
+            })),
+        }
+    })?;
+    eprintln!("convert: {} converted, {} invalid (see \"error\" lines)", tally.ok, tally.failed);
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! Command-line interface: one module per subcommand.
+
+pub mod convert;
+pub mod featurize;
+pub mod lines;
+
+use clap::{Parser, Subcommand};
+
+/// InstructMol in Rust: a molecular assistant (graph encoder + LLaMA) and its chemistry tools.
+#[derive(Debug, Parser)]
+#[command(name = "instructmol", version, about)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// SMILES -> InstructMol graph features (JSON lines), as RDKit + the reference featurizer.
+    Featurize(featurize::Args),
+    /// Convert molecules between SMILES, SELFIES and canonical SMILES (JSON lines).
+    Convert(convert::Args),
+}
