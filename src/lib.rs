@@ -1,2 +1,3 @@
 //! InstructMol in Rust.
 pub mod chem;
+pub mod cli;

@@ -75,10 +75,14 @@ impl ChemError {
                     .take(p)
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
-                format!(
-                    "{} (position {p})\n  {}\n  {pad}^",
-                    self.message, self.input
-                )
+                // Messages that already name their position ("ring bond 1 opened at position 1
+                // is never closed") are not told it twice.
+                let at = if self.message.contains("position") {
+                    String::new()
+                } else {
+                    format!(" at position {p}")
+                };
+                format!("{}{at}\n  {}\n  {pad}^", self.message, self.input)
             }
             None => format!("{}: {}", self.message, self.input),
         }

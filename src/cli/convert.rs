@@ -76,8 +76,10 @@ pub fn convert(text: &str, from: Source, to: Target) -> Result<String, ChemError
             mol_from_smiles(&smiles)?;
             Ok(smiles)
         }
-        Target::Canonical => canon::canonical_from_smiles(&smiles, true),
-        Target::CanonicalNonisomeric => canon::canonical_from_smiles(&smiles, false),
+        Target::Canonical => Ok(canon::canonical_smiles(&mol_from_smiles(&smiles)?, true)),
+        Target::CanonicalNonisomeric => {
+            Ok(canon::canonical_smiles(&mol_from_smiles(&smiles)?, false))
+        }
     }
 }
 
@@ -98,6 +100,9 @@ pub fn run(args: Args) -> Result<()> {
             })),
         }
     })?;
-    eprintln!("convert: {} converted, {} invalid (see \"error\" lines)", tally.ok, tally.failed);
+    eprintln!(
+        "convert: {} converted, {} invalid (see \"error\" lines)",
+        tally.ok, tally.failed
+    );
     Ok(())
 }

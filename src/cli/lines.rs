@@ -11,15 +11,18 @@ pub fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::new(io::stdin())));
     }
-    let file = File::open(path)
-        .with_context(|| format!("cannot open input file {}", path.display()))?;
+    let file =
+        File::open(path).with_context(|| format!("cannot open input file {}", path.display()))?;
     Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
 }
 
 /// Creates `path` for writing, or standard output for `-`.
 pub fn open_output(path: &Path) -> Result<Box<dyn Write>> {
     if path == Path::new("-") {
-        return Ok(Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())));
+        return Ok(Box::new(BufWriter::with_capacity(
+            1 << 16,
+            io::stdout().lock(),
+        )));
     }
     let file = File::create(path)
         .with_context(|| format!("cannot create output file {}", path.display()))?;
@@ -40,12 +43,7 @@ pub struct Tally {
 /// line. Work is spread over `threads` threads in chunks; output order equals input order.
 ///
 /// `process` returns `Ok(json)` for a result line or `Err(json)` for an error line.
-pub fn run_lines<F>(
-    input: &Path,
-    output: &Path,
-    threads: usize,
-    process: F,
-) -> Result<Tally>
+pub fn run_lines<F>(input: &Path, output: &Path, threads: usize, process: F) -> Result<Tally>
 where
     F: Fn(&str) -> std::result::Result<String, String> + Sync,
 {
@@ -124,8 +122,12 @@ where
 /// Serializes one output line. The line types are plain structs of strings and numbers, for
 /// which serialization cannot fail; should it ever, the failure itself becomes the line.
 pub fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value)
-        .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", format!("cannot serialize output: {e}")))
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        format!(
+            "{{\"error\":{:?}}}",
+            format!("cannot serialize output: {e}")
+        )
+    })
 }
 
 /// Number of worker threads to use when the user did not say.
