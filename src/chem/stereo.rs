@@ -516,7 +516,7 @@ fn cleanup_chirality(mol: &mut Mol) {
 fn iterate_ranks(mol: &Mol, invariants: &[i64]) -> Vec<u32> {
     let n = mol.atoms.len();
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| invariants[i]);
+    order.sort_unstable_by_key(|&i| invariants[i]);
     let mut ranks = vec![0u32; n];
     let mut num_ranks = dense_ranks(&order, &mut ranks, |a, b| invariants[a] == invariants[b]);
     if num_ranks == n {
@@ -567,7 +567,14 @@ fn iterate_ranks(mol: &Mol, invariants: &[i64]) -> Vec<u32> {
                 continue;
             }
             let own = &mut nbrs[nbr_start[atom]..nbr_start[atom + 1]];
-            own.sort_unstable_by(|x, y| ranks[y.0].cmp(&ranks[x.0]));
+            // Highest rank first; neighbour lists are tiny, so insertion sort.
+            for i in 1..own.len() {
+                let mut j = i;
+                while j > 0 && ranks[own[j - 1].0] < ranks[own[j].0] {
+                    own.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
             let first = keys.len();
             for &(nbr, w) in own.iter() {
                 if w == 0 {
