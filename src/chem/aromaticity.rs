@@ -13,7 +13,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use super::rings::RingInfo;
-use super::{BondType, ChemError, ErrorKind, Mol};
+use super::{elements, BondType, ChemError, ErrorKind, Mol};
 
 /// RDKit's limit on backtracking steps in one ring system.
 const MAX_BACKTRACKS: usize = 100;
@@ -26,20 +26,22 @@ const MAX_QUESTIONS: usize = 16;
 
 /// RDKit's allowed valences of element `z` (`-1` = anything); unknown elements get `[-1]`.
 fn valences(z: u8) -> &'static [i8] {
-    ELEMENTS.get(z as usize).map_or(&[-1], |e| e.0)
+    let list = elements::valences(z);
+    if list.is_empty() {
+        &[-1]
+    } else {
+        list
+    }
 }
 
 /// RDKit's default valence of element `z` (`-1` when any valence is allowed).
 fn default_valence(z: i32) -> i32 {
-    if !(0..ELEMENTS.len() as i32).contains(&z) {
-        return -1;
-    }
-    i32::from(ELEMENTS[z as usize].0[0])
+    u8::try_from(z).map_or(-1, |z| i32::from(valences(z)[0]))
 }
 
 /// Number of outer-shell electrons of element `z`.
 fn outer_electrons(z: u8) -> i32 {
-    ELEMENTS.get(z as usize).map_or(0, |e| i32::from(e.1))
+    i32::from(elements::outer_electrons(z))
 }
 
 /// RDKit's crude electronegativity order: more outer electrons, then the lighter element.
@@ -751,6 +753,17 @@ impl AtomFacts<'_> {
         }
     }
 
+    /// Neutral two-coordinate O or S without double or triple bonds.
+    fn is_plain_chalcogen(&self, a: usize) -> bool {
+        let atom = &self.mol.atoms[a];
+        matches!(atom.element, 8 | 16)
+            && self.degree(a) == 2
+            && atom.charge == 0
+            && !self.mol.atom_bonds[a]
+                .iter()
+                .any(|&b| matches!(self.mol.bonds[b].kind, BondType::Double | BondType::Triple))
+    }
+
     /// RDKit `isAtomCandForArom` with the default-model switches.
     fn is_candidate(&self, a: usize, donor: Donor) -> bool {
         let atom = &self.mol.atoms[a];
@@ -817,6 +830,11 @@ pub fn set_aromaticity_with_rings(mol: &mut Mol, rings: &RingInfo) {
             }
             seen[a] = true;
             donor[a] = facts.donor(a);
+            // Ether-like O and S in macrocycles (9+ atoms, judged on the first ring the
+            // atom is seen in) are bridges, not pi donors.
+            if donor[a] == Donor::Two && ring.len() >= 9 && facts.is_plain_chalcogen(a) {
+                donor[a] = Donor::None;
+            }
             cand[a] = facts.is_candidate(a, donor[a]);
             all_cand &= cand[a];
         }
@@ -827,7 +845,6 @@ pub fn set_aromaticity_with_rings(mol: &mut Mol, rings: &RingInfo) {
     let bond_rings: Vec<&Vec<usize>> = cand_rings.iter().map(|&r| &rings.bond_rings[r]).collect();
     let atom_rings: Vec<&Vec<usize>> = cand_rings.iter().map(|&r| &rings.atom_rings[r]).collect();
     let neighbors = ring_neighbors(&bond_rings, Some(MAX_FUSED_RING_SIZE), Some(1));
-    let mut aromatic_atoms = vec![false; n];
     let mut aromatic_bonds = vec![false; mol.bonds.len()];
     for system in fused_systems(&neighbors) {
         huckel_on_system(
@@ -836,18 +853,17 @@ pub fn set_aromaticity_with_rings(mol: &mut Mol, rings: &RingInfo) {
             &bond_rings,
             &neighbors,
             &donor,
-            &mut aromatic_atoms,
             &mut aromatic_bonds,
         );
     }
-    for (atom, arom) in mol.atoms.iter_mut().zip(aromatic_atoms) {
-        if arom {
-            atom.aromatic = true;
-        }
-    }
-    for (bond, arom) in mol.bonds.iter_mut().zip(aromatic_bonds) {
+    // Only single and double bonds become aromatic, and atoms are aromatic through them.
+    for (b, arom) in aromatic_bonds.into_iter().enumerate() {
+        let bond = &mut mol.bonds[b];
         if arom && matches!(bond.kind, BondType::Single | BondType::Double) {
             bond.kind = BondType::Aromatic;
+            let (begin, end) = (bond.begin, bond.end);
+            mol.atoms[begin].aromatic = true;
+            mol.atoms[end].aromatic = true;
         }
     }
 }
@@ -860,7 +876,6 @@ fn huckel_on_system(
     bond_rings: &[&Vec<usize>],
     neighbors: &[Vec<usize>],
     donor: &[Donor],
-    aromatic_atoms: &mut [bool],
     aromatic_bonds: &mut [bool],
 ) {
     let nrings = system.len();
@@ -872,7 +887,7 @@ fn huckel_on_system(
     system_bonds.dedup();
     let mut done_bonds = vec![false; aromatic_bonds.len()];
     let mut n_done = 0;
-    let mut counts = vec![0u8; aromatic_atoms.len()];
+    let mut counts = vec![0u8; donor.len()];
     for size in 1..=nrings.min(MAX_FUSED_RINGS) {
         if n_done >= system_bonds.len() || (size == 3 && nrings > 300) {
             break;
@@ -897,9 +912,6 @@ fn huckel_on_system(
                 if huckel(&uniq, donor) {
                     let mut bond_count: BTreeMap<usize, usize> = BTreeMap::new();
                     for &r in &chosen {
-                        for &a in atom_rings[r].iter() {
-                            aromatic_atoms[a] = true;
-                        }
                         for &b in bond_rings[r].iter() {
                             *bond_count.entry(b).or_default() += 1;
                         }
@@ -981,130 +993,6 @@ fn huckel(atoms: &[usize], donor: &[Donor]) -> bool {
         hi == 2
     }
 }
-
-/// Per element (index = atomic number): RDKit's allowed valences (first = default;
-/// -1 = any) and number of outer-shell electrons.
-static ELEMENTS: [(&[i8], u8); 119] = [
-    (&[-1], 0),
-    (&[1], 1),
-    (&[0], 2),
-    (&[1, -1], 1),
-    (&[2], 2),
-    (&[3], 3),
-    (&[4], 4),
-    (&[3], 5),
-    (&[2], 6),
-    (&[1], 7),
-    (&[0], 8),
-    (&[1, -1], 1),
-    (&[2, -1], 2),
-    (&[3], 3),
-    (&[4], 4),
-    (&[3, 5], 5),
-    (&[2, 4, 6], 6),
-    (&[1], 7),
-    (&[0], 8),
-    (&[1, -1], 1),
-    (&[2, -1], 2),
-    (&[-1], 3),
-    (&[-1], 4),
-    (&[-1], 5),
-    (&[-1], 6),
-    (&[-1], 7),
-    (&[-1], 8),
-    (&[-1], 9),
-    (&[-1], 10),
-    (&[-1], 11),
-    (&[-1], 2),
-    (&[3], 3),
-    (&[4], 4),
-    (&[3, 5], 5),
-    (&[2, 4, 6], 6),
-    (&[1], 7),
-    (&[0], 8),
-    (&[1, -1], 1),
-    (&[2, -1], 2),
-    (&[-1], 3),
-    (&[-1], 4),
-    (&[-1], 5),
-    (&[-1], 6),
-    (&[-1], 7),
-    (&[-1], 8),
-    (&[-1], 9),
-    (&[-1], 10),
-    (&[-1], 11),
-    (&[-1], 2),
-    (&[3], 3),
-    (&[2, 4], 4),
-    (&[3, 5], 5),
-    (&[2, 4, 6], 6),
-    (&[1, 3, 5], 7),
-    (&[0, 2, 4, 6], 8),
-    (&[1], 1),
-    (&[2, -1], 2),
-    (&[-1], 3),
-    (&[-1], 4),
-    (&[-1], 3),
-    (&[-1], 4),
-    (&[-1], 5),
-    (&[-1], 6),
-    (&[-1], 7),
-    (&[-1], 8),
-    (&[-1], 9),
-    (&[-1], 10),
-    (&[-1], 11),
-    (&[-1], 12),
-    (&[-1], 13),
-    (&[-1], 14),
-    (&[-1], 15),
-    (&[-1], 4),
-    (&[-1], 5),
-    (&[-1], 6),
-    (&[-1], 7),
-    (&[-1], 8),
-    (&[-1], 9),
-    (&[-1], 10),
-    (&[-1], 11),
-    (&[-1], 2),
-    (&[-1], 3),
-    (&[2, 4], 4),
-    (&[3, 5], 5),
-    (&[2, 4, 6], 6),
-    (&[1, 3, 5], 7),
-    (&[0], 8),
-    (&[1], 1),
-    (&[2, -1], 2),
-    (&[-1], 3),
-    (&[-1], 4),
-    (&[-1], 3),
-    (&[-1], 4),
-    (&[-1], 5),
-    (&[-1], 6),
-    (&[-1], 7),
-    (&[-1], 8),
-    (&[-1], 9),
-    (&[-1], 10),
-    (&[-1], 11),
-    (&[-1], 12),
-    (&[-1], 13),
-    (&[-1], 14),
-    (&[-1], 15),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-    (&[-1], 2),
-];
 
 #[cfg(test)]
 mod tests {
