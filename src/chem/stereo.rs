@@ -1638,4 +1638,23 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn allene_tag_kept_only_on_a_tetrahedral_centre() {
+        // RDKit keeps CHI_ALLENE on F[C@AL1](Cl)(Br)I (it is ranked like a tetrahedral
+        // centre) but drops it from the middle of OC(Cl)=[C@AL1]=C(C)F.
+        let kept = crate::chem::mol_from_smiles("[C@AL1](F)(Cl)(Br)I").expect("valid");
+        assert_eq!(kept.atoms[0].chiral, ChiralTag::Allene(1));
+        let dropped = crate::chem::mol_from_smiles("OC(Cl)=[C@AL1]=C(C)F").expect("valid");
+        assert_eq!(dropped.atoms[3].chiral, U);
+    }
+
+    #[test]
+    fn trigonal_bipyramidal_needs_two_to_five_neighbours() {
+        // RDKit keeps @TB1 on five-coordinate P and drops it on a one-neighbour atom.
+        let kept = crate::chem::mol_from_smiles("F[P@TB1](Cl)(Br)(I)C").expect("valid");
+        assert_eq!(kept.atoms[1].chiral, ChiralTag::TrigonalBipyramidal(1));
+        let dropped = crate::chem::mol_from_smiles("[Cl@TB1]C").expect("valid");
+        assert_eq!(dropped.atoms[0].chiral, U);
+    }
 }
