@@ -57,14 +57,20 @@ fn featurize_keeps_order_skips_blank_lines_and_reports_bad_lines() {
         assert_eq!(line["smiles"], *smi);
         if *smi == "C1CC" {
             let err = line["error"].as_str().expect("error line");
-            assert!(err.contains("ring bond 1 opened at position 1 is never closed"), "{err}");
+            assert!(
+                err.contains("ring bond 1 opened at position 1 is never closed"),
+                "{err}"
+            );
             assert!(err.contains("\n   ^"), "caret under the ring bond: {err}");
         } else {
             let n = line["node_feat"].as_array().expect("features").len();
             assert_eq!(n, if *smi == "CCO" { 3 } else { 6 });
         }
     }
-    assert!(stderr.contains("1050 molecules featurized, 525 invalid"), "{stderr}");
+    assert!(
+        stderr.contains("1050 molecules featurized, 525 invalid"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -85,8 +91,14 @@ fn featurize_output_matches_reference_layout() {
 fn convert_round_trips_selfies_and_canonicalizes() {
     let (stdout, _, ok) = run(&["convert", "--to", "selfies"], "C1=CC=CC=C1\n");
     assert!(ok);
-    let selfies = json_lines(&stdout)[0]["output"].as_str().expect("output").to_string();
-    let (stdout, _, ok) = run(&["convert", "--to", "canonical", "--from", "selfies"], &selfies);
+    let selfies = json_lines(&stdout)[0]["output"]
+        .as_str()
+        .expect("output")
+        .to_string();
+    let (stdout, _, ok) = run(
+        &["convert", "--to", "canonical", "--from", "selfies"],
+        &selfies,
+    );
     assert!(ok);
     let from_selfies = json_lines(&stdout)[0]["output"].clone();
     let (stdout, _, ok) = run(&["convert", "--to", "canonical"], "c1ccccc1\n");
@@ -101,5 +113,8 @@ fn convert_round_trips_selfies_and_canonicalizes() {
 fn missing_input_file_is_a_clear_error() {
     let (_, stderr, ok) = run(&["featurize", "--input", "/nonexistent/x.smi"], "");
     assert!(!ok);
-    assert!(stderr.contains("cannot open input file /nonexistent/x.smi"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open input file /nonexistent/x.smi"),
+        "{stderr}"
+    );
 }
