@@ -1,3 +1,4 @@
 //! InstructMol in Rust.
 pub mod chem;
 pub mod cli;
+pub mod model;
