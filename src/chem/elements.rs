@@ -36,7 +36,7 @@ pub fn outer_electrons(z: u8) -> u8 {
 /// formal charge `charge`; `None` when any valence is accepted. Measured from RDKit for
 /// charges -8..=8 (others are not checked).
 pub fn max_valence(z: u8, charge: i8) -> Option<i8> {
-    if charge.abs() > MAX_TABLE_CHARGE {
+    if charge.unsigned_abs() > MAX_TABLE_CHARGE.unsigned_abs() {
         return None;
     }
     let row = MAX_VALENCE.get(z as usize)?;
@@ -83,5 +83,6 @@ mod tests {
         assert_eq!(max_valence(17, 1), Some(6));
         assert_eq!(max_valence(26, 0), None);
         assert_eq!(max_valence(6, 20), None);
+        assert_eq!(max_valence(6, i8::MIN), None);
     }
 }

@@ -30,6 +30,7 @@ pub fn mol_from_smiles(smiles: &str) -> Result<Mol, ChemError> {
 /// RDKit's `sanitizeMol` with default operations on a parsed molecule.
 pub fn sanitize(mol: &mut Mol) -> Result<(), ChemError> {
     clean_up(mol);
+    check_effective_atomic_numbers(mol)?;
     clean_up_organometallics(mol);
     assign_implicit_hs(mol)?;
     let rings = RingInfo::new(mol);
@@ -297,6 +298,26 @@ fn is_hypervalent_non_metal(mol: &Mol, a: usize) -> bool {
     max > 0 && (ev > max || (ev == max && atom.aromatic && total_degree == 4))
 }
 
+/// RDKit fails on a non-metal whose charge-shifted atomic number lies beyond the table.
+fn check_effective_atomic_numbers(mol: &Mol) -> Result<(), ChemError> {
+    for (a, atom) in mol.atoms.iter().enumerate() {
+        let effective = i32::from(atom.element) - i32::from(atom.charge);
+        if !is_metal(atom.element) && effective > i32::from(elements::MAX_Z) {
+            return Err(ChemError::at(
+                ErrorKind::Valence,
+                "",
+                atom.position,
+                format!(
+                    "atom # {a} {} with charge {} has no valence rules",
+                    elements::symbol(atom.element),
+                    atom.charge
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// RDKit's `cleanUpOrganometallics`: a single bond from a hypervalent non-metal to a
 /// metal becomes a dative bond (stored as [`BondType::Zero`], donor first).
 fn clean_up_organometallics(mol: &mut Mol) {
@@ -527,6 +548,14 @@ mod tests {
         assert!(mol_from_smiles("[NH4+]").is_ok());
         assert!(mol_from_smiles("[NH5+]").is_err());
         assert!(mol_from_smiles("[Fe](C)(C)(C)(C)(C)(C)(C)C").is_ok());
+        // RDKit rejects non-metals whose charge-shifted atomic number exceeds 118.
+        assert!(mol_from_smiles("[C-112]").is_ok());
+        assert_eq!(
+            mol_from_smiles("[C-113]").unwrap_err().kind,
+            ErrorKind::Valence
+        );
+        assert!(mol_from_smiles("[*-128]").is_err());
+        assert!(mol_from_smiles("[Fe-93]").is_ok());
     }
 
     #[test]
