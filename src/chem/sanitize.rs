@@ -445,8 +445,9 @@ fn remove_hs(mol: &mut Mol) {
                 }
             }
         }
+        // RDKit keeps explicit H counts in 8 bits: 255 + 1 wraps to 0.
         let atom = &mut mol.atoms[heavy];
-        atom.explicit_h = atom.explicit_h.saturating_add(1);
+        atom.explicit_h = atom.explicit_h.wrapping_add(1);
     }
     // Rebuild without the removed atoms and their bonds, keeping relative order.
     let mut new_index = vec![usize::MAX; mol.atoms.len()];
@@ -588,6 +589,11 @@ mod tests {
         assert_eq!(count("C[H+]"), 1);
         assert_eq!(count("[H]*"), 2);
         assert_eq!(count("[H]/C=C/C"), 4);
+        // RDKit: [CH255][H+] -> the carbon's 8-bit H count wraps to 0.
+        assert_eq!(
+            mol_from_smiles("[CH255][H+]").unwrap().atoms[0].total_h(),
+            0
+        );
         // RDKit: [H][C@](F)(Cl)Br -> CW, F[C@]([H])(Cl)Br -> CCW.
         let m = mol_from_smiles("[H][C@](F)(Cl)Br").unwrap();
         assert_eq!((m.atoms.len(), m.atoms[0].chiral), (4, ChiralTag::Cw));
