@@ -3,7 +3,8 @@
 //! Three input families: arbitrary strings over the SMILES alphabet, real SMILES from the
 //! committed sample with random character edits (delete / insert / swap), and random sequences
 //! of SELFIES tokens. Every SMILES input goes through `parse_smiles`, `mol_from_smiles`,
-//! `featurize_smiles` and `selfies::encode`; SELFIES inputs through
+//! `featurize_smiles`, `canonical_from_smiles` (isomeric and not) and `selfies::encode`;
+//! SELFIES inputs through
 //! `selfies::decode`, whose output is fed back to the SMILES functions.
 //!
 //! `PROPTEST_CASES=N` sets the number of cases per family (default sized for CI, about 30 s
@@ -15,13 +16,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use instructmol::chem::canon::canonical_from_smiles;
 use instructmol::chem::selfies::{decode, encode};
 use instructmol::chem::{featurize_smiles, mol_from_smiles, parse_smiles};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 /// Default number of cases per input family when PROPTEST_CASES is not set.
-const DEFAULT_CASES: u32 = 8000;
+const DEFAULT_CASES: u32 = 12000;
 
 /// Slowest acceptable time for all the chem functions on one input (debug build, shared CPU).
 const SLOW: Duration = Duration::from_secs(5);
@@ -136,12 +138,18 @@ fn exercise_smiles(input: &str) {
     let raw = parse_smiles(input);
     let parsed = mol_from_smiles(input);
     let featurized = featurize_smiles(input);
+    let iso = canonical_from_smiles(input, true);
+    let noniso = canonical_from_smiles(input, false);
     let _ = encode(input);
-    // A molecule we reject can not be featurized; a syntax error is rejected.
+    // A molecule we reject can be neither featurized nor written; a syntax error is rejected.
     if parsed.is_err() {
         assert!(
             featurized.is_err(),
             "featurized a rejected SMILES {input:?}"
+        );
+        assert!(
+            iso.is_err() && noniso.is_err(),
+            "canonicalized a rejected SMILES {input:?}"
         );
     }
     if raw.is_err() {

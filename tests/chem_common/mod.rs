@@ -97,6 +97,7 @@ pub struct Tally {
     expected: Vec<String>,
     failed_keys: Vec<String>,
     now_agree: usize,
+    informational: bool,
 }
 
 impl Tally {
@@ -121,6 +122,15 @@ impl Tally {
             expected: Vec::new(),
             failed_keys: Vec::new(),
             now_agree: 0,
+            informational: false,
+        }
+    }
+
+    /// A tally that is only printed, never asserted (no xfail list).
+    pub fn info(title: &str) -> Self {
+        Self {
+            informational: true,
+            ..Self::new(title, "")
         }
     }
 
@@ -189,7 +199,13 @@ impl Tally {
             .chain(self.expected.iter().map(|f| ("[known] ", f)))
             .take(SHOWN)
             .collect();
-        if !shown.is_empty() {
+        if self.informational && !shown.is_empty() {
+            println!(
+                "   {} differences (information only, not asserted); the first {}:",
+                self.unexpected.len(),
+                shown.len()
+            );
+        } else if !shown.is_empty() {
             println!(
                 "   {} unexpected and {} known disagreements; the first {}:",
                 self.unexpected.len(),
