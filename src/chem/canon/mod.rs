@@ -32,10 +32,10 @@ pub fn canonical_smiles(mol: &Mol, isomeric: bool) -> String {
         scratch: Scratch::default(),
         leaves_left: LEAF_BUDGET,
         best: None,
-        automorphisms: Vec::new(),
+        automorphisms: g.twin_swaps(&g.base),
         path: Vec::new(),
     };
-    search.run(g.initial_ranks());
+    search.run(g.base.clone());
     search.best.map(|(s, _)| s).unwrap_or_default()
 }
 

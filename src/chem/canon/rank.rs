@@ -58,6 +58,8 @@ pub(super) struct Graph<'a> {
     pub mol: &'a Mol,
     /// Whether isotopes and stereo take part.
     pub isomeric: bool,
+    /// Ranks after refinement without stereo, the search's starting point.
+    pub base: Vec<u32>,
     /// Tetrahedral stereocentres (isomeric mode only).
     pub centers: Vec<Center>,
     /// Stereo double bonds (isomeric mode only).
@@ -143,6 +145,7 @@ impl<'a> Graph<'a> {
         let mut g = Graph {
             mol,
             isomeric,
+            base: Vec::new(),
             centers: Vec::new(),
             dbonds: Vec::new(),
             adj,
@@ -150,13 +153,14 @@ impl<'a> Graph<'a> {
             center_of: vec![0; n],
             dbond_of: vec![0; n],
         };
+        // Stereo elements are not collected yet, so this refinement ignores stereo.
+        let mut base = g.initial_ranks();
+        g.refine(&mut base, &mut Scratch::default());
         if isomeric {
             g.collect_centers();
-            let mut scratch = Scratch::default();
-            let mut base = g.initial_ranks();
-            g.refine(&mut base, &mut scratch);
             g.collect_dbonds(&base);
         }
+        g.base = base;
         g
     }
 
@@ -289,8 +293,38 @@ impl<'a> Graph<'a> {
         None
     }
 
+    /// Transpositions of interchangeable terminal atoms (same neighbour, same invariants,
+    /// same bond type, the neighbour not a stereo element): automorphisms known up front.
+    pub fn twin_swaps(&self, ranks: &[u32]) -> Vec<Vec<usize>> {
+        let mol = self.mol;
+        let n = mol.atoms.len();
+        let mut swaps = Vec::new();
+        for p in 0..n {
+            if self.center_of[p] != 0 || self.dbond_of[p] != 0 {
+                continue;
+            }
+            let terminal: Vec<(usize, u64)> = self
+                .neighbors(p)
+                .iter()
+                .copied()
+                .filter(|&(u, _)| mol.degree(u) == 1)
+                .collect();
+            for (i, &(u, code)) in terminal.iter().enumerate() {
+                let twin = terminal[..i]
+                    .iter()
+                    .find(|&&(v, c)| c == code && ranks[v] == ranks[u]);
+                if let Some(&(v, _)) = twin {
+                    let mut map: Vec<usize> = (0..n).collect();
+                    map.swap(u, v);
+                    swaps.push(map);
+                }
+            }
+        }
+        swaps
+    }
+
     /// Ranks from the atoms' own invariants (no neighbourhood yet).
-    pub fn initial_ranks(&self) -> Vec<u32> {
+    fn initial_ranks(&self) -> Vec<u32> {
         let mol = self.mol;
         let n = mol.atoms.len();
         let inv: Vec<AtomInvariant> = (0..n)
