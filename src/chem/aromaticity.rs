@@ -13,7 +13,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use super::rings::RingInfo;
-use super::{elements, BondType, ChemError, ErrorKind, Mol};
+use super::{elements, BondDir, BondType, ChemError, ErrorKind, Mol};
 
 /// RDKit's limit on backtracking steps in one ring system.
 const MAX_BACKTRACKS: usize = 100;
@@ -410,8 +410,9 @@ impl<'a> Kekulizer<'a> {
     }
 
     /// Places double bonds between candidate atoms (RDKit `kekulizeWorker`): a
-    /// breadth-first walk that takes the first candidate neighbour and backtracks to the
-    /// latest atom that had alternatives when an atom is left without a partner.
+    /// breadth-first walk (neighbours by index) that takes the first candidate neighbour
+    /// and backtracks to the latest atom that had alternatives when an atom is left
+    /// without a partner. A directional bond that becomes double loses its direction.
     fn worker(
         &mut self,
         atoms: &[usize],
@@ -427,10 +428,13 @@ impl<'a> Kekulizer<'a> {
         let mut branch_points: Vec<usize> = Vec::new();
         let mut last_branch: Option<usize> = None;
         let mut backtracks = 0;
+        // Fresh starts go to the lowest-numbered atom not yet visited.
+        let mut sorted_atoms = atoms.to_vec();
+        sorted_atoms.sort_unstable();
         while done.len() < atoms.len() || !queue.is_empty() {
             let curr = match queue.pop_front() {
                 Some(c) => c,
-                None => match atoms.iter().copied().find(|a| !done.contains(a)) {
+                None => match sorted_atoms.iter().copied().find(|a| !done.contains(a)) {
                     Some(c) => c,
                     None => return false,
                 },
@@ -441,14 +445,17 @@ impl<'a> Kekulizer<'a> {
                 Some(o) => o.clone(),
                 None => {
                     let mut opts = VecDeque::new();
-                    let mut pending = VecDeque::new();
-                    for &b in &self.mol.atom_bonds[curr] {
-                        let nbr = self.mol.bonds[b].other(curr);
-                        if done.contains(&nbr) || !in_system[nbr] {
-                            continue;
-                        }
+                    // Unvisited neighbours in the system, lowest index first.
+                    let mut nbrs: Vec<(usize, usize)> = self.mol.atom_bonds[curr]
+                        .iter()
+                        .map(|&b| (self.mol.bonds[b].other(curr), b))
+                        .filter(|&(nbr, _)| in_system[nbr] && !done.contains(&nbr))
+                        .collect();
+                    nbrs.sort_unstable();
+                    let mut pending = Vec::new();
+                    for (nbr, b) in nbrs {
                         if !queue.contains(&nbr) {
-                            pending.push_front(nbr);
+                            pending.push(nbr);
                         }
                         if is_cand
                             && cands[nbr]
@@ -471,6 +478,7 @@ impl<'a> Kekulizer<'a> {
                     return false;
                 };
                 self.mol.bonds[b].kind = BondType::Double;
+                self.mol.bonds[b].dir = BondDir::None;
                 cands[curr] = false;
                 cands[partner] = false;
                 added[b] = true;
