@@ -427,3 +427,25 @@ fn projector_kind_names_and_fresh_projector() {
         Err(ModelError::MissingKey(_))
     ));
 }
+
+#[test]
+fn corrupted_weight_files_never_panic() {
+    let original = std::fs::read(gin_pth()).unwrap();
+    let st = temp_path("flip.safetensors");
+    Gin::load(gin_pth(), None).unwrap().save(&st).unwrap();
+    let st_original = std::fs::read(&st).unwrap();
+    let path = temp_path("flip.bin");
+    for bytes in [&original, &st_original] {
+        for pos in (0..bytes.len()).step_by(bytes.len() / 97 + 1) {
+            let mut b = bytes.clone();
+            b[pos] ^= 0x5a;
+            std::fs::write(&path, &b).unwrap();
+            // Either a typed error or (for a flipped weight value) a loaded model.
+            if let Err(e) = Gin::load(&path, None) {
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+    std::fs::remove_file(path).ok();
+    std::fs::remove_file(st).ok();
+}

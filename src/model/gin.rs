@@ -214,15 +214,19 @@ impl Layer {
             edge = (edge + self.bond_tables[c].index_select(&batch.bond_cols[c], 0)?)?;
         }
         let msg = (h.index_select(&batch.src, 0)? + edge)?.relu()?;
-        let agg = h.zeros_like()?.index_add(&batch.dst, &msg, 0)?;
+        // The messages are added straight onto the scaled self term: no zero tensor, one pass.
         match &self.fused {
             Some((f1, f2, one_plus_eps)) => {
-                let z = h.broadcast_mul(one_plus_eps)?.add(&agg)?;
+                let z = h
+                    .broadcast_mul(one_plus_eps)?
+                    .index_add(&batch.dst, &msg, 0)?;
                 let z = f1.forward(&z)?.relu()?;
                 f2.forward(&z)
             }
             None => {
-                let z = h.broadcast_mul(&(&self.eps + 1.0)?)?.add(&agg)?;
+                let z = h
+                    .broadcast_mul(&(&self.eps + 1.0)?)?
+                    .index_add(&batch.dst, &msg, 0)?;
                 let (s1, t1) = self.bn1.affine()?;
                 let z = z
                     .matmul(&self.lin1.weight.t()?)?
