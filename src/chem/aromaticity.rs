@@ -77,6 +77,7 @@ struct RawValence {
 
 fn raw_valence(mol: &Mol, a: usize) -> RawValence {
     let atom = &mol.atoms[a];
+    let aromatic = is_aromatic_atom(mol, a);
     let sum: f64 = mol.atom_bonds[a]
         .iter()
         .map(|&b| mol.bonds[b].kind.valence_contrib())
@@ -85,12 +86,12 @@ fn raw_valence(mol: &Mol, a: usize) -> RawValence {
     let rounded = (sum + 0.5).floor() as i32;
     // Only aromatic organic-subset atoms matter here: they get hydrogens up to the
     // default valence, and none once their bonds already exceed it.
-    let implicit_h = if atom.no_implicit || atom.element == 0 || !atom.aromatic {
+    let implicit_h = if atom.no_implicit || atom.element == 0 || !aromatic {
         0
     } else {
         (default_valence(i32::from(atom.element)) - rounded).max(0)
     };
-    let explicit = if atom.aromatic {
+    let explicit = if aromatic {
         let charge = adjusted_charge(atom.element, atom.charge);
         valences(atom.element)
             .iter()
@@ -106,6 +107,14 @@ fn raw_valence(mol: &Mol, a: usize) -> RawValence {
         implicit_h,
         total: explicit + implicit_h,
     }
+}
+
+/// RDKit `isAromaticAtom`: flagged aromatic or carrying an aromatic bond.
+fn is_aromatic_atom(mol: &Mol, a: usize) -> bool {
+    mol.atoms[a].aromatic
+        || mol.atom_bonds[a]
+            .iter()
+            .any(|&b| mol.bonds[b].kind == BondType::Aromatic)
 }
 
 /// Formal charge as it shifts the valence in RDKit's kekulization rules.
@@ -179,6 +188,8 @@ struct Kekulizer<'a> {
     rings: &'a RingInfo,
     /// Bonds that were aromatic in the input (RDKit's bond aromatic flag).
     aromatic_bond: Vec<bool>,
+    /// Atoms RDKit treats as aromatic here (flagged, or with an aromatic bond).
+    aromatic_atom: Vec<bool>,
     /// Valence state of each atom before any change.
     valence: Vec<RawValence>,
 }
@@ -191,10 +202,14 @@ impl<'a> Kekulizer<'a> {
             .map(|b| b.kind == BondType::Aromatic)
             .collect();
         let valence = (0..mol.atoms.len()).map(|a| raw_valence(mol, a)).collect();
+        let aromatic_atom = (0..mol.atoms.len())
+            .map(|a| is_aromatic_atom(mol, a))
+            .collect();
         Kekulizer {
             mol,
             rings,
             aromatic_bond,
+            aromatic_atom,
             valence,
         }
     }
@@ -270,7 +285,7 @@ impl<'a> Kekulizer<'a> {
         let mol = &*self.mol;
         if !atoms
             .iter()
-            .any(|&a| mol.atoms[a].element == 0 || mol.atoms[a].aromatic)
+            .any(|&a| mol.atoms[a].element == 0 || self.aromatic_atom[a])
         {
             return;
         }
@@ -290,7 +305,7 @@ impl<'a> Kekulizer<'a> {
             .map(|ring| {
                 !ring
                     .iter()
-                    .any(|&a| mol.atoms[a].aromatic && ring_count[a] == 1)
+                    .any(|&a| self.aromatic_atom[a] && ring_count[a] == 1)
             })
             .collect();
         let mut seen = vec![false; mol.atoms.len()];
@@ -298,7 +313,7 @@ impl<'a> Kekulizer<'a> {
         for &a in atoms {
             seen[a] = true;
             let atom = &mol.atoms[a];
-            if atom.element != 0 && !atom.aromatic {
+            if atom.element != 0 && !self.aromatic_atom[a] {
                 done.push(a);
                 continue;
             }
@@ -1103,6 +1118,21 @@ mod tests {
         let mut mol = build(&[AR_C; 5], &ring_of(5, BondType::Aromatic));
         let err = kekulize(&mut mol).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Kekulize);
+        assert_eq!(
+            err.message,
+            "Can't kekulize mol.  Unkekulized atoms: 0 1 2 3 4"
+        );
+    }
+
+    #[test]
+    fn aromatic_bonds_between_aliphatic_atoms_are_kekulized() {
+        // C1:C:C:C:C:C:1 -> RDKit sanitization up to SANITIZE_KEKULIZE: D S D S D S;
+        // C1:C:C:C:C:1 -> "Can't kekulize mol.  Unkekulized atoms: 0 1 2 3 4"
+        let mut mol = build(&[C; 6], &ring_of(6, BondType::Aromatic));
+        kekulize(&mut mol).unwrap();
+        assert_eq!(kinds(&mol), "DSDSDS");
+        let mut mol = build(&[C; 5], &ring_of(5, BondType::Aromatic));
+        let err = kekulize(&mut mol).unwrap_err();
         assert_eq!(
             err.message,
             "Can't kekulize mol.  Unkekulized atoms: 0 1 2 3 4"
