@@ -460,12 +460,14 @@ fn block_order(mol: &Mol, component: &[usize]) -> Vec<usize> {
 }
 
 /// Sort key reproducing RDKit's ring order: rings of blocks completed earlier first;
-/// within a block by size, then by the top atom in (degree, index) order, then by the
-/// atom (or lower atom of the bond) opposite to it, then by the other atoms.
+/// within a block by size, then by lowest atom, then by the top atom in (degree, index)
+/// order, then by the atom (or lower atom of the bond) opposite to it, then by the
+/// other atoms.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct RingKey {
     block: usize,
     size: usize,
+    lowest: usize,
     top: (usize, usize),
     opposite: (usize, usize),
     rest: Vec<(usize, usize)>,
@@ -490,6 +492,7 @@ impl RingKey {
         RingKey {
             block,
             size: n,
+            lowest: ring.iter().copied().min().unwrap_or(0),
             top: rank(mol, ring[top_pos]),
             opposite,
             rest,
