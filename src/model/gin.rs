@@ -193,6 +193,20 @@ impl Fused {
     }
 }
 
+/// The precomputed form of a frozen layer.
+#[derive(Debug, Clone)]
+struct Frozen {
+    /// `bn1 . lin1` folded.
+    f1: Fused,
+    /// `bn2 . lin2` folded.
+    f2: Fused,
+    /// `1 + eps`.
+    one_plus_eps: Tensor,
+    /// Sum of the first two bond tables for every value pair: row `a * rows_1 + b` is
+    /// `table_0[a] + table_1[b]`, so an edge's embedding is one lookup.
+    bond_pairs: Tensor,
+}
+
 /// One GINConv plus the BatchNorm that follows it.
 #[derive(Debug, Clone)]
 struct Layer {
@@ -202,28 +216,48 @@ struct Layer {
     bn1: BatchNorm,
     lin2: Linear,
     bn2: BatchNorm,
-    /// Frozen networks: `bn1 . lin1` and `bn2 . lin2` folded, and `1 + eps`.
-    fused: Option<(Fused, Fused, Tensor)>,
+    /// Present for frozen networks.
+    frozen: Option<Frozen>,
 }
 
 impl Layer {
+    fn freeze(&mut self) -> Result<()> {
+        let [t0, t1] = [&self.bond_tables[0], &self.bond_tables[1]];
+        let (r0, h) = t0.dims2()?;
+        let r1 = t1.dim(0)?;
+        let bond_pairs = t0
+            .unsqueeze(1)?
+            .broadcast_add(&t1.unsqueeze(0)?)?
+            .reshape((r0 * r1, h))?;
+        self.frozen = Some(Frozen {
+            f1: self.lin1.fuse(&self.bn1)?,
+            f2: self.lin2.fuse(&self.bn2)?,
+            one_plus_eps: (&self.eps + 1.0)?,
+            bond_pairs,
+        });
+        Ok(())
+    }
+
     /// `MLP((1 + eps) x_i + sum_{j->i} ReLU(x_j + bond_emb(e_ji)))`, then the layer's BatchNorm.
-    fn forward(&self, h: &Tensor, batch: &GraphBatch) -> Result<Tensor> {
-        let mut edge = self.bond_tables[0].index_select(&batch.bond_cols[0], 0)?;
-        for c in 1..COLUMNS {
-            edge = (edge + self.bond_tables[c].index_select(&batch.bond_cols[c], 0)?)?;
-        }
-        let msg = (h.index_select(&batch.src, 0)? + edge)?.relu()?;
+    /// `pairs` holds each edge's row of the frozen pair table.
+    fn forward(&self, h: &Tensor, batch: &GraphBatch, pairs: Option<&Tensor>) -> Result<Tensor> {
         // The messages are added straight onto the scaled self term: no zero tensor, one pass.
-        match &self.fused {
-            Some((f1, f2, one_plus_eps)) => {
+        match (&self.frozen, pairs) {
+            (Some(fr), Some(pairs)) => {
+                let edge = fr.bond_pairs.index_select(pairs, 0)?;
+                let msg = (h.index_select(&batch.src, 0)? + edge)?.relu()?;
                 let z = h
-                    .broadcast_mul(one_plus_eps)?
+                    .broadcast_mul(&fr.one_plus_eps)?
                     .index_add(&batch.dst, &msg, 0)?;
-                let z = f1.forward(&z)?.relu()?;
-                f2.forward(&z)
+                let z = fr.f1.forward(&z)?.relu()?;
+                fr.f2.forward(&z)
             }
-            None => {
+            _ => {
+                let mut edge = self.bond_tables[0].index_select(&batch.bond_cols[0], 0)?;
+                for c in 1..COLUMNS {
+                    edge = (edge + self.bond_tables[c].index_select(&batch.bond_cols[c], 0)?)?;
+                }
+                let msg = (h.index_select(&batch.src, 0)? + edge)?.relu()?;
                 let z = h
                     .broadcast_mul(&(&self.eps + 1.0)?)?
                     .index_add(&batch.dst, &msg, 0)?;
@@ -315,20 +349,19 @@ impl Gin {
             let bn1 = BatchNorm::build(&mut b, &format!("{g}.mlp.1"), 2 * h)?;
             let lin2 = Linear::build(&mut b, &format!("{g}.mlp.3"), 2 * h, h)?;
             let bn2 = BatchNorm::build(&mut b, &format!("batch_norms.{l}"), h)?;
-            let fused = if trainable {
-                None
-            } else {
-                Some((lin1.fuse(&bn1)?, lin2.fuse(&bn2)?, (&eps + 1.0)?))
-            };
-            layers.push(Layer {
+            let mut layer = Layer {
                 eps,
                 bond_tables,
                 lin1,
                 bn1,
                 lin2,
                 bn2,
-                fused,
-            });
+                frozen: None,
+            };
+            if !trainable {
+                layer.freeze()?;
+            }
+            layers.push(layer);
         }
         Ok(Self {
             config,
@@ -362,13 +395,24 @@ impl Gin {
                 batch.num_edges(),
             )?;
         }
+        // Frozen layers look each edge up once in their pair table.
+        let pairs = match self.layers[0].frozen {
+            Some(_) => {
+                let stride = self.config.bond_vocab[1] as u32;
+                let b0 = batch.bond_cols[0].to_vec1::<u32>()?;
+                let b1 = batch.bond_cols[1].to_vec1::<u32>()?;
+                let idx: Vec<u32> = b0.iter().zip(&b1).map(|(a, b)| a * stride + b).collect();
+                Some(Tensor::from_vec(idx, b0.len(), batch.src.device())?)
+            }
+            None => None,
+        };
         let mut h = self.atom_tables[0].index_select(&batch.atom_cols[0], 0)?;
         for c in 1..COLUMNS {
             h = (h + self.atom_tables[c].index_select(&batch.atom_cols[c], 0)?)?;
         }
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, batch)?;
+            h = layer.forward(&h, batch, pairs.as_ref())?;
             if l != last {
                 h = h.relu()?;
             }
