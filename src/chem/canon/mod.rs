@@ -17,9 +17,12 @@ mod tests;
 use super::{mol_from_smiles, ChemError, Mol};
 use rank::{first_tied_cell, individualize, Graph, Scratch};
 
-/// How many leaves (complete orderings) the search may write before it stops branching
-/// and takes the first member of each remaining tied class.
-const LEAF_BUDGET: usize = 1000;
+/// Work budget of the search, in atoms written over all leaves (complete orderings); once
+/// spent, it stops branching and takes the first member of each remaining tied class.
+const SEARCH_WORK: usize = 200_000;
+
+/// Leaves the search may always write, however large the molecule.
+const MIN_LEAVES: usize = 16;
 
 /// Canonical SMILES of a sanitized molecule (output of [`mol_from_smiles`]).
 ///
@@ -30,7 +33,7 @@ pub fn canonical_smiles(mol: &Mol, isomeric: bool) -> String {
     let mut search = Search {
         g: &g,
         scratch: Scratch::default(),
-        leaves_left: LEAF_BUDGET,
+        leaves_left: (SEARCH_WORK / mol.atoms.len().max(1)).max(MIN_LEAVES),
         best: None,
         automorphisms: g.twin_swaps(&g.base),
         path: Vec::new(),

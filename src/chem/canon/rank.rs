@@ -84,6 +84,7 @@ pub(super) struct Scratch {
     stereo: Vec<u8>,
     order: Vec<usize>,
     next: Vec<u32>,
+    seen: Vec<bool>,
 }
 
 fn bond_code(kind: BondType) -> u64 {
@@ -431,8 +432,7 @@ impl<'a> Graph<'a> {
     /// (neighbour rank, bond type) and by the stereo invariants.
     pub fn refine(&self, ranks: &mut [u32], s: &mut Scratch) {
         let n = ranks.len();
-        let mut seen = Vec::new();
-        let mut count = class_count(ranks, &mut seen);
+        let mut count = class_count(ranks, &mut s.seen);
         loop {
             self.stereo_invariants(ranks, &mut s.stereo);
             s.keys.clear();
@@ -460,7 +460,7 @@ impl<'a> Graph<'a> {
                 };
             }
             ranks.copy_from_slice(&s.next);
-            let new_count = class_count(ranks, &mut seen);
+            let new_count = class_count(ranks, &mut s.seen);
             if new_count == count {
                 return;
             }

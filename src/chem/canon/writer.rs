@@ -17,30 +17,45 @@ struct Layout {
     order: Vec<usize>,
     /// Bond to the DFS parent, or `NONE` for fragment roots.
     parent_bond: Vec<usize>,
-    /// Tree children of each atom, in visiting order.
-    children: Vec<Vec<usize>>,
+    /// Neighbours (atom, bond) of each atom in rank order: `nbrs[off[a]..off[a + 1]]`.
+    nbrs: Vec<(usize, usize)>,
+    off: Vec<usize>,
     /// Ring-closure bonds at each atom, in the order their digits are written.
     rings: Vec<Vec<usize>>,
+}
+
+impl Layout {
+    /// Tree children of `a`, in visiting (rank) order.
+    fn children(&self, a: usize) -> impl DoubleEndedIterator<Item = usize> + '_ {
+        self.nbrs[self.off[a]..self.off[a + 1]]
+            .iter()
+            .filter(|&&(u, b)| self.parent_bond[u] == b)
+            .map(|&(u, _)| u)
+    }
 }
 
 fn layout(g: &Graph, ranks: &[u32]) -> Layout {
     let mol = g.mol;
     let n = mol.atoms.len();
-    let mut sorted: Vec<Vec<(usize, usize)>> = (0..n)
-        .map(|a| {
-            let mut v: Vec<(usize, usize)> = mol.atom_bonds[a]
+    let mut off = Vec::with_capacity(n + 1);
+    let mut nbrs = Vec::with_capacity(2 * mol.bonds.len());
+    off.push(0);
+    for a in 0..n {
+        let start = nbrs.len();
+        nbrs.extend(
+            mol.atom_bonds[a]
                 .iter()
-                .map(|&b| (mol.bonds[b].other(a), b))
-                .collect();
-            v.sort_by_key(|&(nb, _)| ranks[nb]);
-            v
-        })
-        .collect();
+                .map(|&b| (mol.bonds[b].other(a), b)),
+        );
+        nbrs[start..].sort_unstable_by_key(|&(nb, _)| ranks[nb]);
+        off.push(nbrs.len());
+    }
     let mut l = Layout {
         pos: vec![NONE; n],
         order: Vec::with_capacity(n),
         parent_bond: vec![NONE; n],
-        children: vec![Vec::new(); n],
+        nbrs,
+        off,
         rings: vec![Vec::new(); n],
     };
     let mut bond_seen = vec![false; mol.bonds.len()];
@@ -55,11 +70,11 @@ fn layout(g: &Graph, ranks: &[u32]) -> Layout {
         l.order.push(root);
         stack.push((root, 0));
         while let Some(&mut (v, ref mut i)) = stack.last_mut() {
-            if *i == sorted[v].len() {
+            if l.off[v] + *i == l.off[v + 1] {
                 stack.pop();
                 continue;
             }
-            let (u, b) = sorted[v][*i];
+            let (u, b) = l.nbrs[l.off[v] + *i];
             *i += 1;
             if bond_seen[b] {
                 continue;
@@ -67,7 +82,6 @@ fn layout(g: &Graph, ranks: &[u32]) -> Layout {
             bond_seen[b] = true;
             if l.pos[u] == NONE {
                 l.parent_bond[u] = b;
-                l.children[v].push(u);
                 l.pos[u] = l.order.len();
                 l.order.push(u);
                 stack.push((u, 0));
@@ -76,9 +90,6 @@ fn layout(g: &Graph, ranks: &[u32]) -> Layout {
                 l.rings[u].push(b);
             }
         }
-    }
-    for s in &mut sorted {
-        s.clear();
     }
     // Digits at an atom: closings (partner written earlier) first, then openings, each by
     // the partner's position.
@@ -323,7 +334,7 @@ fn written_chirality(g: &Graph, l: &Layout, a: usize) -> Option<bool> {
         written.push(IMPLICIT_H);
     }
     written.extend(l.rings[a].iter().map(|&b| mol.bonds[b].other(a)));
-    written.extend(l.children[a].iter().copied());
+    written.extend(l.children(a));
     if written.len() != c.len {
         return None;
     }
@@ -409,10 +420,11 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
             for d in freed {
                 used[d] = false;
             }
-            let kids = &l.children[a];
-            if let Some((&last, rest)) = kids.split_last() {
-                steps.push(Step::Atom(last));
-                for &c in rest.iter().rev() {
+            // Last child continues the chain; earlier ones are branches.
+            for (i, c) in l.children(a).rev().enumerate() {
+                if i == 0 {
+                    steps.push(Step::Atom(c));
+                } else {
                     steps.push(Step::Close);
                     steps.push(Step::Atom(c));
                     steps.push(Step::Open);
