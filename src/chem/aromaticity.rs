@@ -58,7 +58,7 @@ fn is_early_atom(z: u8) -> bool {
 /// Bond order rounded to an integer, as RDKit's `lround(getValenceContrib)`.
 fn rounded_order(kind: BondType) -> i32 {
     match kind {
-        BondType::Zero => 0,
+        BondType::Zero | BondType::Dative => 0,
         BondType::Single => 1,
         BondType::Double | BondType::Aromatic => 2,
         BondType::Triple => 3,
@@ -80,7 +80,7 @@ fn raw_valence(mol: &Mol, a: usize) -> RawValence {
     let aromatic = is_aromatic_atom(mol, a);
     let sum: f64 = mol.atom_bonds[a]
         .iter()
-        .map(|&b| mol.bonds[b].kind.valence_contrib())
+        .map(|&b| mol.bonds[b].valence_contrib(a))
         .sum::<f64>()
         + f64::from(atom.explicit_h);
     let rounded = (sum + 0.5).floor() as i32;
@@ -677,7 +677,7 @@ impl AtomFacts<'_> {
     fn explicit_valence(&self, a: usize) -> i32 {
         let sum: f64 = self.mol.atom_bonds[a]
             .iter()
-            .map(|&b| self.mol.bonds[b].kind.valence_contrib())
+            .map(|&b| self.mol.bonds[b].valence_contrib(a))
             .sum();
         (sum + 0.1).round() as i32 + i32::from(self.mol.atoms[a].explicit_h)
     }

@@ -22,7 +22,7 @@ pub struct GraphFeatures {
 ///
 /// Fails with [`ErrorKind::Unsupported`] for chiral tags or bond types outside the
 /// reference's lookup tables (square-planar / trigonal-bipyramidal / octahedral / allene
-/// tags; quadruple and zero-order bonds), where the reference raises an error.
+/// tags; quadruple, zero-order and dative bonds), where the reference raises an error.
 pub fn featurize(mol: &Mol) -> Result<GraphFeatures, ChemError> {
     let unsupported =
         |position: usize, msg: String| ChemError::at(ErrorKind::Unsupported, "", position, msg);

@@ -44,12 +44,16 @@ pub enum BondType {
     Quadruple,
     /// Aromatic bond (`:` or implicit between aromatic atoms).
     Aromatic,
-    /// Zero-order bond (not produced by SMILES, kept for completeness).
+    /// Zero-order bond (RDKit `ZERO`/`UNSPECIFIED`, from `~`): no valence on either side.
     Zero,
+    /// Dative bond from donor (begin) to acceptor (end), from `->`/`<-` or RDKit's
+    /// organometallic clean-up (RDKit `DATIVE`).
+    Dative,
 }
 
 impl BondType {
-    /// Bond order contribution to valence, as RDKit counts it (aromatic = 1.5).
+    /// Bond order as RDKit's `getBondTypeAsDouble` (aromatic = 1.5, dative = 1). For the
+    /// valence of one atom use [`Bond::valence_contrib`], which knows the dative direction.
     pub fn valence_contrib(self) -> f64 {
         match self {
             BondType::Single => 1.0,
@@ -58,6 +62,7 @@ impl BondType {
             BondType::Quadruple => 4.0,
             BondType::Aromatic => 1.5,
             BondType::Zero => 0.0,
+            BondType::Dative => 1.0,
         }
     }
 }
@@ -124,6 +129,16 @@ pub struct Bond {
 }
 
 impl Bond {
+    /// The bond's contribution to the valence of `atom` (one of its ends), as RDKit's
+    /// `getValenceContrib`: a dative bond counts 1 on its acceptor (end) atom, 0 on its donor.
+    pub fn valence_contrib(&self, atom: usize) -> f64 {
+        if self.kind == BondType::Dative && atom != self.end {
+            0.0
+        } else {
+            self.kind.valence_contrib()
+        }
+    }
+
     /// The atom at the other end of the bond from `atom`.
     pub fn other(&self, atom: usize) -> usize {
         if self.begin == atom {

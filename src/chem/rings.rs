@@ -71,9 +71,9 @@ impl RingInfo {
 /// stops adding paths (only reached by huge symmetric cages).
 const MAX_PATHS_PER_ATOM: usize = 256;
 
-/// Bonds that take part in ring finding (RDKit ignores zero-order bonds).
+/// Bonds that take part in ring finding (RDKit ignores zero-order and dative bonds).
 fn active_bond(mol: &Mol, b: usize) -> bool {
-    mol.bonds[b].kind != BondType::Zero
+    !matches!(mol.bonds[b].kind, BondType::Zero | BondType::Dative)
 }
 
 /// Bond indices around a ring given as atoms in ring order (the last bond closes the ring).

@@ -52,7 +52,7 @@ pub fn sanitize(mol: &mut Mol) -> Result<(), ChemError> {
 fn bond_order_sum(mol: &Mol, a: usize) -> f64 {
     mol.atom_bonds[a]
         .iter()
-        .map(|&b| mol.bonds[b].kind.valence_contrib())
+        .map(|&b| mol.bonds[b].valence_contrib(a))
         .sum::<f64>()
         + f64::from(mol.atoms[a].explicit_h)
 }
@@ -319,37 +319,111 @@ fn check_effective_atomic_numbers(mol: &Mol) -> Result<(), ChemError> {
 }
 
 /// RDKit's `cleanUpOrganometallics`: a single bond from a hypervalent non-metal to a
-/// metal becomes a dative bond (stored as [`BondType::Zero`], donor first).
+/// metal becomes a [`BondType::Dative`] bond, donor first.
+///
+/// RDKit visits the atoms in canonical-rank order and gives each donor the bonded metal
+/// with the fewest dative bonds so far, the highest-ranked one on ties. [`atom_ranks`]
+/// stands in for RDKit's canonical ranks; it orders symmetric twins by index like RDKit.
 fn clean_up_organometallics(mol: &mut Mol) {
     if !mol.atoms.iter().any(|a| is_metal(a.element)) {
         return;
     }
-    for a in 0..mol.atoms.len() {
-        if matches!(mol.atoms[a].element, 1 | 2 | 9 | 10) || !is_hypervalent_non_metal(mol, a) {
-            continue;
-        }
-        let datives = |m: &Mol, x: usize| {
-            m.atom_bonds[x]
+    let donors: Vec<usize> = (0..mol.atoms.len())
+        .filter(|&a| {
+            !matches!(mol.atoms[a].element, 1 | 2 | 9 | 10)
+                && is_hypervalent_non_metal(mol, a)
+                && mol.atom_bonds[a]
+                    .iter()
+                    .any(|&b| single_to_metal(mol, a, b))
+        })
+        .collect();
+    if donors.is_empty() {
+        return;
+    }
+    let ranks = atom_ranks(mol);
+    let mut order = donors;
+    order.sort_by_key(|&a| ranks[a]);
+    for a in order {
+        let datives = |x: usize| {
+            mol.atom_bonds[x]
                 .iter()
-                .filter(|&&b| m.bonds[b].kind == BondType::Zero)
+                .filter(|&&b| mol.bonds[b].kind == BondType::Dative)
                 .count()
         };
         let chosen = mol.atom_bonds[a]
             .iter()
             .copied()
-            .filter(|&b| {
-                mol.bonds[b].kind == BondType::Single
-                    && is_metal(mol.atoms[mol.bonds[b].other(a)].element)
-            })
-            .min_by_key(|&b| datives(mol, mol.bonds[b].other(a)));
+            .filter(|&b| single_to_metal(mol, a, b))
+            .min_by_key(|&b| {
+                let metal = mol.bonds[b].other(a);
+                (datives(metal), std::cmp::Reverse(ranks[metal]))
+            });
         if let Some(b) = chosen {
             let metal = mol.bonds[b].other(a);
             let bond = &mut mol.bonds[b];
-            bond.kind = BondType::Zero;
+            bond.kind = BondType::Dative;
             bond.begin = a;
             bond.end = metal;
         }
     }
+}
+
+/// Whether bond `b` of atom `a` is a single bond to a metal.
+fn single_to_metal(mol: &Mol, a: usize, b: usize) -> bool {
+    let bond = &mol.bonds[b];
+    bond.kind == BondType::Single && is_metal(mol.atoms[bond.other(a)].element)
+}
+
+/// A canonical-style atom ranking (0 = lowest): atoms ordered by degree, element, isotope,
+/// hydrogen count and charge, refined by their neighbours' ranks until stable, remaining
+/// ties broken by atom index.
+fn atom_ranks(mol: &Mol) -> Vec<usize> {
+    let n = mol.atoms.len();
+    let invariant = |a: usize| {
+        let atom = &mol.atoms[a];
+        let h =
+            u32::from(atom.explicit_h) + u32::from(implicit_hs(mol, a, explicit_valence(mol, a)));
+        (
+            mol.degree(a),
+            atom.element,
+            atom.isotope.unwrap_or(0),
+            h,
+            atom.charge,
+        )
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&a| invariant(a));
+    let mut class = vec![0usize; n];
+    for w in 1..n {
+        let (p, a) = (order[w - 1], order[w]);
+        class[a] = class[p] + usize::from(invariant(p) != invariant(a));
+    }
+    // Each round splits classes by the sorted classes of the neighbours; at most n rounds.
+    for _ in 0..n {
+        let key = |a: usize| {
+            let mut nbrs: Vec<usize> = mol.neighbors(a).map(|x| class[x]).collect();
+            nbrs.sort_unstable();
+            (class[a], nbrs)
+        };
+        let keys: Vec<_> = (0..n).map(key).collect();
+        order.sort_by(|&x, &y| keys[x].cmp(&keys[y]));
+        let mut next = vec![0usize; n];
+        for w in 1..n {
+            let (p, a) = (order[w - 1], order[w]);
+            next[a] = next[p] + usize::from(keys[p] != keys[a]);
+        }
+        let stable = next == class;
+        class = next;
+        if stable {
+            break;
+        }
+    }
+    order.sort_by_key(|&a| (class[a], a));
+    let mut ranks = vec![0; n];
+    for (r, &a) in order.iter().enumerate() {
+        ranks[a] = r;
+    }
+    ranks
 }
 
 /// Whether RDKit's default `RemoveHs` drops hydrogen atom `h`.
@@ -565,11 +639,62 @@ mod tests {
         let m = mol_from_smiles("Cl[Pt](Cl)([NH3])[NH3]").unwrap();
         let b: Vec<_> = m.bonds.iter().map(|b| (b.begin, b.end, b.kind)).collect();
         assert_eq!(b[0], (0, 1, BondType::Single));
-        assert_eq!(b[2], (3, 1, BondType::Zero));
-        assert_eq!(b[3], (4, 1, BondType::Zero));
+        assert_eq!(b[2], (3, 1, BondType::Dative));
+        assert_eq!(b[3], (4, 1, BondType::Dative));
         // A normal-valent ligand keeps its single bond.
         let m = mol_from_smiles("C[Fe]").unwrap();
         assert_eq!(m.bonds[0].kind, BondType::Single);
+    }
+
+    fn datives(s: &str) -> Vec<(usize, usize)> {
+        let m = mol_from_smiles(s).unwrap();
+        let mut d: Vec<_> = m
+            .bonds
+            .iter()
+            .filter(|b| b.kind == BondType::Dative)
+            .map(|b| (b.begin, b.end))
+            .collect();
+        d.sort_unstable();
+        d
+    }
+
+    #[test]
+    fn donor_bonded_to_several_metals_picks_like_rdkit() {
+        // Expected pairs (donor, acceptor) from RDKit's MolFromSmiles: fewest datives first,
+        // then the higher canonical rank.
+        assert_eq!(datives("Cl[Fe][S-](C)[Co]Cl"), [(2, 4)]);
+        assert_eq!(datives("Cl[Co][S-](C)[Fe]Cl"), [(2, 1)]);
+        assert_eq!(datives("[Fe][S-](C)[Fe]Cl"), [(1, 3)]);
+        assert_eq!(datives("Cl[Fe][S-](C)[Fe]"), [(2, 1)]);
+        assert_eq!(datives("C[S-]1[Fe][S-](C)[Fe]1"), [(1, 5), (3, 2)]);
+        assert_eq!(
+            datives("C[S-]1[Fe]2[S-](C)[Fe]1[S-]2C"),
+            [(1, 5), (3, 2), (6, 5)]
+        );
+        assert_eq!(datives("CC[S-]1[Fe][S-](C)[Fe]1"), [(2, 3), (4, 6)]);
+        assert_eq!(datives("C[S-]1[Fe](Cl)[S-](C)[Fe]1"), [(1, 2), (4, 6)]);
+        assert_eq!(datives("C[N]1(C)[Pt][N](C)(C)[Pd]1"), [(1, 3), (4, 7)]);
+        // The HIV iron complex: each bridging thiolate goes to a different iron.
+        let hiv = "C1C[N+]23CCC[N+]4(C1)CC[S-]1[Fe+2]24([SH+]CC3)[S-]2CC[N+]34CCC[N+]5(CCC3)\
+                   CC[SH+][Fe+2]1254";
+        assert_eq!(datives(hiv), [(10, 29), (15, 11)]);
+    }
+
+    #[test]
+    fn dative_valence_counts_on_the_acceptor_only() {
+        // RDKit: the donor keeps its hydrogens, the acceptor's valence grows by one.
+        assert_eq!(total_hs("N->[Fe]"), [3, 0]);
+        assert_eq!(total_hs("O->C"), [2, 3]);
+        assert_eq!(total_hs("CN(C)(C)->[Fe]"), [3, 0, 3, 3, 0]);
+        assert_eq!(
+            mol_from_smiles("N->B(C)(C)C").unwrap_err().kind,
+            ErrorKind::Valence
+        );
+        // Dative bonds close no rings and cancel tetrahedral stereo, as in RDKit.
+        let m = mol_from_smiles("[C@](F)(Cl)(Br)->[Fe]").unwrap();
+        assert_eq!(m.atoms[0].chiral, ChiralTag::Unspecified);
+        let ring = mol_from_smiles("C1CN->[Fe]C1").unwrap();
+        assert!(!RingInfo::new(&ring).is_atom_in_ring(0));
     }
 
     #[test]

@@ -34,7 +34,7 @@ enum SymbolKind {
     Any,
     /// `- = # $ :`.
     Typed(BondType),
-    /// `->` (`reversed == false`) or `<-`: a dative bond, stored as [`BondType::Zero`] from
+    /// `->` (`reversed == false`) or `<-`: a dative bond, stored as [`BondType::Dative`] from
     /// the donor (arrow tail) to the acceptor.
     Dative { reversed: bool },
 }
@@ -52,7 +52,7 @@ impl BondSpec {
     fn kind(&self) -> Option<BondType> {
         match self.symbol {
             SymbolKind::Typed(k) => Some(k),
-            SymbolKind::Dative { .. } => Some(BondType::Zero),
+            SymbolKind::Dative { .. } => Some(BondType::Dative),
             SymbolKind::Direction | SymbolKind::Any => None,
         }
     }
@@ -885,10 +885,10 @@ mod tests {
         assert_eq!(bonds(&parse("C~1CC1").unwrap())[2], (0, 2, Single, None));
         assert_eq!(bonds(&parse("C1CC~1").unwrap())[2], (2, 0, Single, None));
         // Dative bonds run from donor to acceptor.
-        assert_eq!(bonds(&parse("N->[Fe]").unwrap()), [(0, 1, Zero, None)]);
-        assert_eq!(bonds(&parse("[Fe]<-N").unwrap()), [(1, 0, Zero, None)]);
-        assert_eq!(bonds(&parse("C->1CC1").unwrap())[2], (0, 2, Zero, None));
-        assert_eq!(bonds(&parse("C1CC<-1").unwrap())[2], (0, 2, Zero, None));
+        assert_eq!(bonds(&parse("N->[Fe]").unwrap()), [(0, 1, Dative, None)]);
+        assert_eq!(bonds(&parse("[Fe]<-N").unwrap()), [(1, 0, Dative, None)]);
+        assert_eq!(bonds(&parse("C->1CC1").unwrap())[2], (0, 2, Dative, None));
+        assert_eq!(bonds(&parse("C1CC<-1").unwrap())[2], (0, 2, Dative, None));
         for s in ["C-<C", "C->", "C-~C", "C~=C", "C<C"] {
             assert!(parse(s).is_err(), "{s}");
         }

@@ -306,6 +306,7 @@ fn twice_bond_order(kind: BondType) -> u32 {
         BondType::Quadruple => 8,
         BondType::Aromatic => 3,
         BondType::Zero => 0,
+        BondType::Dative => 2,
     }
 }
 
@@ -318,11 +319,11 @@ fn total_degree(mol: &Mol, atom: usize) -> i32 {
     mol.degree(atom) as i32 + total_h(mol, atom)
 }
 
-/// Number of bonds that count for chirality (every bond but zero-order ones).
+/// Number of bonds that count for chirality (every bond but zero-order and dative ones).
 fn nonzero_degree(mol: &Mol, atom: usize) -> i32 {
     mol.atom_bonds[atom]
         .iter()
-        .filter(|&&b| mol.bonds[b].kind != BondType::Zero)
+        .filter(|&&b| !matches!(mol.bonds[b].kind, BondType::Zero | BondType::Dative))
         .count() as i32
 }
 
@@ -336,7 +337,7 @@ fn explicit_valence(mol: &Mol, atom: usize) -> i32 {
     let a = &mol.atoms[atom];
     let mut accum: f64 = mol.atom_bonds[atom]
         .iter()
-        .map(|&b| mol.bonds[b].kind.valence_contrib())
+        .map(|&b| mol.bonds[b].valence_contrib(atom))
         .sum();
     accum += f64::from(a.explicit_h);
     let own = elements::valences(a.element);
@@ -803,7 +804,7 @@ impl<'m> Perception<'m> {
         let mut count = 0;
         for &bi in &mol.atom_bonds[atom] {
             let b = &mol.bonds[bi];
-            if b.kind == BondType::Zero {
+            if matches!(b.kind, BondType::Zero | BondType::Dative) {
                 continue;
             }
             let r = self.ranks[b.other(atom)];

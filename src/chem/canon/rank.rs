@@ -95,6 +95,7 @@ fn bond_code(kind: BondType) -> u64 {
         BondType::Quadruple => 4,
         BondType::Aromatic => 5,
         BondType::Zero => 6,
+        BondType::Dative => 7,
     }
 }
 

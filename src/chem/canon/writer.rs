@@ -215,7 +215,7 @@ fn unbracketed_h(g: &Graph, a: usize) -> Option<u8> {
             BondType::Double => 2,
             BondType::Triple => 3,
             BondType::Quadruple => 4,
-            BondType::Zero => 0,
+            BondType::Zero | BondType::Dative => 0,
             BondType::Aromatic => return None,
         };
     }
@@ -286,7 +286,8 @@ fn push_atom(out: &mut String, g: &Graph, a: usize, chiral: Option<bool>) {
     out.push(']');
 }
 
-fn push_bond(out: &mut String, g: &Graph, b: usize, dir: Option<bool>) {
+/// Writes bond `b` as it is read from atom `from` (which decides a dative arrow's way).
+fn push_bond(out: &mut String, g: &Graph, b: usize, from: usize, dir: Option<bool>) {
     let bond = &g.mol.bonds[b];
     let both_aromatic = g.mol.atoms[bond.begin].aromatic && g.mol.atoms[bond.end].aromatic;
     match bond.kind {
@@ -306,6 +307,8 @@ fn push_bond(out: &mut String, g: &Graph, b: usize, dir: Option<bool>) {
         BondType::Triple => out.push('#'),
         BondType::Quadruple => out.push('$'),
         BondType::Zero => out.push('~'),
+        BondType::Dative if bond.begin == from => out.push_str("->"),
+        BondType::Dative => out.push_str("<-"),
     }
 }
 
@@ -391,7 +394,7 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
             };
             if l.parent_bond[a] != NONE {
                 let b = l.parent_bond[a];
-                push_bond(&mut out, g, b, dirs[b]);
+                push_bond(&mut out, g, b, mol.bonds[b].other(a), dirs[b]);
             }
             let chiral = if g.isomeric {
                 written_chirality(g, &l, a)
@@ -413,7 +416,7 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
                         used[d] = true;
                     }
                     digit_of[b] = d;
-                    push_bond(&mut out, g, b, dirs[b]);
+                    push_bond(&mut out, g, b, a, dirs[b]);
                     push_digit(&mut out, d);
                 }
             }
