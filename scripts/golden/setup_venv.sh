@@ -6,7 +6,5 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${VENV:-$root/.venv-golden}"
 python3 -m venv "$venv"
-# keep the environment out of git without touching the shared .gitignore
-echo '*' > "$venv/.gitignore"
 "$venv/bin/pip" install --quiet -r "$root/scripts/golden/requirements.txt"
 echo "ready: $venv/bin/python"
