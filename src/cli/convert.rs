@@ -1,11 +1,10 @@
 //! `instructmol convert`: SMILES <-> SELFIES and canonical SMILES, one JSON line per molecule.
 
-use super::lines::{default_threads, run_lines, to_json};
+use super::lines::{run_lines, to_json, LineIo};
 use crate::chem::{canon, mol_from_smiles, selfies, ChemError};
 use anyhow::Result;
 use clap::ValueEnum;
 use serde::Serialize;
-use std::path::PathBuf;
 
 /// Output notation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,15 +37,9 @@ pub struct Args {
     /// What the input lines are (default: selfies for `--to smiles`, smiles otherwise).
     #[arg(long)]
     pub from: Option<Source>,
-    /// Input file with one molecule per line; `-` for stdin.
-    #[arg(long, short, default_value = "-")]
-    pub input: PathBuf,
-    /// Output JSON-lines file; `-` for stdout.
-    #[arg(long, short, default_value = "-")]
-    pub output: PathBuf,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Input, output and threads.
+    #[command(flatten)]
+    pub io: LineIo,
 }
 
 #[derive(Serialize)]
@@ -90,15 +83,12 @@ pub fn run(args: Args) -> Result<()> {
         _ => Source::Smiles,
     });
     let to = args.to;
-    let threads = args.threads.unwrap_or_else(default_threads);
-    let tally = run_lines(&args.input, &args.output, threads, |input| {
-        match convert(input, from, to) {
-            Ok(output) => Ok(to_json(&OkLine { input, output })),
-            Err(e) => Err(to_json(&ErrLine {
-                input,
-                error: e.to_string(),
-            })),
-        }
+    let tally = run_lines(&args.io, |input| match convert(input, from, to) {
+        Ok(output) => Ok(to_json(&OkLine { input, output })),
+        Err(e) => Err(to_json(&ErrLine {
+            input,
+            error: e.to_string(),
+        })),
     })?;
     eprintln!(
         "convert: {} converted, {} invalid (see \"error\" lines)",

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Opens `path` for reading, or standard input for `-`.
 pub fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
@@ -29,6 +29,21 @@ pub fn open_output(path: &Path) -> Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::with_capacity(1 << 16, file)))
 }
 
+/// The input/output options shared by every line tool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LineIo {
+    /// Input file with one molecule per line (only the first whitespace-separated field is read,
+    /// so `.smi` files with a name column work); `-` for stdin.
+    #[arg(long, short, default_value = "-")]
+    pub input: PathBuf,
+    /// Output JSON-lines file; `-` for stdout.
+    #[arg(long, short, default_value = "-")]
+    pub output: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
 /// Counts of what a line tool did, reported on stderr at the end.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
@@ -40,17 +55,18 @@ pub struct Tally {
 
 /// Reads `input` line by line, calls `process` on the first whitespace-separated field of every
 /// non-empty line (so `.smi` files with a name column work), and writes one JSON line per input
-/// line. Work is spread over `threads` threads in chunks; output order equals input order.
+/// line. Work is spread over `opts.threads` threads in chunks; output order equals input order.
 ///
 /// `process` returns `Ok(json)` for a result line or `Err(json)` for an error line.
-pub fn run_lines<F>(input: &Path, output: &Path, threads: usize, process: F) -> Result<Tally>
+pub fn run_lines<F>(opts: &LineIo, process: F) -> Result<Tally>
 where
     F: Fn(&str) -> std::result::Result<String, String> + Sync,
 {
     const CHUNK: usize = 2048;
+    let input = opts.input.as_path();
     let reader = open_input(input)?;
-    let mut out = open_output(output)?;
-    let threads = threads.max(1);
+    let mut out = open_output(&opts.output)?;
+    let threads = opts.threads.unwrap_or_else(default_threads).max(1);
     let mut tally = Tally::default();
     let mut chunk: Vec<String> = Vec::with_capacity(CHUNK);
     let mut line_no = 0usize;
