@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${INSTRUCTMOL_DATA:-../shared/data}
+if [ ! -f "$data/chebi20/test.txt" ]; then
+    echo "quickstart: no ChEBI-20 data at $data/chebi20/test.txt; set INSTRUCTMOL_DATA to the data folder" >&2
+    exit 1
+fi
 cargo build --release
 bin=target/release/instructmol
 mkdir -p runs/quickstart
