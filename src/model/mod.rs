@@ -6,11 +6,13 @@
 //! [`candle_nn::VarMap`] variables so that `loss.backward()` reaches them).
 
 pub mod batch;
+pub mod config;
 pub mod gin;
 pub mod projector;
 pub mod weights;
 
 pub use batch::{GraphBatch, GraphInput};
+pub use config::LlamaConfig;
 pub use gin::{Gin, GinConfig};
 pub use projector::{Projector, ProjectorKind};
 pub use weights::Weights;
