@@ -153,18 +153,18 @@ impl LlamaConfig {
         }
         let heads = self.num_attention_heads;
         let kv = self.kv_heads();
-        if heads == 0 || kv == 0 || heads % kv != 0 {
+        if heads == 0 || kv == 0 || !heads.is_multiple_of(kv) {
             return Err(ModelError::Config(format!(
                 "num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kv})"
             )));
         }
-        if self.head_dim.is_none() && self.hidden_size % heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(heads) {
             return Err(ModelError::Config(format!(
                 "hidden_size ({}) is not divisible by num_attention_heads ({heads})",
                 self.hidden_size
             )));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(ModelError::Config(format!(
                 "head_dim ({}) must be even for rotary embeddings",
                 self.head_dim()
