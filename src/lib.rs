@@ -2,3 +2,4 @@
 pub mod chem;
 pub mod cli;
 pub mod model;
+pub mod train;

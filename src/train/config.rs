@@ -1,0 +1,341 @@
+//! Run configuration: a TOML file (see `configs/`) whose every field can be overridden on the
+//! command line with `--set section.field=value`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Result, TrainError};
+
+/// Which networks come from where and how they run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// The language model: a Hugging Face directory, a repo id in the local HF cache, or a GGUF file.
+    pub llm: String,
+    /// Weight dtype of the language model: `f32`, `bf16` or `f16`.
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// MoleculeSTM GIN weights (`molecule_model.pth` or our safetensors); absent: random initialisation.
+    #[serde(default)]
+    pub gin: Option<String>,
+    /// Train the GIN too (needed when no pretrained GIN exists).
+    #[serde(default)]
+    pub train_gin: bool,
+    /// Projector architecture: `linear` or `mlp2x_gelu`.
+    #[serde(default = "default_projector")]
+    pub projector: String,
+    /// Conversation template: `plain` (stage 1), `vicuna_v1`, `chatml`.
+    pub template: String,
+    /// Longest tokenised example (graph tokens included).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Stage 2: the stage-1 run (directory or checkpoint) whose projector (and GIN) to start from.
+    #[serde(default)]
+    pub init_from: Option<String>,
+    /// Ablation: replace every graph token by zeros (the "no graph" control run).
+    #[serde(default)]
+    pub zero_graph: bool,
+}
+
+/// Training and evaluation data (prepared JSONL from `instructmol data prepare`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Training examples.
+    pub train: String,
+    /// Held-out examples for the evaluation loss.
+    #[serde(default)]
+    pub eval: Option<String>,
+    /// Use only the first N training examples (0: all).
+    #[serde(default)]
+    pub max_train_examples: usize,
+    /// Use only the first N evaluation examples (0: all).
+    #[serde(default)]
+    pub max_eval_examples: usize,
+}
+
+/// Optimisation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Passes over the training data.
+    pub epochs: u64,
+    /// Stop after this many optimizer updates (0: no limit).
+    #[serde(default)]
+    pub max_steps: u64,
+    /// Examples per forward pass.
+    pub batch_size: usize,
+    /// Forward passes per optimizer update.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Fraction of updates spent warming up.
+    #[serde(default = "default_warmup")]
+    pub warmup_ratio: f64,
+    /// Global gradient-norm clip (0: off).
+    #[serde(default = "one_f")]
+    pub max_grad_norm: f64,
+    /// Seed of shuffling, dropout and initialisation.
+    #[serde(default)]
+    pub seed: u64,
+    /// Evaluation loss every N updates (0: only at the end).
+    #[serde(default)]
+    pub eval_every: u64,
+    /// Checkpoint every N updates (0: only at the end).
+    #[serde(default)]
+    pub save_every: u64,
+    /// Checkpoints to keep.
+    #[serde(default = "default_keep")]
+    pub keep_checkpoints: usize,
+    /// Batch examples of similar length together (LLaVA's length grouping).
+    #[serde(default = "yes")]
+    pub group_by_length: bool,
+    /// CPU threads for the math (0: all cores).
+    #[serde(default)]
+    pub threads: usize,
+}
+
+/// LoRA settings (stage 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSection {
+    /// Rank.
+    pub r: usize,
+    /// Scale numerator (scale = alpha / r).
+    pub alpha: f64,
+    /// Dropout on the LoRA input.
+    pub dropout: f64,
+    /// Linear layers that get adapters.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        Self {
+            r: 64,
+            alpha: 16.0,
+            dropout: 0.05,
+            targets: [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Where checkpoints, logs and the loss curve go.
+    pub output_dir: String,
+    /// Networks.
+    pub model: ModelSection,
+    /// Data.
+    pub data: DataSection,
+    /// Optimisation.
+    pub train: TrainSection,
+    /// LoRA (stage 2 only).
+    #[serde(default)]
+    pub lora: LoraSection,
+}
+
+fn default_dtype() -> String {
+    "f32".into()
+}
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_projector() -> String {
+    "linear".into()
+}
+fn default_max_length() -> usize {
+    2048
+}
+fn one() -> usize {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn default_warmup() -> f64 {
+    0.03
+}
+fn default_keep() -> usize {
+    2
+}
+fn yes() -> bool {
+    true
+}
+
+impl RunConfig {
+    /// Reads `path` and applies `overrides` (`section.field=value`, value in TOML syntax or a
+    /// bare string), then checks the result. Relative paths inside the file are kept as
+    /// written (relative to the working directory, like every other path on the command line).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text, path, overrides)
+    }
+
+    /// Parses TOML text (`origin` names it in errors) and applies overrides.
+    pub fn from_toml(text: &str, origin: &Path, overrides: &[String]) -> Result<Self> {
+        let bad = |reason: String| TrainError::Config {
+            path: origin.to_path_buf(),
+            reason,
+        };
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        for item in overrides {
+            apply_override(&mut table, item).map_err(|reason| TrainError::Config {
+                path: PathBuf::from("--set"),
+                reason,
+            })?;
+        }
+        let cfg: RunConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        cfg.validate().map_err(bad)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        if t.batch_size == 0 || t.grad_accum == 0 {
+            return Err("train.batch_size and train.grad_accum must be at least 1".into());
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(format!("train.lr must be a positive number, got {}", t.lr));
+        }
+        if !(0.0..1.0).contains(&t.warmup_ratio) {
+            return Err(format!(
+                "train.warmup_ratio must be in [0, 1), got {}",
+                t.warmup_ratio
+            ));
+        }
+        if t.epochs == 0 && t.max_steps == 0 {
+            return Err("set train.epochs or train.max_steps".into());
+        }
+        if !(0.0..1.0).contains(&self.lora.dropout) {
+            return Err(format!(
+                "lora.dropout must be in [0, 1), got {}",
+                self.lora.dropout
+            ));
+        }
+        if self.lora.r == 0 {
+            return Err("lora.r must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Sets `section.field=value` in a TOML table. The value is read as TOML (`1e-4`, `true`,
+/// `"text"`, `[1, 2]`) and, failing that, taken as a bare string.
+fn apply_override(table: &mut toml::Table, item: &str) -> std::result::Result<(), String> {
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| format!("`{item}`: expected section.field=value"))?;
+    let key = key.trim();
+    let value = match format!("v = {}", raw.trim()).parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or(toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, sections) = parts
+        .split_last()
+        .ok_or_else(|| format!("`{item}`: empty key"))?;
+    let mut cur = table;
+    for s in sections {
+        let entry = cur
+            .entry(s.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{item}`: `{s}` is not a section"))?;
+    }
+    cur.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+output_dir = "runs/x"
+[model]
+llm = "models/m.gguf"
+template = "chatml"
+[data]
+train = "train.jsonl"
+[train]
+epochs = 1
+batch_size = 4
+lr = 2e-3
+"#;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = RunConfig::from_toml(
+            BASE,
+            Path::new("x.toml"),
+            &[
+                "train.lr=1e-4".into(),
+                "model.device=cuda".into(),
+                "lora.r=8".into(),
+                "lora.alpha=16.0".into(),
+                "lora.dropout=0.0".into(),
+                "lora.targets=[\"q_proj\"]".into(),
+                "data.eval=valid.jsonl".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.train.lr, 1e-4);
+        assert_eq!(cfg.model.device, "cuda");
+        assert_eq!(cfg.train.grad_accum, 1);
+        assert_eq!(cfg.train.warmup_ratio, 0.03);
+        assert_eq!(cfg.lora.targets, vec!["q_proj"]);
+        assert_eq!(cfg.data.eval.as_deref(), Some("valid.jsonl"));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_named() {
+        let err =
+            RunConfig::from_toml(BASE, Path::new("x.toml"), &["train.learning_rate=1".into()])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("learning_rate"), "{err}");
+        let err = RunConfig::from_toml(BASE, Path::new("x.toml"), &["train.lr=-1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("train.lr"), "{err}");
+        let err = RunConfig::from_toml(BASE, Path::new("x.toml"), &["nonsense".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("section.field=value"), "{err}");
+        let err = RunConfig::from_toml("output_dir = ", Path::new("bad.toml"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.toml"), "{err}");
+    }
+}
