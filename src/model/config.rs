@@ -79,6 +79,10 @@ pub struct LlamaConfig {
     /// RoPE scaling (LLaMA-3.1 style and others): not supported; rejected when present.
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
+    /// transformers >= 5 writes `{"rope_theta": .., "rope_type": "default"}` here instead of
+    /// a top-level `rope_theta`; [`Self::from_json`] folds it into `rope_theta`.
+    #[serde(default, skip_serializing)]
+    pub rope_parameters: Option<serde_json::Value>,
 }
 
 fn default_model_type() -> String {
@@ -100,8 +104,20 @@ fn default_act() -> String {
 impl LlamaConfig {
     /// Parses `config.json` text and validates it.
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: LlamaConfig = serde_json::from_str(text)
+        let mut cfg: LlamaConfig = serde_json::from_str(text)
             .map_err(|e| ModelError::Config(format!("config.json: {e}")))?;
+        if let Some(params) = cfg.rope_parameters.take() {
+            let rope_type = params.get("rope_type").and_then(|v| v.as_str());
+            if rope_type.is_some_and(|t| t != "default") {
+                return Err(ModelError::Config(format!(
+                    "rope_parameters.rope_type `{}` is not supported (only default RoPE)",
+                    rope_type.unwrap_or_default()
+                )));
+            }
+            if let Some(theta) = params.get("rope_theta").and_then(|v| v.as_f64()) {
+                cfg.rope_theta = theta;
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -208,6 +224,18 @@ mod tests {
         let text = r#"{"hidden_size":8,"num_hidden_layers":1}"#;
         let err = LlamaConfig::from_json(text).unwrap_err().to_string();
         assert!(err.contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn reads_transformers_5_rope_parameters() {
+        let text = r#"{"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,
+            "num_attention_heads":2,"vocab_size":10,
+            "rope_parameters":{"rope_theta":500000.0,"rope_type":"default"}}"#;
+        assert_eq!(LlamaConfig::from_json(text).unwrap().rope_theta, 500000.0);
+        let text = r#"{"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,
+            "num_attention_heads":2,"vocab_size":10,
+            "rope_parameters":{"rope_theta":500000.0,"rope_type":"llama3"}}"#;
+        assert!(LlamaConfig::from_json(text).is_err());
     }
 
     #[test]
