@@ -237,7 +237,7 @@ fn gin_safetensors_round_trip_with_and_without_prefix() {
 #[test]
 fn fresh_gin_has_moleculestm_size_and_registers_parameters() {
     let g = gin_golden();
-    let gin = Gin::new(GinConfig::default(), None).unwrap();
+    let gin = Gin::new(GinConfig::default(), 0, None).unwrap();
     assert_eq!(gin.num_params(), g.num_params_300);
     let varmap = VarMap::new();
     let small = GinConfig {
@@ -245,7 +245,7 @@ fn fresh_gin_has_moleculestm_size_and_registers_parameters() {
         num_layers: 2,
         ..GinConfig::default()
     };
-    let gin = Gin::new(small, Some(&varmap)).unwrap();
+    let gin = Gin::new(small, 1, Some(&varmap)).unwrap();
     assert_eq!(varmap.all_vars().len(), 9 + 2 * 12);
     let out = gin.forward(&batch_of(&g)).unwrap();
     assert_eq!(out.dims(), &[g.embeddings.len(), 8]);
@@ -417,7 +417,7 @@ fn projector_kind_names_and_fresh_projector() {
     );
     assert!("mlp3x_gelu".parse::<ProjectorKind>().is_err());
     let varmap = VarMap::new();
-    let p = Projector::new(ProjectorKind::Mlp2xGelu, 300, 576, Some(&varmap)).unwrap();
+    let p = Projector::new(ProjectorKind::Mlp2xGelu, 300, 576, 2, Some(&varmap)).unwrap();
     assert_eq!(varmap.all_vars().len(), 4);
     let x = Tensor::ones((3, 300), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert_eq!(p.forward(&x).unwrap().dims(), &[3, 576]);

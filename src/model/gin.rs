@@ -315,8 +315,9 @@ impl Gin {
 
     /// A freshly initialised encoder (PyTorch's initialisation: Xavier-uniform embeddings as in
     /// OGB, uniform linears, identity BatchNorms, eps 0), for training without a pretrained GIN.
-    pub fn new(config: GinConfig, varmap: Option<&VarMap>) -> Result<Self> {
-        Self::build(config, Source::Init, varmap)
+    /// The same `seed` always gives the same weights.
+    pub fn new(config: GinConfig, seed: u64, varmap: Option<&VarMap>) -> Result<Self> {
+        Self::build(config, Source::Init(seed), varmap)
     }
 
     fn build(config: GinConfig, source: Source, varmap: Option<&VarMap>) -> Result<Self> {

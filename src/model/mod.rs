@@ -9,6 +9,7 @@ pub mod batch;
 pub mod config;
 pub mod gin;
 pub mod projector;
+pub mod rng;
 pub mod weights;
 
 pub use batch::{GraphBatch, GraphInput};

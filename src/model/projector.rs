@@ -57,14 +57,16 @@ pub struct Projector {
 }
 
 impl Projector {
-    /// A freshly initialised projector (PyTorch's `nn.Linear` initialisation).
+    /// A freshly initialised projector (PyTorch's `nn.Linear` initialisation distribution);
+    /// the same `seed` always gives the same weights.
     pub fn new(
         kind: ProjectorKind,
         inp: usize,
         out: usize,
+        seed: u64,
         varmap: Option<&VarMap>,
     ) -> Result<Self> {
-        let b = Builder::new(Source::Init, varmap);
+        let b = Builder::new(Source::Init(seed), varmap);
         Self::build(kind, inp, out, PROJECTOR_PREFIX, b)
     }
 

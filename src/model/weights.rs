@@ -148,8 +148,8 @@ pub(crate) enum Source<'a> {
         /// Prepended to every key.
         prefix: &'a str,
     },
-    /// Freshly initialised (parameters randomly as PyTorch does, buffers to their defaults).
-    Init,
+    /// Freshly initialised from a seed (parameters randomly as PyTorch does, buffers to their defaults).
+    Init(u64),
 }
 
 /// Builds the tensors of a network: parameters become [`Var`]s registered in a [`VarMap`]
@@ -158,13 +158,20 @@ pub(crate) enum Source<'a> {
 pub(crate) struct Builder<'a> {
     source: Source<'a>,
     varmap: Option<&'a VarMap>,
+    /// Random stream for [`Source::Init`].
+    rng: super::rng::Rng,
     /// Every tensor built, under its full (prefixed) key, for saving.
     pub(crate) built: Vec<(String, Tensor)>,
 }
 
 impl<'a> Builder<'a> {
     pub(crate) fn new(source: Source<'a>, varmap: Option<&'a VarMap>) -> Self {
+        let seed = match source {
+            Source::Init(seed) => seed,
+            Source::Load { .. } => 0,
+        };
         Self {
+            rng: super::rng::Rng::new(seed),
             source,
             varmap,
             built: Vec::new(),
@@ -174,7 +181,7 @@ impl<'a> Builder<'a> {
     fn full_key(&self, key: &str) -> String {
         match &self.source {
             Source::Load { prefix, .. } => format!("{prefix}{key}"),
-            Source::Init => key.to_string(),
+            Source::Init(_) => key.to_string(),
         }
     }
 
@@ -183,10 +190,14 @@ impl<'a> Builder<'a> {
         let full = self.full_key(key);
         let t = match &self.source {
             Source::Load { weights, .. } => weights.get_shaped(&full, shape)?,
-            Source::Init => init
-                .var(shape, DType::F32, &Device::Cpu)?
-                .as_tensor()
-                .detach(),
+            Source::Init(_) => match init {
+                Init::Uniform { lo, up } => self.rng.uniform(lo, up, shape, &Device::Cpu)?,
+                Init::Randn { mean, stdev } => self.rng.normal(mean, stdev, shape, &Device::Cpu)?,
+                other => other
+                    .var(shape, DType::F32, &Device::Cpu)?
+                    .as_tensor()
+                    .detach(),
+            },
         };
         let t = match self.varmap {
             Some(vm) => {
@@ -209,7 +220,7 @@ impl<'a> Builder<'a> {
         let full = self.full_key(key);
         let t = match &self.source {
             Source::Load { weights, .. } => weights.get_shaped(&full, shape)?,
-            Source::Init => Tensor::full(value, shape, &Device::Cpu)?,
+            Source::Init(_) => Tensor::full(value, shape, &Device::Cpu)?,
         };
         self.built.push((full, t.clone()));
         Ok(t)
