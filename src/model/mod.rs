@@ -10,6 +10,7 @@ pub mod config;
 pub mod gin;
 pub mod projector;
 pub mod rng;
+pub mod splice;
 pub mod weights;
 
 pub use batch::{GraphBatch, GraphInput};
