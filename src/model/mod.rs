@@ -8,6 +8,9 @@
 pub mod batch;
 pub mod config;
 pub mod gin;
+pub mod llama;
+pub mod lora;
+pub mod ops;
 pub mod projector;
 pub mod rng;
 pub mod splice;
@@ -16,6 +19,8 @@ pub mod weights;
 pub use batch::{GraphBatch, GraphInput};
 pub use config::LlamaConfig;
 pub use gin::{Gin, GinConfig};
+pub use llama::{KvCache, Llama};
+pub use lora::{LoraConfig, LORA_MODULES};
 pub use projector::{Projector, ProjectorKind};
 pub use weights::Weights;
 

@@ -1,0 +1,767 @@
+//! The LLaMA decoder (Hugging Face's `LlamaForCausalLM`): GQA attention with rotate-half RoPE,
+//! RMSNorm, SwiGLU MLP, tied or untied output head; trainable through LoRA adapters
+//! ([`super::lora`]) with fast differentiable ops ([`super::ops`]); KV-cached decoding with
+//! left-padded batches for generation.
+//!
+//! Weights are held in one dtype (f32, bf16 or f16) and computed in it; norms, softmax and the
+//! loss accumulate in f32. Base weights are frozen: no gradient is ever computed for them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+
+use super::config::LlamaConfig;
+use super::lora::{self, LoraAdapter, LoraConfig, SplitMix64, LORA_MODULES};
+use super::ops;
+use super::{ModelError, Result};
+
+/// Additive mask value of a hidden key (finite, so that a fully hidden row stays a number).
+const MASKED: f32 = -1e30;
+
+/// A frozen linear layer (no bias, `[out, in]` weight) with an optional LoRA adapter.
+#[derive(Debug, Clone)]
+struct Linear {
+    w: Tensor,
+    lora: Option<LoraAdapter>,
+}
+
+impl Linear {
+    /// `x [n, in] -> [n, out]`; `dropout` is the RNG of this layer's dropout mask (training).
+    fn forward(&self, x: &Tensor, dropout: Option<&mut SplitMix64>) -> Result<Tensor> {
+        let y = ops::linear_frozen(x, &self.w)?;
+        let Some(l) = &self.lora else {
+            return Ok(y);
+        };
+        let x_in = match dropout {
+            Some(rng) if l.dropout > 0.0 => {
+                let mask = lora::dropout_mask(x.elem_count(), l.dropout, rng);
+                let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+                (x * mask)?
+            }
+            _ => x.clone(),
+        };
+        let h = x_in.matmul(&l.a.as_tensor().t()?)?.affine(l.scale, 0.0)?;
+        let u = h.matmul(&l.b.as_tensor().t()?)?;
+        Ok((y + u)?)
+    }
+}
+
+/// One decoder block.
+#[derive(Debug, Clone)]
+struct Block {
+    input_norm: Tensor,
+    post_norm: Tensor,
+    /// q, k, v, o, gate, up, down (the order of [`LORA_MODULES`]).
+    linears: Vec<Linear>,
+}
+
+/// Positional and masking inputs shared by all blocks of one forward pass.
+struct Context<'a> {
+    b: usize,
+    s: usize,
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    /// Additive attention bias `[b or 1, 1, s, keys]` (None: no masking needed).
+    bias: Option<&'a Tensor>,
+    /// Dropout seed in training mode.
+    dropout_seed: Option<u64>,
+}
+
+/// Per-layer keys and values of the tokens seen so far, for incremental decoding.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    /// `(k, v)` per layer, `[b, kv_heads, t, head_dim]`.
+    kv: Vec<Option<(Tensor, Tensor)>>,
+    /// Per row: which cached positions are real tokens (false = padding).
+    real: Vec<Vec<bool>>,
+    /// Per row: the position id of the next real token.
+    next_pos: Vec<usize>,
+}
+
+impl KvCache {
+    /// An empty cache for `batch` rows of a model with `layers` blocks.
+    pub fn new(layers: usize, batch: usize) -> Self {
+        Self {
+            kv: vec![None; layers],
+            real: vec![Vec::new(); batch],
+            next_pos: vec![0; batch],
+        }
+    }
+
+    /// Number of cached positions (padding included).
+    pub fn len(&self) -> usize {
+        self.real.first().map_or(0, Vec::len)
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of rows.
+    pub fn batch(&self) -> usize {
+        self.real.len()
+    }
+}
+
+/// The LLaMA decoder with optional LoRA adapters.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    cfg: LlamaConfig,
+    dtype: DType,
+    device: Device,
+    embed_tokens: Tensor,
+    layers: Vec<Block>,
+    norm: Tensor,
+    lm_head: Tensor,
+    lora: Option<LoraConfig>,
+}
+
+fn take(
+    weights: &mut HashMap<String, Tensor>,
+    key: &str,
+    shape: &[usize],
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    let t = weights
+        .remove(key)
+        .ok_or_else(|| ModelError::MissingKey(key.to_string()))?;
+    if t.dims() != shape {
+        return Err(ModelError::Shape {
+            key: key.to_string(),
+            expected: shape.to_vec(),
+            found: t.dims().to_vec(),
+        });
+    }
+    Ok(t.to_device(device)?.to_dtype(dtype)?.contiguous()?)
+}
+
+/// `[out, in]` shape of each of the seven linear layers of a block.
+fn linear_shapes(cfg: &LlamaConfig) -> [(usize, usize); 7] {
+    let d = cfg.hidden_size;
+    let hd = cfg.head_dim();
+    let q = cfg.num_attention_heads * hd;
+    let kv = cfg.kv_heads() * hd;
+    let f = cfg.intermediate_size;
+    [(q, d), (kv, d), (kv, d), (d, q), (f, d), (f, d), (d, f)]
+}
+
+impl Llama {
+    /// Builds the decoder from Hugging Face-named tensors (`model.embed_tokens.weight`,
+    /// `model.layers.{i}.self_attn.q_proj.weight`, ..., `model.norm.weight`, `lm_head.weight`
+    /// unless `tie_word_embeddings`). Tensors are converted to `dtype` on `device`; extra
+    /// tensors (e.g. `rotary_emb.inv_freq`) are ignored.
+    pub fn from_weights(
+        cfg: &LlamaConfig,
+        mut weights: HashMap<String, Tensor>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(ModelError::Config(format!(
+                "unsupported compute dtype {dtype:?} (f32, bf16 or f16)"
+            )));
+        }
+        let d = cfg.hidden_size;
+        let embed_tokens = take(
+            &mut weights,
+            "model.embed_tokens.weight",
+            &[cfg.vocab_size, d],
+            dtype,
+            device,
+        )?;
+        let shapes = linear_shapes(cfg);
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let mut linears = Vec::with_capacity(7);
+            for (m, (out, inp)) in LORA_MODULES.iter().zip(shapes) {
+                let key = format!("{p}.{}.{m}.weight", lora::module_parent(m));
+                let w = take(&mut weights, &key, &[out, inp], dtype, device)?;
+                linears.push(Linear { w, lora: None });
+            }
+            let input_norm = take(
+                &mut weights,
+                &format!("{p}.input_layernorm.weight"),
+                &[d],
+                dtype,
+                device,
+            )?;
+            let post_norm = take(
+                &mut weights,
+                &format!("{p}.post_attention_layernorm.weight"),
+                &[d],
+                dtype,
+                device,
+            )?;
+            layers.push(Block {
+                input_norm,
+                post_norm,
+                linears,
+            });
+        }
+        let norm = take(&mut weights, "model.norm.weight", &[d], dtype, device)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            embed_tokens.clone()
+        } else {
+            take(
+                &mut weights,
+                "lm_head.weight",
+                &[cfg.vocab_size, d],
+                dtype,
+                device,
+            )?
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            dtype,
+            device: device.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            lora: None,
+        })
+    }
+
+    /// A randomly initialised decoder (weights normal with std 0.02, norms ones), reproducible
+    /// from `seed`; for tests and benchmarks.
+    pub fn random(cfg: &LlamaConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        let mut rng = SplitMix64::new(seed);
+        let mut normal = |shape: (usize, usize)| -> Result<Tensor> {
+            let n = shape.0 * shape.1;
+            let mut v = Vec::with_capacity(n);
+            while v.len() < n {
+                // Box-Muller
+                let u1 = rng.next_f32().max(1e-7);
+                let u2 = rng.next_f32();
+                let r = (-2.0 * u1.ln()).sqrt() * 0.02;
+                let t = std::f32::consts::TAU * u2;
+                v.push(r * t.cos());
+                v.push(r * t.sin());
+            }
+            v.truncate(n);
+            Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+        };
+        let d = cfg.hidden_size;
+        let mut w = HashMap::new();
+        w.insert(
+            "model.embed_tokens.weight".to_string(),
+            normal((cfg.vocab_size, d))?,
+        );
+        let ones = Tensor::ones(d, DType::F32, &Device::Cpu)?;
+        for i in 0..cfg.num_hidden_layers {
+            for (m, shape) in LORA_MODULES.iter().zip(linear_shapes(cfg)) {
+                let key = format!("model.layers.{i}.{}.{m}.weight", lora::module_parent(m));
+                w.insert(key, normal(shape)?);
+            }
+            w.insert(
+                format!("model.layers.{i}.input_layernorm.weight"),
+                ones.clone(),
+            );
+            w.insert(
+                format!("model.layers.{i}.post_attention_layernorm.weight"),
+                ones.clone(),
+            );
+        }
+        w.insert("model.norm.weight".to_string(), ones);
+        if !cfg.tie_word_embeddings {
+            w.insert("lm_head.weight".to_string(), normal((cfg.vocab_size, d))?);
+        }
+        Self::from_weights(cfg, w, dtype, device)
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The LoRA configuration of the attached adapters, if any.
+    pub fn lora_config(&self) -> Option<&LoraConfig> {
+        self.lora.as_ref()
+    }
+
+    /// Token embeddings: `ids [b, s]` (u32) -> `[b, s, d]` in the model dtype.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, s) = ids.dims2()?;
+        let ids = ids.to_dtype(DType::U32)?;
+        if ids.elem_count() > 0 {
+            let max = ids.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
+            if max >= self.cfg.vocab_size {
+                return Err(ModelError::Config(format!(
+                    "token id {max} is outside the vocabulary ({} ids)",
+                    self.cfg.vocab_size
+                )));
+            }
+        }
+        let e = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?;
+        Ok(e.reshape((b, s, self.cfg.hidden_size))?)
+    }
+
+    /// RoPE tables `[n, head_dim/2]` for the given positions (f32 maths as transformers).
+    fn rope_tables(
+        &self,
+        positions: &[usize],
+        batch_shape: Option<(usize, usize)>,
+    ) -> Result<(Tensor, Tensor)> {
+        let hd = self.cfg.head_dim();
+        let half = hd / 2;
+        let theta = self.cfg.rope_theta as f32;
+        let inv: Vec<f32> = (0..half)
+            .map(|i| 1.0 / theta.powf((2 * i) as f32 / hd as f32))
+            .collect();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for &f in &inv {
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        let shape: Vec<usize> = match batch_shape {
+            Some((b, s)) => vec![b, s, half],
+            None => vec![positions.len(), half],
+        };
+        let cos = Tensor::from_vec(cos, shape.clone(), &self.device)?.to_dtype(self.dtype)?;
+        let sin = Tensor::from_vec(sin, shape, &self.device)?.to_dtype(self.dtype)?;
+        Ok((cos, sin))
+    }
+
+    /// Attention of one block on normalised input `x [b*s, d]`; `past` holds this layer's
+    /// cached keys/values (updated in place) when decoding incrementally.
+    fn attention(
+        &self,
+        block: &Block,
+        layer: usize,
+        x: &Tensor,
+        ctx: &Context,
+        past: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let (b, s) = (ctx.b, ctx.s);
+        let hd = self.cfg.head_dim();
+        let nh = self.cfg.num_attention_heads;
+        let nkv = self.cfg.kv_heads();
+        let g = nh / nkv;
+        let mut rng = ctx
+            .dropout_seed
+            .map(|seed| SplitMix64::derive(seed, (layer * 8) as u64));
+        let q = block.linears[0].forward(x, rng.as_mut())?;
+        let k = block.linears[1].forward(x, rng.as_mut())?;
+        let v = block.linears[2].forward(x, rng.as_mut())?;
+        let heads = |t: Tensor, n: usize| -> Result<Tensor> {
+            Ok(t.reshape((b, s, n, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = ops::rope(&heads(q, nh)?, ctx.cos, ctx.sin)?;
+        let mut k = ops::rope(&heads(k, nkv)?, ctx.cos, ctx.sin)?;
+        let mut v = heads(v, nkv)?;
+        if let Some(past) = past {
+            if let Some((pk, pv)) = past.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *past = Some((k.clone(), v.clone()));
+        }
+        let keys = k.dim(2)?;
+        // Query heads sharing a key/value head are stacked along the rows: no repeated k/v.
+        let q = q.reshape((b, nkv, g * s, hd))?;
+        let scores = q.matmul(&k.t()?)?.reshape((b, nh, s, keys))?;
+        let p = ops::masked_softmax(&scores, ctx.bias, 1.0 / (hd as f64).sqrt())?;
+        let p = p.reshape((b, nkv, g * s, keys))?;
+        let o = p
+            .matmul(&v)?
+            .reshape((b, nh, s, hd))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b * s, nh * hd))?;
+        block.linears[3].forward(&o, rng.as_mut())
+    }
+
+    fn mlp(&self, block: &Block, layer: usize, x: &Tensor, ctx: &Context) -> Result<Tensor> {
+        let mut rng = ctx
+            .dropout_seed
+            .map(|seed| SplitMix64::derive(seed, (layer * 8 + 4) as u64));
+        let gate = block.linears[4].forward(x, rng.as_mut())?;
+        let up = block.linears[5].forward(x, rng.as_mut())?;
+        block.linears[6].forward(&ops::silu_mul(&gate, &up)?, rng.as_mut())
+    }
+
+    /// Runs all blocks and the final norm on `x [b*s, d]`.
+    fn blocks(
+        &self,
+        mut x: Tensor,
+        ctx: &Context,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let eps = self.cfg.rms_norm_eps;
+        for (i, block) in self.layers.iter().enumerate() {
+            let h = ops::rms_norm(&x, &block.input_norm, eps)?;
+            let past = cache.as_deref_mut().map(|c| &mut c.kv[i]);
+            let a = self.attention(block, i, &h, ctx, past)?;
+            x = (x + a)?;
+            let h = ops::rms_norm(&x, &block.post_norm, eps)?;
+            let m = self.mlp(block, i, &h, ctx)?;
+            x = (x + m)?;
+        }
+        Ok(ops::rms_norm(&x, &self.norm, eps)?)
+    }
+
+    fn check_embeds(&self, embeds: &Tensor) -> Result<(usize, usize)> {
+        let (b, s, d) = embeds.dims3()?;
+        if d != self.cfg.hidden_size {
+            return Err(ModelError::Config(format!(
+                "input embeddings are {d} wide, the model expects {}",
+                self.cfg.hidden_size
+            )));
+        }
+        if b == 0 || s == 0 {
+            return Err(ModelError::Config("empty input batch".into()));
+        }
+        Ok((b, s))
+    }
+
+    /// Training/scoring forward pass: `embeds [b, s, d]` -> final hidden states `[b, s, d]`
+    /// (after the last norm). `attention_mask [b, s]` marks real tokens with 1 and right padding
+    /// with 0. With `train`, LoRA dropout is applied with masks derived from `dropout_seed`
+    /// (the same seed gives the same masks, e.g. after resuming).
+    pub fn hidden(
+        &self,
+        embeds: &Tensor,
+        attention_mask: Option<&Tensor>,
+        train: bool,
+        dropout_seed: u64,
+    ) -> Result<Tensor> {
+        let (b, s) = self.check_embeds(embeds)?;
+        let positions: Vec<usize> = (0..s).collect();
+        let (cos, sin) = self.rope_tables(&positions, None)?;
+        let real = match attention_mask {
+            Some(m) => {
+                if m.dims() != [b, s] {
+                    return Err(ModelError::Config(format!(
+                        "attention mask has shape {:?}, expected [{b}, {s}]",
+                        m.dims()
+                    )));
+                }
+                let m = m.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+                let m: Vec<Vec<bool>> = m
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|v| v > 0.5).collect())
+                    .collect();
+                Some(m)
+            }
+            None => None,
+        };
+        let bias = self.causal_bias(b, s, 0, real.as_deref())?;
+        let ctx = Context {
+            b,
+            s,
+            cos: &cos,
+            sin: &sin,
+            bias: bias.as_ref(),
+            dropout_seed: train.then_some(dropout_seed),
+        };
+        let x = embeds
+            .to_dtype(self.dtype)?
+            .reshape((b * s, self.cfg.hidden_size))?;
+        let h = self.blocks(x, &ctx, None)?;
+        Ok(h.reshape((b, s, self.cfg.hidden_size))?)
+    }
+
+    /// Output head: hidden states `[.., d]` -> logits `[.., vocab]` (model dtype).
+    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(ops::linear_frozen(hidden, &self.lm_head)?)
+    }
+
+    /// Training/scoring forward pass: `embeds [b, s, d]` -> logits `[b, s, vocab]`; see
+    /// [`Self::hidden`] for the mask and dropout arguments.
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        attention_mask: Option<&Tensor>,
+        train: bool,
+        dropout_seed: u64,
+    ) -> Result<Tensor> {
+        self.lm_head(&self.hidden(embeds, attention_mask, train, dropout_seed)?)
+    }
+
+    /// Additive attention bias `[b, 1, s, past + s]` for queries at cache offset `past`:
+    /// causal, and hiding keys whose `real` flag is false. None when nothing is hidden.
+    fn causal_bias(
+        &self,
+        b: usize,
+        s: usize,
+        past: usize,
+        real: Option<&[Vec<bool>]>,
+    ) -> Result<Option<Tensor>> {
+        let keys = past + s;
+        let any_pad = real.is_some_and(|r| r.iter().any(|row| row.iter().any(|&x| !x)));
+        if s == 1 && !any_pad {
+            return Ok(None);
+        }
+        let rows = if any_pad { b } else { 1 };
+        let mut bias = vec![0f32; rows * s * keys];
+        for r in 0..rows {
+            for i in 0..s {
+                for j in 0..keys {
+                    let hidden = j > past + i || (any_pad && real.is_some_and(|m| !m[r][j]));
+                    if hidden {
+                        bias[(r * s + i) * keys + j] = MASKED;
+                    }
+                }
+            }
+        }
+        Ok(Some(Tensor::from_vec(
+            bias,
+            (rows, 1, s, keys),
+            &self.device,
+        )?))
+    }
+
+    /// Causal LM loss as transformers' `LlamaForCausalLM`: logits at position `t` predict
+    /// `labels[t + 1]`; labels < 0 (e.g. -100) are ignored; mean over supervised tokens.
+    /// `logits [b, s, V]`, `labels [b, s]` (i64 or u32). Returns an f32 scalar.
+    pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let (b, s, v) = logits.dims3()?;
+        if labels.dims() != [b, s] {
+            return Err(ModelError::Config(format!(
+                "labels have shape {:?}, logits {:?}",
+                labels.dims(),
+                logits.dims()
+            )));
+        }
+        let labels = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
+        let mut targets = Vec::with_capacity(b * s);
+        for row in &labels {
+            targets.extend_from_slice(&row[1..]);
+            targets.push(-100);
+        }
+        Ok(ops::cross_entropy(&logits.reshape((b * s, v))?, &targets)?)
+    }
+
+    /// Incremental forward for generation: appends `embeds [b, s, d]` to `cache` and returns
+    /// the logits of the last position of each row, `[b, vocab]` in f32. `attention_mask
+    /// [b, s]` (1 real, 0 padding) allows left-padded prompts of different lengths: each row
+    /// gets its own positions, and padded keys are hidden, so a row's tokens do not depend
+    /// on the other rows.
+    pub fn forward_cached(
+        &self,
+        embeds: &Tensor,
+        attention_mask: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (b, s) = self.check_embeds(embeds)?;
+        if cache.batch() != b || cache.kv.len() != self.layers.len() {
+            return Err(ModelError::Config(format!(
+                "KV cache is for {} rows and {} layers, input has {b} rows (model {} layers)",
+                cache.batch(),
+                cache.kv.len(),
+                self.layers.len()
+            )));
+        }
+        let new_real: Vec<Vec<bool>> = match attention_mask {
+            Some(m) => {
+                if m.dims() != [b, s] {
+                    return Err(ModelError::Config(format!(
+                        "attention mask has shape {:?}, expected [{b}, {s}]",
+                        m.dims()
+                    )));
+                }
+                let m = m.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+                m.into_iter()
+                    .map(|r| r.into_iter().map(|v| v > 0.5).collect())
+                    .collect()
+            }
+            None => vec![vec![true; s]; b],
+        };
+        let past = cache.len();
+        let mut positions = Vec::with_capacity(b * s);
+        for (r, row) in new_real.iter().enumerate() {
+            for &is_real in row {
+                if is_real {
+                    positions.push(cache.next_pos[r]);
+                    cache.next_pos[r] += 1;
+                } else {
+                    positions.push(0);
+                }
+            }
+            cache.real[r].extend_from_slice(row);
+        }
+        let (cos, sin) = self.rope_tables(&positions, Some((b, s)))?;
+        let bias = self.causal_bias(b, s, past, Some(&cache.real))?;
+        let ctx = Context {
+            b,
+            s,
+            cos: &cos,
+            sin: &sin,
+            bias: bias.as_ref(),
+            dropout_seed: None,
+        };
+        let x = embeds
+            .detach()
+            .to_dtype(self.dtype)?
+            .reshape((b * s, self.cfg.hidden_size))?;
+        let h = self.blocks(x, &ctx, Some(cache))?;
+        let last = h
+            .reshape((b, s, self.cfg.hidden_size))?
+            .narrow(1, s - 1, 1)?;
+        let logits = self.lm_head(&last.reshape((b, self.cfg.hidden_size))?)?;
+        Ok(logits.to_dtype(DType::F32)?)
+    }
+
+    /// A new empty KV cache for `batch` rows.
+    pub fn new_cache(&self, batch: usize) -> KvCache {
+        KvCache::new(self.layers.len(), batch)
+    }
+
+    /// Attaches fresh LoRA adapters (A Kaiming-uniform from `seed`, B zeros) to the target
+    /// modules of every block, registering A and B in `varmap` under their PEFT names.
+    pub fn add_lora(&mut self, cfg: &LoraConfig, varmap: &VarMap, seed: u64) -> Result<()> {
+        cfg.validate()?;
+        if self.lora.is_some() {
+            return Err(ModelError::Config(
+                "the model already has LoRA adapters".into(),
+            ));
+        }
+        let mut rng = SplitMix64::new(seed);
+        for (i, block) in self.layers.iter_mut().enumerate() {
+            for (j, m) in LORA_MODULES.iter().enumerate() {
+                if cfg.targets(m) {
+                    let lin = &mut block.linears[j];
+                    lin.lora = Some(lora::new_adapter(cfg, i, m, &lin.w, varmap, &mut rng)?);
+                }
+            }
+        }
+        self.lora = Some(cfg.clone());
+        Ok(())
+    }
+
+    /// The LoRA tensors under their PEFT names (current values).
+    pub fn lora_tensors(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (i, block) in self.layers.iter().enumerate() {
+            for (j, m) in LORA_MODULES.iter().enumerate() {
+                if let Some(l) = &block.linears[j].lora {
+                    out.insert(lora::peft_tensor_name(i, m, "A"), l.a.as_tensor().clone());
+                    out.insert(lora::peft_tensor_name(i, m, "B"), l.b.as_tensor().clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The LoRA variables (A and B of every adapter), e.g. for an optimizer.
+    pub fn lora_vars(&self) -> Vec<Var> {
+        let mut out = Vec::new();
+        for block in &self.layers {
+            for l in block.linears.iter().filter_map(|l| l.lora.as_ref()) {
+                out.push(l.a.clone());
+                out.push(l.b.clone());
+            }
+        }
+        out
+    }
+
+    /// Folds the adapters into the base weights (`W += scale * B A`) and drops them: same
+    /// outputs, no LoRA cost at inference.
+    pub fn merge_lora(&mut self) -> Result<()> {
+        for block in &mut self.layers {
+            for lin in &mut block.linears {
+                if let Some(l) = lin.lora.take() {
+                    let ba =
+                        l.b.as_tensor()
+                            .to_dtype(DType::F32)?
+                            .matmul(&l.a.as_tensor().to_dtype(DType::F32)?)?;
+                    let w = (lin.w.to_dtype(DType::F32)? + ba.affine(l.scale, 0.0)?)?;
+                    lin.w = w.to_dtype(self.dtype)?.contiguous()?;
+                }
+            }
+        }
+        self.lora = None;
+        Ok(())
+    }
+
+    /// Saves the adapters as a PEFT adapter directory (`adapter_config.json` +
+    /// `adapter_model.safetensors`, tensors in f32).
+    pub fn save_peft(&self, dir: impl AsRef<Path>, base_model: Option<&str>) -> Result<()> {
+        let dir = dir.as_ref();
+        let cfg = self.lora.as_ref().ok_or_else(|| ModelError::Write {
+            path: dir.to_path_buf(),
+            reason: "the model has no LoRA adapters to save".into(),
+        })?;
+        let tensors = self
+            .lora_tensors()
+            .into_iter()
+            .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        lora::write_adapter(dir, cfg, base_model, &tensors)
+    }
+
+    /// Loads a PEFT adapter directory (as saved by peft or [`Self::save_peft`]) and attaches it,
+    /// registering its tensors in `varmap` as trainable variables (so training can resume).
+    pub fn load_peft(&mut self, dir: impl AsRef<Path>, varmap: &VarMap) -> Result<()> {
+        let dir = dir.as_ref();
+        if self.lora.is_some() {
+            return Err(ModelError::Config(
+                "the model already has LoRA adapters".into(),
+            ));
+        }
+        let (cfg, mut tensors) = lora::read_adapter(dir)?;
+        let (_, st_path) = lora::adapter_paths(dir);
+        let read_err = |reason: String| ModelError::Read {
+            path: st_path.clone(),
+            reason,
+        };
+        let mut adapters = Vec::new();
+        for (i, block) in self.layers.iter().enumerate() {
+            for (j, m) in LORA_MODULES.iter().enumerate() {
+                if !cfg.targets(m) {
+                    continue;
+                }
+                let (out, inp) = block.linears[j].w.dims2()?;
+                let mut get = |which: &str, shape: [usize; 2]| -> Result<Tensor> {
+                    let key = lora::peft_tensor_name(i, m, which);
+                    let t = tensors
+                        .remove(&key)
+                        .ok_or_else(|| read_err(format!("missing tensor `{key}`")))?;
+                    if t.dims() != shape {
+                        return Err(read_err(format!(
+                            "tensor `{key}` has shape {:?}, the model needs {shape:?}",
+                            t.dims()
+                        )));
+                    }
+                    Ok(t.to_device(&self.device)?
+                        .to_dtype(self.dtype)?
+                        .contiguous()?)
+                };
+                let a = get("A", [cfg.r, inp])?;
+                let b = get("B", [out, cfg.r])?;
+                adapters.push((i, j, a, b));
+            }
+        }
+        if let Some(extra) = tensors.keys().min() {
+            return Err(read_err(format!(
+                "unexpected tensor `{extra}` (the adapter does not match this model or config)"
+            )));
+        }
+        for (i, j, a, b) in adapters {
+            let adapter = lora::register(&cfg, i, LORA_MODULES[j], a, b, varmap)?;
+            self.layers[i].linears[j].lora = Some(adapter);
+        }
+        self.lora = Some(cfg);
+        Ok(())
+    }
+}

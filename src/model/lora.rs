@@ -1,0 +1,418 @@
+//! LoRA adapters on the decoder's linear layers, in PEFT's format.
+//!
+//! A LoRA layer adds `scale * B (A dropout(x))` to a frozen `W x`, with `A [r, in]`,
+//! `B [out, r]` and `scale = alpha / r` (PEFT's `LoraLayer` with `use_rslora = false`).
+//! `A` starts as PEFT's default (Kaiming-uniform with `a = sqrt(5)`, i.e. uniform in
+//! `±1/sqrt(in)`), `B` as zeros, so a fresh adapter leaves the model unchanged.
+//!
+//! On disk an adapter is a PEFT directory: `adapter_config.json` and
+//! `adapter_model.safetensors` with tensors named
+//! `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight` and so on.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use super::{ModelError, Result};
+
+/// The seven linear layers of a LLaMA block that LoRA can adapt, in block order.
+pub const LORA_MODULES: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+/// Where a module lives inside a block (`self_attn` or `mlp`).
+pub fn module_parent(module: &str) -> &'static str {
+    match module {
+        "gate_proj" | "up_proj" | "down_proj" => "mlp",
+        _ => "self_attn",
+    }
+}
+
+/// LoRA hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraConfig {
+    /// Rank of the update.
+    pub r: usize,
+    /// Scaling numerator: the update is multiplied by `alpha / r`.
+    pub alpha: f64,
+    /// Dropout probability on the LoRA branch's input (training only).
+    pub dropout: f64,
+    /// Adapted modules, a subset of [`LORA_MODULES`].
+    pub target_modules: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    /// InstructMol's setting: r 64, alpha 16, dropout 0.05, all seven modules.
+    fn default() -> Self {
+        Self {
+            r: 64,
+            alpha: 16.0,
+            dropout: 0.05,
+            target_modules: LORA_MODULES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl LoraConfig {
+    /// Checks rank, dropout and module names.
+    pub fn validate(&self) -> Result<()> {
+        if self.r == 0 {
+            return Err(ModelError::Config("LoRA rank r must be positive".into()));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::Config(format!(
+                "LoRA dropout {} must be in [0, 1)",
+                self.dropout
+            )));
+        }
+        if self.target_modules.is_empty() {
+            return Err(ModelError::Config("LoRA target_modules is empty".into()));
+        }
+        for m in &self.target_modules {
+            if !LORA_MODULES.contains(&m.as_str()) {
+                return Err(ModelError::Config(format!(
+                    "unknown LoRA target module `{m}` (expected some of {})",
+                    LORA_MODULES.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `alpha / r`.
+    pub fn scale(&self) -> f64 {
+        self.alpha / self.r as f64
+    }
+
+    /// Whether `module` (e.g. `"q_proj"`) is adapted.
+    pub fn targets(&self, module: &str) -> bool {
+        self.target_modules.iter().any(|m| m == module)
+    }
+}
+
+/// One LoRA adapter: `A [r, in]`, `B [out, r]` (trainable variables), scale and dropout.
+#[derive(Debug, Clone)]
+pub struct LoraAdapter {
+    /// Down projection, `[r, in]`.
+    pub a: Var,
+    /// Up projection, `[out, r]`.
+    pub b: Var,
+    /// `alpha / r`.
+    pub scale: f64,
+    /// Dropout probability on the input of `A`.
+    pub dropout: f64,
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64), for initialisation and dropout masks
+/// that a resumed run can reproduce from a seed.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// A generator derived from a seed and a stream number (e.g. a layer index).
+    pub fn derive(seed: u64, stream: u64) -> Self {
+        let mut g = Self(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        g.next_u64();
+        g
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` with 24 random bits.
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// A dropout mask (`0` or `1/(1-p)`) of `n` entries.
+pub(crate) fn dropout_mask(n: usize, p: f64, rng: &mut SplitMix64) -> Vec<f32> {
+    let keep = (1.0 / (1.0 - p)) as f32;
+    (0..n)
+        .map(|_| {
+            if (rng.next_f32() as f64) < p {
+                0.0
+            } else {
+                keep
+            }
+        })
+        .collect()
+}
+
+/// PEFT's `adapter_config.json` (the fields we read and write).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeftConfig {
+    /// Always `"LORA"`.
+    pub peft_type: String,
+    /// `"CAUSAL_LM"`.
+    #[serde(default)]
+    pub task_type: Option<String>,
+    /// Rank.
+    pub r: usize,
+    /// Scaling numerator.
+    pub lora_alpha: f64,
+    /// Dropout.
+    #[serde(default)]
+    pub lora_dropout: f64,
+    /// Adapted module names (a list; PEFT may also write a regex string, which we reject).
+    pub target_modules: serde_json::Value,
+    /// `"none"` (biases are not adapted).
+    #[serde(default = "default_bias")]
+    pub bias: String,
+    /// The base model the adapter was trained on.
+    #[serde(default)]
+    pub base_model_name_or_path: Option<String>,
+    /// Must be false for LLaMA's `nn.Linear` layers.
+    #[serde(default)]
+    pub fan_in_fan_out: bool,
+    /// Rank-stabilised scaling (`alpha / sqrt(r)`), not supported.
+    #[serde(default)]
+    pub use_rslora: bool,
+    /// DoRA, not supported.
+    #[serde(default)]
+    pub use_dora: bool,
+    /// Whether the adapter is for inference only.
+    #[serde(default)]
+    pub inference_mode: bool,
+    /// Per-module rank overrides, not supported when non-empty.
+    #[serde(default)]
+    pub rank_pattern: serde_json::Value,
+    /// Per-module alpha overrides, not supported when non-empty.
+    #[serde(default)]
+    pub alpha_pattern: serde_json::Value,
+    /// Fully trained extra modules, not supported when set.
+    #[serde(default)]
+    pub modules_to_save: serde_json::Value,
+    /// Layers the adapter is restricted to, not supported when set.
+    #[serde(default)]
+    pub layers_to_transform: serde_json::Value,
+}
+
+fn default_bias() -> String {
+    "none".to_string()
+}
+
+fn is_empty_json(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(m) => m.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+impl PeftConfig {
+    /// The PEFT config describing `cfg`.
+    pub fn from_lora(cfg: &LoraConfig, base_model: Option<&str>) -> Self {
+        Self {
+            peft_type: "LORA".into(),
+            task_type: Some("CAUSAL_LM".into()),
+            r: cfg.r,
+            lora_alpha: cfg.alpha,
+            lora_dropout: cfg.dropout,
+            target_modules: serde_json::Value::Array(
+                cfg.target_modules
+                    .iter()
+                    .map(|m| serde_json::Value::String(m.clone()))
+                    .collect(),
+            ),
+            bias: "none".into(),
+            base_model_name_or_path: base_model.map(str::to_string),
+            fan_in_fan_out: false,
+            use_rslora: false,
+            use_dora: false,
+            inference_mode: true,
+            rank_pattern: serde_json::Value::Object(Default::default()),
+            alpha_pattern: serde_json::Value::Object(Default::default()),
+            modules_to_save: serde_json::Value::Null,
+            layers_to_transform: serde_json::Value::Null,
+        }
+    }
+
+    /// The LoRA config this PEFT config describes, or a clear error for what we cannot run.
+    pub fn to_lora(&self, path: &Path) -> Result<LoraConfig> {
+        let bad = |reason: String| ModelError::Read {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if self.peft_type != "LORA" {
+            return Err(bad(format!(
+                "peft_type is `{}`, only LORA adapters are supported",
+                self.peft_type
+            )));
+        }
+        if self.bias != "none" {
+            return Err(bad(format!(
+                "bias `{}` is not supported (only \"none\")",
+                self.bias
+            )));
+        }
+        if self.fan_in_fan_out {
+            return Err(bad("fan_in_fan_out = true is not supported".into()));
+        }
+        if self.use_rslora || self.use_dora {
+            return Err(bad("use_rslora / use_dora are not supported".into()));
+        }
+        for (name, v) in [
+            ("rank_pattern", &self.rank_pattern),
+            ("alpha_pattern", &self.alpha_pattern),
+            ("modules_to_save", &self.modules_to_save),
+            ("layers_to_transform", &self.layers_to_transform),
+        ] {
+            if !is_empty_json(v) {
+                return Err(bad(format!("{name} is set ({v}); this is not supported")));
+            }
+        }
+        let target_modules = match &self.target_modules {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|m| {
+                    m.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("target_modules entry {m} is not a string")))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            other => {
+                return Err(bad(format!(
+                    "target_modules must be a list of module names, found {other}"
+                )))
+            }
+        };
+        let cfg = LoraConfig {
+            r: self.r,
+            alpha: self.lora_alpha,
+            dropout: self.lora_dropout,
+            target_modules,
+        };
+        cfg.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(cfg)
+    }
+}
+
+/// PEFT's tensor name of one LoRA matrix (`which` is `"A"` or `"B"`).
+pub fn peft_tensor_name(layer: usize, module: &str, which: &str) -> String {
+    format!(
+        "base_model.model.model.layers.{layer}.{}.{module}.lora_{which}.weight",
+        module_parent(module)
+    )
+}
+
+/// A fresh adapter for the frozen weight `w [out, in]` (same dtype and device), registered in
+/// `varmap` under its PEFT names.
+pub(crate) fn new_adapter(
+    cfg: &LoraConfig,
+    layer: usize,
+    module: &str,
+    w: &Tensor,
+    varmap: &VarMap,
+    rng: &mut SplitMix64,
+) -> Result<LoraAdapter> {
+    let (out, inp) = w.dims2()?;
+    let bound = 1.0 / (inp as f32).sqrt();
+    let a: Vec<f32> = (0..cfg.r * inp)
+        .map(|_| (rng.next_f32() * 2.0 - 1.0) * bound)
+        .collect();
+    let a = Tensor::from_vec(a, (cfg.r, inp), w.device())?.to_dtype(w.dtype())?;
+    let b = Tensor::zeros((out, cfg.r), w.dtype(), w.device())?;
+    register(cfg, layer, module, a, b, varmap)
+}
+
+/// Wraps `a`, `b` as variables registered in `varmap` under their PEFT names.
+pub(crate) fn register(
+    cfg: &LoraConfig,
+    layer: usize,
+    module: &str,
+    a: Tensor,
+    b: Tensor,
+    varmap: &VarMap,
+) -> Result<LoraAdapter> {
+    let a = Var::from_tensor(&a)?;
+    let b = Var::from_tensor(&b)?;
+    let mut data = varmap
+        .data()
+        .lock()
+        .map_err(|_| ModelError::Config("the VarMap lock is poisoned".into()))?;
+    data.insert(peft_tensor_name(layer, module, "A"), a.clone());
+    data.insert(peft_tensor_name(layer, module, "B"), b.clone());
+    Ok(LoraAdapter {
+        a,
+        b,
+        scale: cfg.scale(),
+        dropout: cfg.dropout,
+    })
+}
+
+/// Paths of an adapter directory's two files.
+pub fn adapter_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (
+        dir.join("adapter_config.json"),
+        dir.join("adapter_model.safetensors"),
+    )
+}
+
+/// Reads an adapter directory: its LoRA config and tensors (f32 on the CPU as stored).
+pub fn read_adapter(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)> {
+    let (cfg_path, st_path) = adapter_paths(dir);
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::Read {
+        path: cfg_path.clone(),
+        reason: format!("{e} (a PEFT adapter directory needs adapter_config.json)"),
+    })?;
+    let peft: PeftConfig = serde_json::from_str(&text).map_err(|e| ModelError::Read {
+        path: cfg_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let cfg = peft.to_lora(&cfg_path)?;
+    if !st_path.exists() {
+        return Err(ModelError::Read {
+            path: st_path,
+            reason: "file not found (a PEFT adapter directory needs adapter_model.safetensors; \
+                     .bin adapters are not supported)"
+                .into(),
+        });
+    }
+    let tensors =
+        candle_core::safetensors::load(&st_path, &Device::Cpu).map_err(|e| ModelError::Read {
+            path: st_path.clone(),
+            reason: e.to_string(),
+        })?;
+    Ok((cfg, tensors))
+}
+
+/// Writes an adapter directory (creating it).
+pub fn write_adapter(
+    dir: &Path,
+    cfg: &LoraConfig,
+    base_model: Option<&str>,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<()> {
+    let werr = |path: &Path, reason: String| ModelError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| werr(dir, e.to_string()))?;
+    let (cfg_path, st_path) = adapter_paths(dir);
+    let peft = PeftConfig::from_lora(cfg, base_model);
+    let text = serde_json::to_string_pretty(&peft).map_err(|e| werr(&cfg_path, e.to_string()))?;
+    std::fs::write(&cfg_path, text).map_err(|e| werr(&cfg_path, e.to_string()))?;
+    candle_core::safetensors::save(tensors, &st_path).map_err(|e| werr(&st_path, e.to_string()))
+}

@@ -1,0 +1,485 @@
+//! Differentiable building blocks of the LLaMA decoder that are also fast.
+//!
+//! candle's fast kernels (`softmax_last_dim`, `rms_norm`, `rope`) carry no gradient, and its
+//! matmul backward also differentiates frozen weights. Every op here runs candle's fast kernel
+//! on *detached* inputs and then ties the result back into the autograd graph through a
+//! [`CustomGrad`] node: a custom op whose forward pass is a copy of the already computed output
+//! and whose backward pass is the hand-derived gradient of the input(s) only. The ops therefore
+//! work on every backend candle supports (the copy is a plain storage clone), and frozen
+//! weights never receive a gradient.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
+
+type Result<T> = candle_core::Result<T>;
+
+/// Backward function of a one-input [`CustomGrad`] node: `(input, output, grad_output) -> grad_input`.
+type Bwd1 = Box<dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + Send + Sync>;
+/// Backward function of a two-input node: `(a, b, output, grad_output) -> (grad_a, grad_b)`.
+type Bwd2 =
+    Box<dyn Fn(&Tensor, &Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)> + Send + Sync>;
+
+/// Copies a storage region described by a contiguous layout (the forward pass of the
+/// gradient nodes: the output was already computed by a fast kernel).
+fn copy_cpu(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+    let (o1, o2) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("custom-grad: output must be contiguous".into()))?;
+    let storage = match s {
+        CpuStorage::F32(v) => CpuStorage::F32(v[o1..o2].to_vec()),
+        CpuStorage::F64(v) => CpuStorage::F64(v[o1..o2].to_vec()),
+        CpuStorage::BF16(v) => CpuStorage::BF16(v[o1..o2].to_vec()),
+        CpuStorage::F16(v) => CpuStorage::F16(v[o1..o2].to_vec()),
+        other => {
+            return Err(candle_core::Error::Msg(format!(
+                "custom-grad: unsupported dtype {:?}",
+                other.dtype()
+            )))
+        }
+    };
+    Ok((storage, l.shape().clone()))
+}
+
+/// A gradient node with one differentiable input: `apply_op2(input, output)`.
+struct CustomGrad {
+    name: &'static str,
+    bwd: Bwd1,
+}
+
+impl CustomOp2 for CustomGrad {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        copy_cpu(s2, l2)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((s2.try_clone(l2)?, l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some((self.bwd)(&arg.detach(), &res.detach(), grad)?), None))
+    }
+}
+
+/// A gradient node with two differentiable inputs: `apply_op3(a, b, output)`.
+struct CustomGrad2 {
+    name: &'static str,
+    bwd: Bwd2,
+}
+
+impl CustomOp3 for CustomGrad2 {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        copy_cpu(s3, l3)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((s3.try_clone(l3)?, l3.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (ga, gb) = (self.bwd)(&a.detach(), &b.detach(), &res.detach(), grad)?;
+        Ok((Some(ga), Some(gb), None))
+    }
+}
+
+/// Ties `output` (computed from `input.detach()`) back to `input` with the given backward.
+/// When `input` tracks no gradient the output is returned as is.
+fn with_grad(input: &Tensor, output: Tensor, name: &'static str, bwd: Bwd1) -> Result<Tensor> {
+    if !input.track_op() {
+        return Ok(output);
+    }
+    let output = output.detach().contiguous()?;
+    input.apply_op2(&output, CustomGrad { name, bwd })
+}
+
+/// Two-input version of [`with_grad`].
+fn with_grad2(
+    a: &Tensor,
+    b: &Tensor,
+    output: Tensor,
+    name: &'static str,
+    bwd: Bwd2,
+) -> Result<Tensor> {
+    if !a.track_op() && !b.track_op() {
+        return Ok(output);
+    }
+    let output = output.detach().contiguous()?;
+    a.apply_op3(b, &output, CustomGrad2 { name, bwd })
+}
+
+/// `x @ w^T` for a frozen weight `w [out, in]` and `x [.., in]`: the backward pass computes the
+/// gradient of `x` only (one matmul), never the weight's.
+pub fn linear_frozen(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let inp = *dims
+        .last()
+        .ok_or_else(|| candle_core::Error::Msg("linear: scalar input".into()))?;
+    let rows = x.elem_count() / inp.max(1);
+    let (out, w_in) = w.dims2()?;
+    if w_in != inp {
+        return Err(candle_core::Error::Msg(format!(
+            "linear: input width {inp} does not match weight {:?}",
+            w.dims()
+        )));
+    }
+    let x2 = x.reshape((rows, inp))?;
+    let y = x2.detach().matmul(&w.t()?)?;
+    let w_for_bwd = w.clone();
+    let y = with_grad(
+        &x2,
+        y,
+        "linear-frozen",
+        Box::new(move |_, _, g| g.matmul(&w_for_bwd)),
+    )?;
+    let mut out_dims = dims;
+    if let Some(last) = out_dims.last_mut() {
+        *last = out;
+    }
+    y.reshape(out_dims)
+}
+
+/// RMSNorm over the last dimension with a frozen gain `w`: `x / sqrt(mean(x^2) + eps) * w`.
+/// Statistics are accumulated in f32 whatever the input dtype.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let y = candle_nn::ops::rms_norm(&x.detach().contiguous()?, w, eps as f32)?;
+    let w = w.clone();
+    with_grad(
+        x,
+        y,
+        "rms-norm",
+        Box::new(move |x, _, g| {
+            let dtype = x.dtype();
+            let x = x.to_dtype(DType::F32)?;
+            let g = g.to_dtype(DType::F32)?;
+            let w = w.to_dtype(DType::F32)?;
+            let d = x.dim(D::Minus1)? as f64;
+            let r = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+            let gw = g.broadcast_mul(&w)?;
+            let dot = (&gw * &x)?.sum_keepdim(D::Minus1)?;
+            // d/dx: r * g*w - x * r^3 * <g*w, x> / d
+            let coef = (r.powf(3.0)? * dot)?.affine(1.0 / d, 0.0)?;
+            let gx = (gw.broadcast_mul(&r)? - x.broadcast_mul(&coef)?)?;
+            gx.to_dtype(dtype)
+        }),
+    )
+}
+
+/// `softmax(scale * x + bias)` over the last dimension, computed in f32; `bias` (additive mask,
+/// broadcast to `x`) gets no gradient. Returns the input dtype.
+pub fn masked_softmax(x: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let mut z = x.detach().to_dtype(DType::F32)?.affine(scale, 0.0)?;
+    if let Some(bias) = bias {
+        z = z.broadcast_add(&bias.to_dtype(DType::F32)?)?;
+    }
+    let y = candle_nn::ops::softmax_last_dim(&z)?.to_dtype(dtype)?;
+    with_grad(
+        x,
+        y,
+        "masked-softmax",
+        Box::new(move |_, y, g| {
+            let y32 = y.to_dtype(DType::F32)?;
+            let g32 = g.to_dtype(DType::F32)?;
+            let dot = (&y32 * &g32)?.sum_keepdim(D::Minus1)?;
+            let gx = (y32 * g32.broadcast_sub(&dot)?)?.affine(scale, 0.0)?;
+            gx.to_dtype(dtype)
+        }),
+    )
+}
+
+/// Rotary position embedding in Hugging Face's rotate-half layout on `x [b, h, t, d]`, with
+/// `cos`/`sin` of shape `[t, d/2]` or per row `[b, t, d/2]` (same dtype as `x`).
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, cos, sin)?;
+    let cos = cos.clone();
+    let neg_sin = sin.neg()?;
+    // The rotation is orthogonal: its adjoint is the rotation by the opposite angle.
+    with_grad(
+        x,
+        y,
+        "rope",
+        Box::new(move |_, _, g| candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &neg_sin)),
+    )
+}
+
+/// SwiGLU gate: `silu(gate) * up`, differentiable in both inputs.
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let y = (gate.detach().silu()? * up.detach())?;
+    with_grad2(
+        gate,
+        up,
+        y,
+        "silu-mul",
+        Box::new(|gate, up, _, g| {
+            let s = candle_nn::ops::sigmoid(gate)?;
+            let silu = (gate * &s)?;
+            let g_up = (g * &silu)?;
+            // silu'(x) = s * (1 + x * (1 - s)) = s + silu * (1 - s)
+            let dsilu = (&s + (silu * (1.0 - &s)?)?)?;
+            let g_gate = ((g * up)? * dsilu)?;
+            Ok((g_gate, g_up))
+        }),
+    )
+}
+
+/// Mean token cross-entropy of `logits [n, V]` against `targets` (`n` entries, negative =
+/// ignored, e.g. -100), accumulated in f32. Returns a scalar f32 tensor; the backward pass
+/// produces `(softmax - onehot) / n_supervised` in one go, without a log-softmax copy.
+/// With no supervised target the loss is 0 (and so is its gradient).
+pub fn cross_entropy(logits: &Tensor, targets: &[i64]) -> Result<Tensor> {
+    let (n, v) = logits.dims2()?;
+    if targets.len() != n {
+        return Err(candle_core::Error::Msg(format!(
+            "cross_entropy: {n} rows of logits but {} targets",
+            targets.len()
+        )));
+    }
+    if let Some(&bad) = targets.iter().find(|&&t| t >= v as i64) {
+        return Err(candle_core::Error::Msg(format!(
+            "cross_entropy: target {bad} is outside the vocabulary of {v}"
+        )));
+    }
+    let device = logits.device();
+    let supervised = targets.iter().filter(|&&t| t >= 0).count();
+    let weight = if supervised == 0 {
+        0.0
+    } else {
+        1.0 / supervised as f64
+    };
+    let idx: Vec<u32> = targets.iter().map(|&t| t.max(0) as u32).collect();
+    let mask: Vec<f32> = targets
+        .iter()
+        .map(|&t| if t >= 0 { weight as f32 } else { 0.0 })
+        .collect();
+    let idx = Tensor::from_vec(idx, (n, 1), device)?;
+    let mask = Tensor::from_vec(mask, (n, 1), device)?;
+    let z = logits.detach().to_dtype(DType::F32)?;
+    let lse = z.log_sum_exp(D::Minus1)?.unsqueeze(1)?;
+    let picked = z.gather(&idx, 1)?;
+    let loss = ((lse - picked)? * &mask)?.sum_all()?;
+    let dtype = logits.dtype();
+    with_grad(
+        logits,
+        loss,
+        "cross-entropy",
+        Box::new(move |z, _, g| {
+            let z = z.to_dtype(DType::F32)?;
+            let p = candle_nn::ops::softmax_last_dim(&z)?;
+            let minus_one = Tensor::full(-1f32, (idx.dim(0)?, 1), z.device())?;
+            let d = p.scatter_add(&idx, &minus_one, 1)?;
+            let w = mask.broadcast_mul(&g.to_dtype(DType::F32)?)?;
+            d.broadcast_mul(&w)?.to_dtype(dtype)
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = crate::model::lora::SplitMix64::new(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// Compares a fast op with its composite reference: outputs and input gradients of
+    /// `sum(op(x) * r)` for a random `r`.
+    fn check(
+        xs: &[Tensor],
+        fast: impl Fn(&[Tensor]) -> Result<Tensor>,
+        slow: impl Fn(&[Tensor]) -> Result<Tensor>,
+    ) {
+        let vars: Vec<Var> = xs.iter().map(|x| Var::from_tensor(x).unwrap()).collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let yf = fast(&ts).unwrap();
+        let ys = slow(&ts).unwrap();
+        assert_eq!(yf.dims(), ys.dims());
+        assert!(
+            max_diff(&yf, &ys) < 1e-5,
+            "forward differs: {}",
+            max_diff(&yf, &ys)
+        );
+        let r = rand(yf.dims(), 99);
+        let gf = (yf * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gs = (ys * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (i, t) in ts.iter().enumerate() {
+            let a = gf.get(t).expect("fast op gave no gradient");
+            let b = gs.get(t).expect("reference gave no gradient");
+            let d = max_diff(a, b);
+            assert!(d < 1e-5, "gradient of input {i} differs by {d}");
+        }
+    }
+
+    #[test]
+    fn rms_norm_matches_composite() {
+        let w = (rand(&[16], 2) + 1.0).unwrap();
+        check(
+            &[rand(&[3, 5, 16], 1)],
+            |x| rms_norm(&x[0], &w, 1e-5),
+            |x| {
+                let r = (x[0].sqr()?.mean_keepdim(D::Minus1)? + 1e-5)?.sqrt()?;
+                x[0].broadcast_div(&r)?.broadcast_mul(&w)
+            },
+        );
+    }
+
+    #[test]
+    fn masked_softmax_matches_composite() {
+        let mut bias = vec![0f32; 2 * 4 * 6];
+        for (i, b) in bias.iter_mut().enumerate() {
+            if i % 5 == 3 {
+                *b = -1e30;
+            }
+        }
+        let bias = Tensor::from_vec(bias, (2, 1, 4, 6), &Device::Cpu).unwrap();
+        check(
+            &[rand(&[2, 3, 4, 6], 3)],
+            |x| masked_softmax(&x[0], Some(&bias), 0.5),
+            |x| candle_nn::ops::softmax(&(x[0].affine(0.5, 0.0)?.broadcast_add(&bias))?, D::Minus1),
+        );
+    }
+
+    #[test]
+    fn rope_matches_composite() {
+        let cos = rand(&[5, 4], 4);
+        let sin = rand(&[5, 4], 5);
+        check(
+            &[rand(&[2, 3, 5, 8], 6)],
+            |x| rope(&x[0], &cos, &sin),
+            |x| candle_nn::rotary_emb::rope_slow(&x[0], &cos, &sin),
+        );
+        let cos = rand(&[2, 5, 4], 7);
+        let sin = rand(&[2, 5, 4], 8);
+        check(
+            &[rand(&[2, 3, 5, 8], 9)],
+            |x| rope(&x[0], &cos, &sin),
+            |x| {
+                // rotate-half by hand with per-row tables
+                let cs = Tensor::cat(&[&cos, &cos], D::Minus1)?.unsqueeze(1)?;
+                let sn = Tensor::cat(&[&sin, &sin], D::Minus1)?.unsqueeze(1)?;
+                let x1 = x[0].narrow(D::Minus1, 0, 4)?;
+                let x2 = x[0].narrow(D::Minus1, 4, 4)?;
+                let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+                x[0].broadcast_mul(&cs)? + rot.broadcast_mul(&sn)?
+            },
+        );
+    }
+
+    #[test]
+    fn silu_mul_matches_composite() {
+        check(
+            &[rand(&[4, 7], 10), rand(&[4, 7], 11)],
+            |x| silu_mul(&x[0], &x[1]),
+            |x| x[0].silu()? * &x[1],
+        );
+    }
+
+    #[test]
+    fn linear_frozen_matches_matmul_and_skips_the_weight() {
+        let w = rand(&[5, 6], 12);
+        check(
+            &[rand(&[2, 3, 6], 13)],
+            |x| linear_frozen(&x[0], &w),
+            |x| x[0].broadcast_matmul(&w.t()?),
+        );
+        let wv = Var::from_tensor(&w).unwrap();
+        let x = Var::from_tensor(&rand(&[3, 6], 14)).unwrap();
+        let y = linear_frozen(x.as_tensor(), wv.as_tensor()).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert!(g.get(x.as_tensor()).is_some());
+        assert!(
+            g.get(wv.as_tensor()).is_none(),
+            "frozen weight got a gradient"
+        );
+    }
+
+    #[test]
+    fn cross_entropy_matches_composite() {
+        let targets = [3i64, -100, 0, 6, -100];
+        let idx: Vec<u32> = vec![3, 0, 6];
+        let rows: Vec<u32> = vec![0, 2, 3];
+        check(
+            &[(rand(&[5, 7], 15) * 4.0).unwrap()],
+            |x| cross_entropy(&x[0], &targets),
+            |x| {
+                let rows = Tensor::new(rows.as_slice(), &Device::Cpu)?;
+                let kept = x[0].index_select(&rows, 0)?;
+                let t = Tensor::new(idx.as_slice(), &Device::Cpu)?;
+                candle_nn::loss::cross_entropy(&kept, &t)
+            },
+        );
+        let none = Var::from_tensor(&rand(&[2, 7], 16)).unwrap();
+        let l = cross_entropy(none.as_tensor(), &[-100, -100]).unwrap();
+        assert_eq!(l.to_scalar::<f32>().unwrap(), 0.0);
+        let err = cross_entropy(none.as_tensor(), &[7, 0])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside the vocabulary"), "{err}");
+    }
+}
