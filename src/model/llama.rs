@@ -13,8 +13,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 
 use super::config::LlamaConfig;
-use super::lora::{self, LoraAdapter, LoraConfig, SplitMix64, LORA_MODULES};
+use super::lora::{self, LoraAdapter, LoraConfig, LORA_MODULES};
 use super::ops;
+use super::rng::Rng;
 use super::{ModelError, Result};
 
 /// Additive mask value of a hidden key (finite, so that a fully hidden row stays a number).
@@ -29,16 +30,15 @@ struct Linear {
 
 impl Linear {
     /// `x [n, in] -> [n, out]`; `dropout` is the RNG of this layer's dropout mask (training).
-    fn forward(&self, x: &Tensor, dropout: Option<&mut SplitMix64>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor> {
         let y = ops::linear_frozen(x, &self.w)?;
         let Some(l) = &self.lora else {
             return Ok(y);
         };
         let x_in = match dropout {
             Some(rng) if l.dropout > 0.0 => {
-                let mask = lora::dropout_mask(x.elem_count(), l.dropout, rng);
-                let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-                (x * mask)?
+                let mask = rng.dropout_mask(l.dropout, x.dims(), x.device())?;
+                (x * mask.to_dtype(x.dtype())?)?
             }
             _ => x.clone(),
         };
@@ -231,21 +231,9 @@ impl Llama {
     /// A randomly initialised decoder (weights normal with std 0.02, norms ones), reproducible
     /// from `seed`; for tests and benchmarks.
     pub fn random(cfg: &LlamaConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
-        let mut rng = SplitMix64::new(seed);
-        let mut normal = |shape: (usize, usize)| -> Result<Tensor> {
-            let n = shape.0 * shape.1;
-            let mut v = Vec::with_capacity(n);
-            while v.len() < n {
-                // Box-Muller
-                let u1 = rng.next_f32().max(1e-7);
-                let u2 = rng.next_f32();
-                let r = (-2.0 * u1.ln()).sqrt() * 0.02;
-                let t = std::f32::consts::TAU * u2;
-                v.push(r * t.cos());
-                v.push(r * t.sin());
-            }
-            v.truncate(n);
-            Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+        let mut rng = Rng::new(seed);
+        let mut normal = |(r, c): (usize, usize)| -> Result<Tensor> {
+            Ok(rng.normal(0.0, 0.02, &[r, c], &Device::Cpu)?)
         };
         let d = cfg.hidden_size;
         let mut w = HashMap::new();
@@ -359,7 +347,7 @@ impl Llama {
         let g = nh / nkv;
         let mut rng = ctx
             .dropout_seed
-            .map(|seed| SplitMix64::derive(seed, (layer * 8) as u64));
+            .map(|seed| Rng::derive(seed, &[layer as u64, 0]));
         let q = block.linears[0].forward(x, rng.as_mut())?;
         let k = block.linears[1].forward(x, rng.as_mut())?;
         let v = block.linears[2].forward(x, rng.as_mut())?;
@@ -394,7 +382,7 @@ impl Llama {
     fn mlp(&self, block: &Block, layer: usize, x: &Tensor, ctx: &Context) -> Result<Tensor> {
         let mut rng = ctx
             .dropout_seed
-            .map(|seed| SplitMix64::derive(seed, (layer * 8 + 4) as u64));
+            .map(|seed| Rng::derive(seed, &[layer as u64, 1]));
         let gate = block.linears[4].forward(x, rng.as_mut())?;
         let up = block.linears[5].forward(x, rng.as_mut())?;
         block.linears[6].forward(&ops::silu_mul(&gate, &up)?, rng.as_mut())
@@ -636,7 +624,7 @@ impl Llama {
                 "the model already has LoRA adapters".into(),
             ));
         }
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = Rng::new(seed);
         for (i, block) in self.layers.iter_mut().enumerate() {
             for (j, m) in LORA_MODULES.iter().enumerate() {
                 if cfg.targets(m) {

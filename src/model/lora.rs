@@ -16,6 +16,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
+use super::rng::Rng;
 use super::{ModelError, Result};
 
 /// The seven linear layers of a LLaMA block that LoRA can adapt, in block order.
@@ -110,53 +111,6 @@ pub struct LoraAdapter {
     pub scale: f64,
     /// Dropout probability on the input of `A`.
     pub dropout: f64,
-}
-
-/// Deterministic pseudo-random numbers (SplitMix64), for initialisation and dropout masks
-/// that a resumed run can reproduce from a seed.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// A generator derived from a seed and a stream number (e.g. a layer index).
-    pub fn derive(seed: u64, stream: u64) -> Self {
-        let mut g = Self(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        g.next_u64();
-        g
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)` with 24 random bits.
-    pub fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
-/// A dropout mask (`0` or `1/(1-p)`) of `n` entries.
-pub(crate) fn dropout_mask(n: usize, p: f64, rng: &mut SplitMix64) -> Vec<f32> {
-    let keep = (1.0 / (1.0 - p)) as f32;
-    (0..n)
-        .map(|_| {
-            if (rng.next_f32() as f64) < p {
-                0.0
-            } else {
-                keep
-            }
-        })
-        .collect()
 }
 
 /// PEFT's `adapter_config.json` (the fields we read and write).
@@ -325,14 +279,13 @@ pub(crate) fn new_adapter(
     module: &str,
     w: &Tensor,
     varmap: &VarMap,
-    rng: &mut SplitMix64,
+    rng: &mut Rng,
 ) -> Result<LoraAdapter> {
     let (out, inp) = w.dims2()?;
-    let bound = 1.0 / (inp as f32).sqrt();
-    let a: Vec<f32> = (0..cfg.r * inp)
-        .map(|_| (rng.next_f32() * 2.0 - 1.0) * bound)
-        .collect();
-    let a = Tensor::from_vec(a, (cfg.r, inp), w.device())?.to_dtype(w.dtype())?;
+    let bound = 1.0 / (inp as f64).sqrt();
+    let a = rng
+        .uniform(-bound, bound, &[cfg.r, inp], w.device())?
+        .to_dtype(w.dtype())?;
     let b = Tensor::zeros((out, cfg.r), w.dtype(), w.device())?;
     register(cfg, layer, module, a, b, varmap)
 }

@@ -329,10 +329,9 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = crate::model::lora::SplitMix64::new(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        crate::model::rng::Rng::new(seed)
+            .uniform(-1.0, 1.0, shape, &Device::Cpu)
+            .unwrap()
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
