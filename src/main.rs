@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Featurize(args) => instructmol::cli::featurize::run(args),
         Command::Convert(args) => instructmol::cli::convert::run(args),
+        Command::Similarity(args) => instructmol::cli::similarity::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,10 +5,12 @@ pub mod aromaticity;
 pub mod canon;
 pub mod elements;
 pub mod features;
+pub mod fingerprints;
 pub mod mol;
 pub mod rings;
 pub mod sanitize;
 pub mod selfies;
+pub mod smarts;
 pub mod smiles;
 pub mod stereo;
 

@@ -62,6 +62,27 @@ pub fn run_lines<F>(opts: &LineIo, process: F) -> Result<Tally>
 where
     F: Fn(&str) -> std::result::Result<String, String> + Sync,
 {
+    run_lines_with(opts, |line| line.split_whitespace().next(), process)
+}
+
+/// Like [`run_lines`], but `process` gets the whole line (trailing whitespace removed), for
+/// tools whose lines hold several fields (e.g. `SMILES_A<TAB>SMILES_B`). Blank lines are skipped.
+pub fn run_whole_lines<F>(opts: &LineIo, process: F) -> Result<Tally>
+where
+    F: Fn(&str) -> std::result::Result<String, String> + Sync,
+{
+    run_lines_with(
+        opts,
+        |line| Some(line.trim_end()).filter(|l| !l.trim_start().is_empty()),
+        process,
+    )
+}
+
+/// The shared loop: `field` picks what `process` sees of each line (`None` skips the line).
+fn run_lines_with<F>(opts: &LineIo, field: fn(&str) -> Option<&str>, process: F) -> Result<Tally>
+where
+    F: Fn(&str) -> std::result::Result<String, String> + Sync,
+{
     const CHUNK: usize = 2048;
     let input = opts.input.as_path();
     let reader = open_input(input)?;
@@ -81,8 +102,8 @@ where
                     let line = line.with_context(|| {
                         format!("cannot read line {line_no} of {}", input.display())
                     })?;
-                    if let Some(field) = line.split_whitespace().next() {
-                        chunk.push(field.to_string());
+                    if let Some(f) = field(&line) {
+                        chunk.push(f.to_string());
                     }
                 }
             }

@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod featurize;
 pub mod lines;
+pub mod similarity;
 
 use clap::{Parser, Subcommand};
 
@@ -22,4 +23,6 @@ pub enum Command {
     Featurize(featurize::Args),
     /// Convert molecules between SMILES, SELFIES and canonical SMILES (JSON lines).
     Convert(convert::Args),
+    /// Tanimoto similarity of SMILES pairs (Morgan, MACCS or RDKit fingerprints), as RDKit.
+    Similarity(similarity::Args),
 }
