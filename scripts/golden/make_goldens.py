@@ -13,7 +13,10 @@ features.jsonl   {"smiles","source","atoms":[z0,chi0,z1,chi1,...],"bonds":[i0,j0
 selfies.jsonl    {"smiles","source","selfies","decoded","roundtrip"} or {"smiles","source","error"};
                  roundtrip: RDKit canonical(decoded) == RDKit canonical(smiles).
 canonical.jsonl  {"smiles","source","iso","noniso"} or {"smiles","source","error"}; "noniso" is left
-                 out when it equals "iso" (to keep the file small); rows of the
+                 out when it equals "iso" (to keep the file small); molecules with a square-planar,
+                 trigonal-bipyramidal or octahedral centre also carry "iso_class", the
+                 order-independent RDKit key of nontetrahedral.py (RDKit's "iso" for them can
+                 depend on the input atom order); rows of the
                  stereo/symmetric/dotted subset also carry "random" (20 distinct random SMILES of the
                  same molecule, each checked to round-trip in RDKit) and "kekule" (Kekule SMILES).
 
@@ -29,6 +32,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nontetrahedral  # noqa: E402
 import oracle  # noqa: E402
 import selfies as sf  # noqa: E402
 from rdkit import Chem, rdBase  # noqa: E402
@@ -172,6 +176,8 @@ def main() -> None:
                 continue
             iso = Chem.MolToSmiles(mol)
             crow = head | {"iso": iso}
+            if any(a.GetChiralTag() in nontetrahedral.MAX_LIGANDS for a in mol.GetAtoms()):
+                crow["iso_class"] = min(nontetrahedral.orbit(nontetrahedral.filled(mol), random.Random(SEED)))
             noniso = Chem.MolToSmiles(mol, isomericSmiles=False)
             if noniso != iso:
                 crow["noniso"] = noniso

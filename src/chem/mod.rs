@@ -7,6 +7,7 @@ pub mod elements;
 pub mod features;
 pub mod fingerprints;
 pub mod mol;
+pub mod nontetrahedral;
 pub mod rings;
 pub mod sanitize;
 pub mod selfies;

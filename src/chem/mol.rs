@@ -20,11 +20,13 @@ pub enum ChiralTag {
     Ccw,
     /// RDKit `CHI_OTHER`.
     Other,
-    /// `@SPn` (RDKit `CHI_SQUAREPLANAR`, permutation 1..=3).
+    /// `@SPn` (RDKit `CHI_SQUAREPLANAR`, permutation 1..=3, 0 when none was given).
+    /// Like RDKit's `_chiralPermutation`, the number is relative to the bond order with
+    /// missing ligands last (see [`crate::chem::nontetrahedral`]).
     SquarePlanar(u8),
-    /// `@TBn` (RDKit `CHI_TRIGONALBIPYRAMIDAL`, permutation 1..=20).
+    /// `@TBn` (RDKit `CHI_TRIGONALBIPYRAMIDAL`, permutation 1..=20), as `SquarePlanar`.
     TrigonalBipyramidal(u8),
-    /// `@OHn` (RDKit `CHI_OCTAHEDRAL`, permutation 1..=30).
+    /// `@OHn` (RDKit `CHI_OCTAHEDRAL`, permutation 1..=30), as `SquarePlanar`.
     Octahedral(u8),
     /// `@AL1`/`@AL2` (RDKit `CHI_ALLENE`).
     Allene(u8),

@@ -8,6 +8,7 @@
 //! (relative to the atom's bond order in [`Mol::atom_bonds`], implicit H last).
 
 use super::elements;
+use super::nontetrahedral::Shape;
 use super::{Atom, BondDir, BondType, ChemError, ChiralTag, ErrorKind, Mol};
 
 /// Largest number RDKit's lexer accepts for isotopes, charges, H counts and atom classes.
@@ -226,7 +227,8 @@ impl<'a> Parser<'a> {
         Ok(self.mol)
     }
 
-    /// Converts `@`/`@@` from SMILES neighbour order to RDKit's bond order.
+    /// Converts `@`/`@@` from SMILES neighbour order to RDKit's bond order, and re-expresses
+    /// `@SPn`/`@TBn`/`@OHn` for the stored bond order (missing ligands last).
     ///
     /// The SMILES order of an atom's bonds is: the bond to the preceding atom, then its
     /// ring-closure bonds and bonds to later atoms in written order. The tag is
@@ -237,7 +239,8 @@ impl<'a> Parser<'a> {
         let mut keyed: Vec<(usize, usize)> = Vec::new();
         for a in 0..self.mol.atoms.len() {
             let atom = &self.mol.atoms[a];
-            if !matches!(atom.chiral, ChiralTag::Cw | ChiralTag::Ccw) {
+            let shaped = Shape::of(atom.chiral);
+            if !matches!(atom.chiral, ChiralTag::Cw | ChiralTag::Ccw) && shaped.is_none() {
                 continue;
             }
             keyed.clear();
@@ -267,6 +270,26 @@ impl<'a> Parser<'a> {
                 keyed.push((key, b));
             }
             keyed.sort_unstable();
+            let first = !has_preceding;
+            if let Some((shape, n)) = shaped {
+                // Re-expressed for the stored bond order, missing ligands last (RDKit's
+                // `_chiralPermutation`; the number is kept when it still fits, as RDKit keeps
+                // it); 0 (no number) stays 0, and too many neighbours give 0.
+                let written: Vec<usize> = keyed.iter().map(|&(_, b)| b).collect();
+                let stored = shape
+                    .reading_order(&written, first, usize::MAX)
+                    .zip(shape.stored_order(&self.mol.atom_bonds[a], usize::MAX))
+                    .and_then(|(from, to)| {
+                        if shape.same(n, &from, n, &to) {
+                            Some(n)
+                        } else {
+                            shape.reexpress(n, &from, &to)
+                        }
+                    })
+                    .unwrap_or(0);
+                self.mol.atoms[a].chiral = shape.tag(stored);
+                continue;
+            }
             // Stored order is increasing bond index; count inversions of the SMILES order.
             let mut swaps = 0usize;
             for i in 0..keyed.len() {
@@ -276,7 +299,6 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            let first = !has_preceding;
             if keyed.len() == 3
                 && ((first && atom.explicit_h == 1)
                     || (atom.explicit_h != 1 && closures == 1 && !unsaturated))

@@ -26,8 +26,10 @@ const MIN_LEAVES: usize = 16;
 
 /// Canonical SMILES of a sanitized molecule (output of [`mol_from_smiles`]).
 ///
-/// With `isomeric`, isotopes, tetrahedral chirality and double-bond stereo are written;
-/// without, all three are dropped. Fragments are written in canonical order, separated by `.`.
+/// With `isomeric`, isotopes, tetrahedral chirality, square-planar / trigonal-bipyramidal /
+/// octahedral centres (`@SPn`, `@TBn`, `@OHn`, the number re-expressed for the written
+/// neighbour order) and double-bond stereo are written; without, all are dropped. Allene
+/// tags (`@AL`) are never written, as RDKit does not write them. Fragments are written in canonical order, separated by `.`.
 pub fn canonical_smiles(mol: &Mol, isomeric: bool) -> String {
     let g = Graph::new(mol, isomeric);
     let mut search = Search {

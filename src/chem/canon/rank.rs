@@ -5,6 +5,7 @@
 //! class of `k` tied atoms with rank `r` owns the rank values `r..r + k`. Refinement only
 //! ever splits classes and keeps the relative order of existing ones.
 
+use crate::chem::nontetrahedral::Shape;
 use crate::chem::{BondDir, BondType, ChiralTag, Mol};
 
 /// Marks the implicit hydrogen in a stereo centre's neighbour list.
@@ -28,6 +29,17 @@ impl Center {
     pub fn nbrs(&self) -> &[usize] {
         &self.nbrs[..self.len]
     }
+}
+
+/// A square-planar, trigonal-bipyramidal or octahedral centre as read from the input.
+#[derive(Debug, Clone)]
+pub(super) struct ShapedCenter {
+    /// The shape.
+    pub shape: Shape,
+    /// Permutation number for `stored` (0 = none given).
+    pub n: u8,
+    /// Neighbours in stored bond order, then [`IMPLICIT_H`] for each missing ligand.
+    pub stored: Vec<usize>,
 }
 
 /// A stereo double bond `a=b` with one reference substituent on each end.
@@ -64,6 +76,8 @@ pub(super) struct Graph<'a> {
     pub centers: Vec<Center>,
     /// Stereo double bonds (isomeric mode only).
     pub dbonds: Vec<StereoBond>,
+    /// Non-tetrahedral centres (isomeric mode only).
+    pub shaped: Vec<ShapedCenter>,
     /// Flat neighbour table: `adj[off[a]..off[a + 1]]` = (neighbour, bond code).
     adj: Vec<(usize, u64)>,
     off: Vec<usize>,
@@ -71,6 +85,8 @@ pub(super) struct Graph<'a> {
     center_of: Vec<usize>,
     /// Per atom: index + 1 into `dbonds`, or 0.
     dbond_of: Vec<usize>,
+    /// Per atom: index + 1 into `shaped`, or 0.
+    shaped_of: Vec<usize>,
 }
 
 /// An atom's own invariant: degree, element, isotope, hydrogens, charge, aromaticity,
@@ -150,16 +166,19 @@ impl<'a> Graph<'a> {
             base: Vec::new(),
             centers: Vec::new(),
             dbonds: Vec::new(),
+            shaped: Vec::new(),
             adj,
             off,
             center_of: vec![0; n],
             dbond_of: vec![0; n],
+            shaped_of: vec![0; n],
         };
         // Stereo elements are not collected yet, so this refinement ignores stereo.
         let mut base = g.initial_ranks();
         g.refine(&mut base, &mut Scratch::default());
         if isomeric {
             g.collect_centers();
+            g.collect_shaped();
             g.collect_dbonds(&base);
         }
         g.base = base;
@@ -190,6 +209,21 @@ impl<'a> Graph<'a> {
                 ccw,
             });
             self.center_of[i] = self.centers.len();
+        }
+    }
+
+    fn collect_shaped(&mut self) {
+        let mol = self.mol;
+        for (i, atom) in mol.atoms.iter().enumerate() {
+            let Some((shape, n)) = Shape::of(atom.chiral) else {
+                continue;
+            };
+            let nbrs: Vec<usize> = mol.neighbors(i).collect();
+            let Some(stored) = shape.stored_order(&nbrs, IMPLICIT_H) else {
+                continue;
+            };
+            self.shaped.push(ShapedCenter { shape, n, stored });
+            self.shaped_of[i] = self.shaped.len();
         }
     }
 
@@ -302,7 +336,7 @@ impl<'a> Graph<'a> {
         let n = mol.atoms.len();
         let mut swaps = Vec::new();
         for p in 0..n {
-            if self.center_of[p] != 0 || self.dbond_of[p] != 0 {
+            if self.center_of[p] != 0 || self.dbond_of[p] != 0 || self.shaped_of[p] != 0 {
                 continue;
             }
             let terminal: Vec<(usize, u64)> = self
@@ -483,6 +517,15 @@ impl<'a> Graph<'a> {
                 }
             }
         }
+        for c in self.shaped.iter().filter(|c| c.n != 0) {
+            for (i, &x) in c.stored.iter().enumerate() {
+                for &y in &c.stored[i + 1..] {
+                    if x != IMPLICIT_H && y != IMPLICIT_H && ranks[x] == ranks[y] {
+                        consider(ranks[x]);
+                    }
+                }
+            }
+        }
         for d in &self.dbonds {
             for (e, p) in [(d.a, d.b), (d.b, d.a)] {
                 let subs: Vec<usize> = self
@@ -502,6 +545,11 @@ impl<'a> Graph<'a> {
     /// Stereo centre data of atom `a`, if it is one.
     pub fn center(&self, a: usize) -> Option<&Center> {
         self.center_of[a].checked_sub(1).map(|i| &self.centers[i])
+    }
+
+    /// Non-tetrahedral centre data of atom `a`, if it is one.
+    pub fn shaped_center(&self, a: usize) -> Option<&ShapedCenter> {
+        self.shaped_of[a].checked_sub(1).map(|i| &self.shaped[i])
     }
 }
 

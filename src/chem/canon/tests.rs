@@ -2,7 +2,8 @@
 //! distinctions, bracket rules.
 
 use super::canonical_smiles;
-use crate::chem::{Atom, BondDir, BondType, ChiralTag, Mol};
+use crate::chem::nontetrahedral::Shape;
+use crate::chem::{mol_from_smiles, Atom, BondDir, BondType, ChiralTag, Mol};
 use proptest::prelude::*;
 
 /// Atom spec: (element, total H, aromatic).
@@ -79,6 +80,15 @@ fn relabel(m: &Mol, perm: &[usize], bond_order: &[usize], swap: &[bool]) -> Mol 
         }
         if odd {
             out.atoms[new].chiral = flip_tag(out.atoms[new].chiral);
+        }
+        if let Some((shape, n)) = Shape::of(m.atoms[old].chiral) {
+            let from = shape.stored_order(&before, usize::MAX);
+            let to = shape.stored_order(&after, usize::MAX);
+            let n = match (from, to) {
+                (Some(from), Some(to)) if n != 0 => shape.reexpress(n, &from, &to).unwrap_or(0),
+                _ => n,
+            };
+            out.atoms[new].chiral = shape.tag(n);
         }
     }
     out
@@ -317,6 +327,49 @@ proptest! {
         };
         prop_assert_eq!(canonical_smiles(&shuffled(&m, seed), true), canonical_smiles(&m, true));
     }
+
+    #[test]
+    fn relabelling_keeps_non_tetrahedral_centres(seed in any::<u64>(), which in 0..NON_TETRAHEDRAL.len()) {
+        let smiles = NON_TETRAHEDRAL[which];
+        let m = mol_from_smiles(smiles).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(canonical_smiles(&shuffled(&m, seed), true), canonical_smiles(&m, true), "{}", smiles);
+    }
+}
+
+/// Square-planar, trigonal-bipyramidal and octahedral centres: repeated ligands, implicit
+/// hydrogens and vacant sites, ring closures, two centres, no permutation number.
+const NON_TETRAHEDRAL: &[&str] = &[
+    "F[Pt@SP2](Cl)(F)Cl",
+    "N[Pt@SP1](N)(Cl)Cl",
+    "F[Pt@SP1H](Cl)Br",
+    "F[Pt@SP3H2]Cl",
+    "C1CC[Pt@SP1]1(F)Cl",
+    "F[Pt@SP](Cl)(Br)I",
+    "F[As@TB9](F)(F)(Cl)Cl",
+    "S[As@TB15](F)(Cl)(Br)N",
+    "N[Co@OH3](N)(Cl)(N)(Cl)Cl",
+    "F[Co@OH1](Cl)(Br)I",
+    "[Co@OH1H2]1(F)CC1",
+    "F[Pt@SP2](Cl)(F)C[Pt@SP3](F)(Cl)F",
+];
+
+#[test]
+fn non_tetrahedral_centres_are_written_with_their_shape() {
+    for smiles in NON_TETRAHEDRAL {
+        let m = mol_from_smiles(smiles).unwrap_or_else(|e| panic!("{smiles}: {e}"));
+        let iso = canonical_smiles(&m, true);
+        let shape = Shape::of(
+            m.atoms
+                .iter()
+                .map(|a| a.chiral)
+                .find(|&t| Shape::of(t).is_some())
+                .unwrap_or_default(),
+        );
+        let letters = shape.map(|(s, _)| s.letters()).unwrap_or("none");
+        assert!(iso.contains(&format!("@{letters}")), "{smiles} -> {iso}");
+        let flat = canonical_smiles(&m, false);
+        assert!(!flat.contains('@'), "{smiles} -> {flat}");
+    }
 }
 
 mod from_smiles {
@@ -345,6 +398,15 @@ mod from_smiles {
         ],
         &["[Na+].[Cl-]", "[Cl-].[Na+]"],
         &["c1cc[nH]c1", "C1=CNC=C1"],
+        // cis-[PtF2Cl2] three ways; RDKit writes @SP1 or @SP3 depending on the atom order.
+        &[
+            "F[Pt@SP2](Cl)(F)Cl",
+            "F[Pt@SP3](Cl)(F)Cl",
+            "Cl[Pt@SP1](Cl)(F)F",
+        ],
+        // cis H2: the two hydrogens are interchangeable (RDKit tells them apart).
+        &["[Pt@SP1H2](F)Cl", "F[Pt@SP2H2]Cl", "F[Pt@SP1H2]Cl"],
+        &["F[Co@OH1](Cl)(Br)I", "F[Co@OH14](Cl)(Br)I"],
         &[
             "O[C@H]1C[C@@H](O)C[C@H](O)C1",
             "O[C@H]1C[C@H](O)C[C@H](O)C1",
@@ -361,6 +423,11 @@ mod from_smiles {
             "O[C@H]1C[C@H](O)C[C@H](O)C1",
         ),
         ("[13CH3]C", "CC"),
+        ("F[Pt@SP1](Cl)(F)Cl", "F[Pt@SP2](Cl)(F)Cl"),
+        ("F[Pt@SP1H2]Cl", "F[Pt@SP3H2]Cl"),
+        ("S[As@TB1](F)(Cl)(Br)N", "S[As@TB5](F)(Cl)(Br)N"),
+        ("O[Co@OH1](F)(Cl)(Br)(I)N", "O[Co@OH12](F)(Cl)(Br)(I)N"),
+        ("F[Pt@SP](Cl)(Br)I", "F[Pt](Cl)(Br)I"),
     ];
 
     #[test]

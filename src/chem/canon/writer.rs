@@ -2,9 +2,12 @@
 //!
 //! Traversal: each fragment starts at its lowest-ranked atom; neighbours are visited in
 //! rank order (depth first), non-tree bonds become ring closures with the lowest free
-//! digit. Stereo is re-expressed for the written neighbour order.
+//! digit. Stereo is re-expressed for the written neighbour order; where several
+//! `@SPn`/`@TBn`/`@OHn` numbers fit (interchangeable hydrogens or vacant sites), the
+//! smallest is written.
 
 use super::rank::{Graph, IMPLICIT_H};
+use crate::chem::nontetrahedral::Shape;
 use crate::chem::{elements, Atom, BondType};
 
 const NONE: usize = usize::MAX;
@@ -223,7 +226,7 @@ fn unbracketed_h(g: &Graph, a: usize) -> Option<u8> {
     u8::try_from(target - val).ok()
 }
 
-fn push_atom(out: &mut String, g: &Graph, a: usize, chiral: Option<bool>) {
+fn push_atom(out: &mut String, g: &Graph, a: usize, chiral: Option<AtomStereo>) {
     let atom: &Atom = &g.mol.atoms[a];
     let isotope = if g.isomeric { atom.isotope } else { None };
     let simple = chiral.is_none()
@@ -254,8 +257,15 @@ fn push_atom(out: &mut String, g: &Graph, a: usize, chiral: Option<bool>) {
     }
     push_symbol(out);
     match chiral {
-        Some(true) => out.push('@'),
-        Some(false) => out.push_str("@@"),
+        Some(AtomStereo::Tetrahedral(true)) => out.push('@'),
+        Some(AtomStereo::Tetrahedral(false)) => out.push_str("@@"),
+        Some(AtomStereo::Shaped(shape, n)) => {
+            out.push('@');
+            out.push_str(shape.letters());
+            if n != 0 {
+                out.push_str(&n.to_string());
+            }
+        }
         None => {}
     }
     match atom.total_h() {
@@ -325,19 +335,49 @@ fn push_digit(out: &mut String, d: usize) {
     }
 }
 
-/// `@` (true) or `@@` (false) for stereocentre `a` given its written neighbour order.
-fn written_chirality(g: &Graph, l: &Layout, a: usize) -> Option<bool> {
-    let c = g.center(a)?;
+/// Stereo written on an atom.
+#[derive(Debug, Clone, Copy)]
+enum AtomStereo {
+    /// `@` (true) or `@@` (false).
+    Tetrahedral(bool),
+    /// `@SPn`, `@TBn` or `@OHn` (no number when 0).
+    Shaped(Shape, u8),
+}
+
+/// Neighbours of `a` in the order the string names them: the preceding atom, ring-closure
+/// partners, then branches and the chain.
+fn written_neighbours(g: &Graph, l: &Layout, a: usize) -> Vec<usize> {
     let mol = g.mol;
-    let mut written: Vec<usize> = Vec::with_capacity(4);
+    let mut written: Vec<usize> = Vec::with_capacity(6);
     if l.parent_bond[a] != NONE {
         written.push(mol.bonds[l.parent_bond[a]].other(a));
     }
-    if c.nbrs().contains(&IMPLICIT_H) {
-        written.push(IMPLICIT_H);
-    }
     written.extend(l.rings[a].iter().map(|&b| mol.bonds[b].other(a)));
     written.extend(l.children(a));
+    written
+}
+
+/// The stereo to write on atom `a` for its written neighbour order, if it has any.
+fn written_chirality(g: &Graph, l: &Layout, a: usize) -> Option<AtomStereo> {
+    if let Some(c) = g.shaped_center(a) {
+        if c.n == 0 {
+            return Some(AtomStereo::Shaped(c.shape, 0));
+        }
+        let written = written_neighbours(g, l, a);
+        let starts_fragment = l.parent_bond[a] == NONE;
+        let order = c
+            .shape
+            .reading_order(&written, starts_fragment, IMPLICIT_H)?;
+        let n = c.shape.reexpress(c.n, &c.stored, &order)?;
+        return Some(AtomStereo::Shaped(c.shape, n));
+    }
+    let c = g.center(a)?;
+    let mut written = written_neighbours(g, l, a);
+    if c.nbrs().contains(&IMPLICIT_H) {
+        // The implicit H is read right after the preceding atom.
+        let at = usize::from(l.parent_bond[a] != NONE);
+        written.insert(at, IMPLICIT_H);
+    }
     if written.len() != c.len {
         return None;
     }
@@ -353,7 +393,7 @@ fn written_chirality(g: &Graph, l: &Layout, a: usize) -> Option<bool> {
             }
         }
     }
-    Some(c.ccw ^ odd)
+    Some(AtomStereo::Tetrahedral(c.ccw ^ odd))
 }
 
 enum Step {
