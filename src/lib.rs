@@ -1,5 +1,6 @@
 //! InstructMol in Rust.
 pub mod chem;
 pub mod cli;
+pub mod eval;
 pub mod model;
 pub mod train;

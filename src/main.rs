@@ -9,6 +9,7 @@ fn main() -> std::process::ExitCode {
         Command::Featurize(args) => instructmol::cli::featurize::run(args),
         Command::Convert(args) => instructmol::cli::convert::run(args),
         Command::Similarity(args) => instructmol::cli::similarity::run(args),
+        Command::Eval(args) => instructmol::cli::eval::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

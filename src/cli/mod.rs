@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 pub mod convert;
+pub mod eval;
 pub mod featurize;
 pub mod lines;
 pub mod similarity;
@@ -25,4 +26,6 @@ pub enum Command {
     Convert(convert::Args),
     /// Tanimoto similarity of SMILES pairs (Morgan, MACCS or RDKit fingerprints), as RDKit.
     Similarity(similarity::Args),
+    /// Score a predictions file on a benchmark (ChEBI-20, MoleculeNet, QM9, reactions).
+    Eval(eval::Args),
 }

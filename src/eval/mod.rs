@@ -1,0 +1,375 @@
+//! Scoring model answers on the paper's benchmarks with the reference implementations'
+//! metric definitions (InstructMol `llava/eval`, MolT5's evaluation, nltk, rouge-score,
+//! scikit-learn).
+//!
+//! Input is a list of [`Prediction`]s (a predictions JSONL file, or rows a generating run
+//! produces); [`score`] turns them into [`TaskMetrics`] for one [`Task`], and [`report`]
+//! writes `metrics.json` and a Markdown table with the paper's rows beside ours.
+
+pub mod bleu;
+pub mod classification;
+pub mod meteor;
+pub mod porter;
+pub mod reactions;
+pub mod regression;
+pub mod report;
+pub mod rouge;
+pub mod text;
+pub mod wordnet;
+pub mod wordpiece;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde_json::Value as Json;
+
+pub use text::TextResources;
+pub use wordnet::{WordNet, WordNetError};
+pub use wordpiece::{TextTokenizer, WordPieceError};
+
+/// A benchmark task of the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// ChEBI-20 molecule description (text metrics).
+    Chebi20,
+    /// MoleculeNet BACE (yes/no, ROC-AUC).
+    Bace,
+    /// MoleculeNet BBBP (yes/no, ROC-AUC).
+    Bbbp,
+    /// MoleculeNet HIV (yes/no, ROC-AUC).
+    Hiv,
+    /// QM9 HOMO/LUMO/gap regression (MAE).
+    Qm9,
+    /// Retrosynthesis (SELFIES out).
+    Retrosynthesis,
+    /// Forward reaction prediction (SELFIES out).
+    Forward,
+    /// Reagent prediction (SELFIES out).
+    Reagent,
+}
+
+impl Task {
+    /// Every task, in the paper's order.
+    pub const ALL: [Task; 8] = [
+        Task::Chebi20,
+        Task::Bace,
+        Task::Bbbp,
+        Task::Hiv,
+        Task::Qm9,
+        Task::Forward,
+        Task::Retrosynthesis,
+        Task::Reagent,
+    ];
+
+    /// The task's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Chebi20 => "chebi20",
+            Task::Bace => "bace",
+            Task::Bbbp => "bbbp",
+            Task::Hiv => "hiv",
+            Task::Qm9 => "qm9",
+            Task::Retrosynthesis => "retrosynthesis",
+            Task::Forward => "forward",
+            Task::Reagent => "reagent",
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Task {
+    type Err = EvalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| EvalError::UnknownTask(s.to_string()))
+    }
+}
+
+/// Everything that can stop an evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The task name is not one of ours.
+    #[error("unknown task '{0}': expected one of chebi20, bace, bbbp, hiv, qm9, retrosynthesis, forward, reagent")]
+    UnknownTask(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A predictions line is not usable.
+    #[error("{source_name}, line {line}: {message}")]
+    Line {
+        /// File name (or "<stdin>").
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The predictions file has no rows.
+    #[error("{0}: no predictions (the file has no non-empty line)")]
+    Empty(String),
+    /// The WordNet files could not be loaded.
+    #[error(transparent)]
+    WordNet(#[from] WordNetError),
+    /// The WordPiece tokenizer failed.
+    #[error(transparent)]
+    WordPiece(#[from] WordPieceError),
+}
+
+/// One model answer with its ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Row identifier (`id`; numbers are kept as their JSON text).
+    pub id: String,
+    /// The model's answer.
+    pub prediction: String,
+    /// The ground truth (`reference`; numbers are kept as their JSON text).
+    pub reference: String,
+    /// Probability of "Yes" (classification tasks, optional).
+    pub prob_yes: Option<f64>,
+    /// QM9 property of the row: `homo`, `lumo` or `gap` (optional).
+    pub property: Option<String>,
+    /// Where the row came from (1-based line; 0 for rows built in memory).
+    pub line: usize,
+}
+
+impl Prediction {
+    /// A row built in memory (e.g. by a generating run).
+    pub fn new(
+        id: impl Into<String>,
+        prediction: impl Into<String>,
+        reference: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            prediction: prediction.into(),
+            reference: reference.into(),
+            prob_yes: None,
+            property: None,
+            line: 0,
+        }
+    }
+}
+
+fn text_field(obj: &serde_json::Map<String, Json>, key: &str) -> Result<String, String> {
+    match obj.get(key) {
+        Some(Json::String(s)) => Ok(s.clone()),
+        Some(Json::Number(n)) => Ok(n.to_string()),
+        Some(Json::Bool(b)) => Ok(b.to_string()),
+        Some(Json::Null) | None => Err(format!(
+            "missing field \"{key}\" (every line needs \"id\", \"prediction\" and \"reference\")"
+        )),
+        Some(other) => Err(format!("field \"{key}\" must be a string, not {other}")),
+    }
+}
+
+fn parse_line(text: &str, line: usize) -> Result<Prediction, String> {
+    let value: Json = serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
+    let Json::Object(obj) = value else {
+        return Err("expected a JSON object {\"id\", \"prediction\", \"reference\"}".into());
+    };
+    let prob_yes = match obj.get("prob_yes") {
+        None | Some(Json::Null) => None,
+        Some(Json::Number(n)) => match n.as_f64() {
+            Some(p) if p.is_finite() => Some(p),
+            _ => return Err(format!("prob_yes {n} is not a finite number")),
+        },
+        Some(other) => return Err(format!("prob_yes must be a number, not {other}")),
+    };
+    let property = match obj.get("property") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(s.clone()),
+        Some(other) => return Err(format!("property must be a string, not {other}")),
+    };
+    Ok(Prediction {
+        id: text_field(&obj, "id")?,
+        prediction: text_field(&obj, "prediction")?,
+        reference: text_field(&obj, "reference")?,
+        prob_yes,
+        property,
+        line,
+    })
+}
+
+/// Parses predictions JSONL text (`source_name` names it in errors). Empty lines are skipped;
+/// any other line must be an object with `id`, `prediction` and `reference` (strings; numbers
+/// are accepted and kept as their JSON text) and may have `prob_yes` and `property`.
+pub fn parse_predictions(text: &str, source_name: &str) -> Result<Vec<Prediction>, EvalError> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row = parse_line(line, i + 1).map_err(|message| EvalError::Line {
+            source_name: source_name.to_string(),
+            line: i + 1,
+            message,
+        })?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(EvalError::Empty(source_name.to_string()));
+    }
+    Ok(rows)
+}
+
+/// Reads a predictions JSONL file (see [`parse_predictions`]).
+pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_predictions(&text, &path.display().to_string())
+}
+
+/// A metric value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A score.
+    Number(f64),
+    /// A count of rows.
+    Count(usize),
+    /// Not defined on these rows, with the reason (e.g. ROC-AUC with one class only).
+    Undefined(String),
+    /// Not computed yet (fingerprint similarities, issue 6).
+    Pending,
+}
+
+/// One named metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Name as written in metrics.json (e.g. `bleu4`, `roc_auc_prob`).
+    pub name: &'static str,
+    /// Its value.
+    pub value: Value,
+}
+
+impl Metric {
+    /// A score.
+    pub fn number(name: &'static str, v: f64) -> Self {
+        Self {
+            name,
+            value: Value::Number(v),
+        }
+    }
+
+    /// A count.
+    pub fn count(name: &'static str, n: usize) -> Self {
+        Self {
+            name,
+            value: Value::Count(n),
+        }
+    }
+
+    /// An undefined value with its reason.
+    pub fn undefined(name: &'static str, why: impl Into<String>) -> Self {
+        Self {
+            name,
+            value: Value::Undefined(why.into()),
+        }
+    }
+}
+
+/// The metrics of one task on one predictions set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskMetrics {
+    /// The task.
+    pub task: Task,
+    /// Number of rows scored.
+    pub rows: usize,
+    /// Metrics in display order.
+    pub metrics: Vec<Metric>,
+    /// How the numbers differ from the reference's, where they do.
+    pub notes: Vec<String>,
+}
+
+impl TaskMetrics {
+    /// The value of metric `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| &m.value)
+    }
+
+    /// The value of metric `name` as a number (counts included).
+    pub fn number(&self, name: &str) -> Option<f64> {
+        match self.get(name)? {
+            Value::Number(v) => Some(*v),
+            Value::Count(n) => Some(*n as f64),
+            Value::Undefined(_) | Value::Pending => None,
+        }
+    }
+}
+
+/// Scores `rows` for `task`. ChEBI-20 needs `text` (tokenizer and WordNet); the other tasks
+/// ignore it.
+pub fn score(
+    task: Task,
+    rows: &[Prediction],
+    text: Option<&TextResources>,
+) -> Result<TaskMetrics, EvalError> {
+    match task {
+        Task::Chebi20 => {
+            let owned;
+            let res = match text {
+                Some(r) => r,
+                None => {
+                    owned = TextResources::new(TextTokenizer::scibert()?, None);
+                    &owned
+                }
+            };
+            text::score(rows, res)
+        }
+        Task::Bace | Task::Bbbp | Task::Hiv => classification::score(task, rows),
+        Task::Qm9 => regression::score(rows),
+        Task::Retrosynthesis | Task::Forward | Task::Reagent => reactions::score(task, rows),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_names_round_trip() {
+        for t in Task::ALL {
+            assert_eq!(t.name().parse::<Task>().ok(), Some(t));
+        }
+        let err = "chebi".parse::<Task>().expect_err("unknown");
+        assert!(err.to_string().contains("unknown task 'chebi'"));
+    }
+
+    #[test]
+    fn bad_lines_name_their_line() {
+        let text = "{\"id\":1,\"prediction\":\"a\",\"reference\":\"b\"}\n\n{\"id\":2,\"prediction\":\"a\"}\n";
+        let err = parse_predictions(text, "p.jsonl").expect_err("missing field");
+        assert!(
+            err.to_string()
+                .starts_with("p.jsonl, line 3: missing field \"reference\""),
+            "{err}"
+        );
+        let err = parse_predictions("{oops", "p.jsonl").expect_err("bad json");
+        assert!(err.to_string().contains("line 1: bad JSON"), "{err}");
+        assert!(matches!(
+            parse_predictions("\n\n", "p"),
+            Err(EvalError::Empty(_))
+        ));
+        let rows =
+            parse_predictions(text.lines().next().unwrap_or_default(), "p").expect("one row");
+        assert_eq!(rows[0].id, "1");
+    }
+}
