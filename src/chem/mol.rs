@@ -100,8 +100,9 @@ pub struct Atom {
     pub aromatic: bool,
     /// Chirality tag, relative to the bond order in [`Mol::neighbors`].
     pub chiral: ChiralTag,
-    /// Atom class / atom map number (`[CH3:7]` -> 7); 0 when absent.
-    pub map_number: u32,
+    /// Atom class / atom map number (`[CH3:7]` -> `Some(7)`); `None` when absent. RDKit keeps
+    /// an explicit `:0` (`[CH4:0]` is written back as such and is not `C`).
+    pub map_number: Option<u32>,
     /// Number of radical electrons, set by sanitization.
     pub radicals: u8,
     /// Byte offset of the atom in the source SMILES (for error messages).

@@ -179,15 +179,17 @@ fn assign_radicals(mol: &mut Mol) {
             mol.atoms[a].radicals = 0;
             continue;
         }
-        let valence = (bond_order_sum(mol, a) + 0.1).round() as i32;
+        // Truncated, as RDKit does here (an aromatic bond outside a ring leaves half a bond
+        // unused: `[CH2]:[CH2]` has a radical on each carbon).
+        let valence = (bond_order_sum(mol, a) + 0.1) as i32;
         let outer = i32::from(elements::outer_electrons(atom.element));
         let chg = i32::from(atom.charge);
         let vals = elements::valences(atom.element);
         let radicals = if vals.first().is_none_or(|&v| v < 0) {
-            // Any valence (metals): only an unbonded atom with an odd electron count
-            // gets a radical.
+            // Any valence (metals): only an unbonded atom (hydrogens aside) with an odd
+            // electron count gets a radical.
             let free = outer - chg;
-            if mol.atom_bonds[a].is_empty() && atom.explicit_h == 0 && free > 0 {
+            if mol.atom_bonds[a].is_empty() && free > 0 {
                 free % 2
             } else {
                 0
@@ -589,6 +591,10 @@ mod tests {
         assert_eq!(rad("C[Cu]"), [0, 0]);
         assert_eq!(rad("[Na]"), [1]);
         assert_eq!(rad("[NaH]"), [0]);
+        assert_eq!(rad("[CuH]"), [1]);
+        assert_eq!(rad("[CH2]:[CH2]"), [1, 1]);
+        assert_eq!(rad("[CH]:[CH]"), [2, 2]);
+        assert_eq!(rad("C:[CH]:C"), [0, 0, 0]);
     }
 
     #[test]

@@ -800,12 +800,12 @@ impl<'a> Parser<'a> {
             let value = magnitude as i64 * if sign == b'+' { 1 } else { -1 };
             charge = value as i8;
         }
-        let mut map_number = 0u32;
+        let mut map_number = None;
         if self.peek() == Some(b':') {
             let p = self.pos;
             self.pos += 1;
             map_number = match self.number("atom class")? {
-                Some(n) => n as u32,
+                Some(n) => Some(n as u32),
                 None => return Err(self.err(p, "':' in a bracket atom needs a number")),
             };
         }
@@ -926,7 +926,7 @@ mod tests {
         );
         assert_eq!(
             (a[0].map_number, a[0].no_implicit, a[0].position),
-            (7, true, 0)
+            (Some(7), true, 0)
         );
         assert_eq!((a[1].element, a[1].charge, a[1].explicit_h), (7, 1, 4));
         assert_eq!(a[2].charge, -2);

@@ -662,7 +662,8 @@ fn cip_invariants(mol: &Mol) -> Vec<i64> {
             }
             mass += 512;
             let mass = if mass < 0 { 0 } else { mass % 1024 };
-            let map = (i64::from(a.map_number)) % 1024;
+            // Map numbers count from 1 so that an explicit `:0` differs from none.
+            let map = a.map_number.map_or(0, |m| (i64::from(m) + 1) % 1024);
             ((z << 10) | mass) << 10 | map
         })
         .collect()

@@ -91,7 +91,7 @@ pub(super) struct Graph<'a> {
 
 /// An atom's own invariant: degree, element, isotope, hydrogens, charge, aromaticity,
 /// map number, radicals (in this order of precedence).
-type AtomInvariant = (usize, u8, u16, u8, i8, bool, u32, u8);
+type AtomInvariant = (usize, u8, u16, u8, i8, bool, Option<u32>, u8);
 
 /// Working buffers reused across refinement rounds.
 #[derive(Default)]

@@ -240,7 +240,7 @@ fn map_numbers_and_fragments() {
     m.atoms[0].charge = 1;
     m.atoms[0].no_implicit = true;
     m.atoms[1].charge = -1;
-    m.atoms[2].map_number = 3;
+    m.atoms[2].map_number = Some(3);
     let s = canonical_smiles(&m, true);
     assert_eq!(s.split('.').count(), 3, "{s}");
     assert!(s.contains("[CH4:3]") && s.contains("[Na+]") && s.contains("[Cl-]"));
@@ -428,6 +428,13 @@ mod from_smiles {
         ("S[As@TB1](F)(Cl)(Br)N", "S[As@TB5](F)(Cl)(Br)N"),
         ("O[Co@OH1](F)(Cl)(Br)(I)N", "O[Co@OH12](F)(Cl)(Br)(I)N"),
         ("F[Pt@SP](Cl)(Br)I", "F[Pt](Cl)(Br)I"),
+        // RDKit keeps an explicit map number 0: it is written, and the map makes the two
+        // methyls differ, so the centre stays chiral.
+        ("[CH4:0]", "C"),
+        ("C[C@H](O)[CH3:0]", "C[C@@H](O)[CH3:0]"),
+        // An aromatic bond between non-aromatic atoms: two H each, or one H and a radical.
+        ("C:C", "[CH2]:[CH2]"),
+        ("CC:C", "[CH2]:[CH]C"),
     ];
 
     #[test]

@@ -211,17 +211,20 @@ fn unbracketed_h(g: &Graph, a: usize) -> Option<u8> {
         53 => &[1, 3, 5],
         _ => return None,
     };
-    let mut val = 0u32;
+    // Bond orders in half units: an aromatic bond on a non-aromatic atom counts 1.5, and the
+    // reader rounds the sum half up (RDKit: `C:C` has two H on each carbon, `O:O` none).
+    let mut halves = 0u32;
     for &b in &mol.atom_bonds[a] {
-        val += match mol.bonds[b].kind {
-            BondType::Single => 1,
-            BondType::Double => 2,
-            BondType::Triple => 3,
-            BondType::Quadruple => 4,
+        halves += match mol.bonds[b].kind {
+            BondType::Single => 2,
+            BondType::Double => 4,
+            BondType::Triple => 6,
+            BondType::Quadruple => 8,
+            BondType::Aromatic => 3,
             BondType::Zero | BondType::Dative => 0,
-            BondType::Aromatic => return None,
         };
     }
+    let val = halves.div_ceil(2);
     let target = allowed.iter().copied().find(|&v| v >= val)?;
     u8::try_from(target - val).ok()
 }
@@ -232,7 +235,7 @@ fn push_atom(out: &mut String, g: &Graph, a: usize, chiral: Option<AtomStereo>) 
     let simple = chiral.is_none()
         && isotope.is_none()
         && atom.charge == 0
-        && atom.map_number == 0
+        && atom.map_number.is_none()
         && atom.radicals == 0
         && unbracketed_h(g, a) == Some(atom.total_h());
     let symbol = if atom.element == 0 {
@@ -289,9 +292,9 @@ fn push_atom(out: &mut String, g: &Graph, a: usize, chiral: Option<AtomStereo>) 
             out.push_str(&(-i16::from(c)).to_string());
         }
     }
-    if atom.map_number != 0 {
+    if let Some(map) = atom.map_number {
         out.push(':');
-        out.push_str(&atom.map_number.to_string());
+        out.push_str(&map.to_string());
     }
     out.push(']');
 }
