@@ -10,6 +10,7 @@ fn main() -> std::process::ExitCode {
         Command::Convert(args) => instructmol::cli::convert::run(args),
         Command::Similarity(args) => instructmol::cli::similarity::run(args),
         Command::Eval(args) => instructmol::cli::eval::run(args),
+        Command::Data(args) => instructmol::cli::data::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

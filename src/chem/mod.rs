@@ -10,6 +10,7 @@ pub mod mol;
 pub mod nontetrahedral;
 pub mod rings;
 pub mod sanitize;
+pub mod scaffold;
 pub mod selfies;
 pub mod smarts;
 pub mod smiles;

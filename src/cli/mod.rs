@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod eval;
+pub mod data;
 pub mod featurize;
 pub mod lines;
 pub mod similarity;
@@ -28,4 +29,6 @@ pub enum Command {
     Similarity(similarity::Args),
     /// Score a predictions file on a benchmark (ChEBI-20, MoleculeNet, QM9, reactions).
     Eval(eval::Args),
+    /// Dataset preparation: `data prepare` writes training JSONL from the raw benchmark files.
+    Data(data::Args),
 }

@@ -1,0 +1,406 @@
+//! `data prepare` readers on small cuts of the shared data (tests/data/datasets), splits,
+//! invalid-row reports, determinism and the CLI end to end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use instructmol::chem::canon::canonical_from_smiles;
+use instructmol::chem::scaffold::scaffold_smiles;
+use instructmol::chem::selfies;
+use instructmol::data::prepare::{prepare, PrepareOptions, Prepared, SplitMethod, Task};
+use instructmol::data::prompts::{Variant, DESCRIPTION_QUESTIONS};
+use instructmol::data::record::{read_jsonl, Record, Role};
+
+const DATA: &str = "tests/data/datasets";
+
+fn run(
+    task: Task,
+    input: &str,
+    variant: Variant,
+    split: Option<SplitMethod>,
+    seed: u64,
+) -> Prepared {
+    prepare(&PrepareOptions {
+        task,
+        input: Path::new(DATA).join(input),
+        variant,
+        split,
+        seed,
+    })
+    .unwrap_or_else(|e| panic!("{input}: {e}"))
+}
+
+fn split<'a>(p: &'a Prepared, name: &str) -> &'a [Record] {
+    p.splits
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, r)| r.as_slice())
+        .unwrap_or_else(|| panic!("no split {name}: {:?}", p.report.written))
+}
+
+fn question(r: &Record) -> &str {
+    assert_eq!(r.conversations[0].from, Role::Human);
+    r.conversations[0]
+        .value
+        .strip_prefix("<image>\n")
+        .expect("question starts with <image>\\n")
+}
+
+fn answer(r: &Record) -> &str {
+    assert_eq!(r.conversations[1].from, Role::Gpt);
+    &r.conversations[1].value
+}
+
+fn data_lines(file: &str) -> Vec<String> {
+    std::fs::read_to_string(Path::new(DATA).join(file))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn chebi20_file_is_prepared_as_given() {
+    let p = run(Task::Chebi20, "chebi20_test.txt", Variant::G, None, 0);
+    let rows: Vec<Vec<String>> = data_lines("chebi20_test.txt")[1..]
+        .iter()
+        .map(|l| l.splitn(3, '\t').map(str::to_string).collect())
+        .collect();
+    let recs = split(&p, "chebi20_test");
+    assert_eq!(recs.len(), rows.len());
+    for (r, row) in recs.iter().zip(&rows) {
+        assert_eq!(r.id, row[0]);
+        assert_eq!(r.smiles, row[1]);
+        assert_eq!(answer(r), row[2]);
+        assert!(
+            DESCRIPTION_QUESTIONS.contains(&question(r)),
+            "{}",
+            question(r)
+        );
+        assert_eq!(r.task.as_deref(), Some("chebi20"));
+    }
+    // GS: the question names the molecule's SELFIES, which decodes back to the molecule.
+    let gs = run(Task::Chebi20, "chebi20_test.txt", Variant::Gs, None, 0);
+    for r in split(&gs, "chebi20_test") {
+        let q = question(r);
+        let (_, sf) = q
+            .split_once(" The compound SELFIES sequence is: ")
+            .expect(q);
+        let sf = sf
+            .strip_suffix('.')
+            .expect("GS sentence ends with a period");
+        let back = canonical_from_smiles(&selfies::decode(sf).unwrap(), false).unwrap();
+        assert_eq!(
+            back,
+            canonical_from_smiles(&r.smiles, false).unwrap(),
+            "{}",
+            r.id
+        );
+    }
+    assert!(
+        gs.report.selfies_from_canonical >= 1,
+        "the cut holds a `\\\\` SMILES"
+    );
+}
+
+#[test]
+fn moleculenet_scaffold_split_keeps_scaffolds_apart() {
+    for (task, file) in [(Task::Bbbp, "bbbp.csv"), (Task::Bace, "bace.csv")] {
+        let p = run(task, file, Variant::G, None, 0);
+        assert_eq!(p.report.split, "scaffold");
+        let labels: Vec<String> = data_lines(file)[1..]
+            .iter()
+            .map(|l| l.rsplit(',').next().unwrap().to_string())
+            .collect();
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut total = 0;
+        for name in ["train", "valid", "test"] {
+            for r in split(&p, name) {
+                total += 1;
+                let line: usize = r.id.rsplit('-').next().unwrap().parse().unwrap();
+                let label = &labels[line - 2];
+                assert_eq!(
+                    answer(r),
+                    if label == "1" { "Yes" } else { "No" },
+                    "{}",
+                    r.id
+                );
+                assert_eq!(r.label, Some(label.parse().unwrap()));
+                let sc = scaffold_smiles(&r.smiles).unwrap();
+                if let Some(prev) = seen.insert(sc.clone(), name.to_string()) {
+                    assert_eq!(prev, name, "scaffold {sc} in two splits");
+                }
+            }
+        }
+        assert_eq!(total, labels.len());
+        let train = split(&p, "train").len();
+        assert!(train <= total * 8 / 10 && train + split(&p, "valid").len() <= total * 9 / 10);
+    }
+}
+
+#[test]
+fn hiv_reads_gzip_and_random_split_follows_the_seed() {
+    let a = run(
+        Task::Hiv,
+        "hiv.csv.gz",
+        Variant::G,
+        Some(SplitMethod::Random),
+        1,
+    );
+    let b = run(
+        Task::Hiv,
+        "hiv.csv.gz",
+        Variant::G,
+        Some(SplitMethod::Random),
+        2,
+    );
+    assert_eq!(a.report.rows_read, 30);
+    let n: usize = a.report.written.values().sum();
+    assert_eq!(n, 30);
+    assert_eq!(a.report.written["train"], 24);
+    let ids = |p: &Prepared| {
+        split(p, "train")
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(ids(&a), ids(&b));
+    assert_eq!(
+        ids(&a),
+        ids(&run(
+            Task::Hiv,
+            "hiv.csv.gz",
+            Variant::G,
+            Some(SplitMethod::Random),
+            1
+        ))
+    );
+}
+
+#[test]
+fn invalid_rows_are_counted_by_reason_with_lines() {
+    let p = run(Task::Bbbp, "bbbp_bad.csv", Variant::G, None, 0);
+    let r = &p.report;
+    assert_eq!(r.rows_read, 5);
+    assert_eq!(r.invalid_total, 4);
+    let lines =
+        |reason: &str| -> Vec<usize> { r.invalid[reason].first.iter().map(|(l, _)| *l).collect() };
+    assert_eq!(lines("smiles_syntax"), [2]);
+    assert_eq!(lines("kekulize"), [3]);
+    assert_eq!(lines("bad_label"), [4]);
+    assert_eq!(lines("valence"), [5]);
+    assert_eq!(r.written.values().sum::<usize>(), 1);
+}
+
+#[test]
+fn qm9_asks_three_questions_per_molecule_and_skips_repeats() {
+    let p = run(Task::Qm9, "qm9.csv", Variant::Gs, None, 0);
+    assert_eq!(p.report.rows_read, 21);
+    assert_eq!(p.report.duplicates, 1);
+    let lines = data_lines("qm9.csv");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let mut where_: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for (name, recs) in &p.splits {
+        for r in recs {
+            let (mol_id, prop) = r.id.strip_prefix("qm9-").unwrap().rsplit_once('-').unwrap();
+            let row: Vec<&str> = lines[1..]
+                .iter()
+                .map(|l| l.split(',').collect::<Vec<_>>())
+                .find(|f| f[col("mol_id")] == mol_id)
+                .unwrap();
+            assert_eq!(answer(r), row[col(prop)]);
+            assert_eq!(r.smiles, row[col("smiles")]);
+            assert!(question(r).contains(" The compound SELFIES sequence is: ["));
+            let e = where_
+                .entry(mol_id.to_string())
+                .or_insert((name.clone(), 0));
+            assert_eq!(&e.0, name, "{mol_id} split across files");
+            e.1 += 1;
+        }
+    }
+    assert_eq!(where_.len(), 20);
+    assert!(where_.values().all(|(_, n)| *n == 3));
+}
+
+fn liu(file: &str) -> Vec<String> {
+    data_lines(file)
+        .iter()
+        .map(|l| {
+            let l = l
+                .strip_prefix('<')
+                .map_or(l.as_str(), |r| r.split_once("> ").unwrap().1);
+            l.replace(' ', "")
+        })
+        .collect()
+}
+
+fn same_molecules(a: &str, b: &str) -> bool {
+    canonical_from_smiles(a, false).unwrap() == canonical_from_smiles(b, false).unwrap()
+}
+
+#[test]
+fn uspto_retrosynthesis_and_forward_from_liu_files() {
+    let p = run(Task::Retrosynthesis, "uspto", Variant::G, None, 0);
+    assert_eq!(p.report.written["test"], 8);
+    assert_eq!(p.report.written["valid"], 5);
+    let products = liu("uspto/liu2017_test_sources.txt");
+    let reactants = liu("uspto/liu2017_test_targets.txt");
+    for (i, r) in split(&p, "test").iter().enumerate() {
+        assert_eq!(r.smiles, products[i]);
+        assert!(same_molecules(
+            &selfies::decode(answer(r)).unwrap(),
+            &reactants[i]
+        ));
+    }
+    let f = run(
+        Task::Forward,
+        "uspto/liu2017_test_sources.txt",
+        Variant::G,
+        None,
+        0,
+    );
+    for (i, r) in split(&f, "test").iter().enumerate() {
+        let parts: Vec<&str> = reactants[i].split('.').collect();
+        assert_eq!(r.smiles, parts[0]);
+        assert!(same_molecules(
+            &selfies::decode(answer(r)).unwrap(),
+            &products[i]
+        ));
+        assert_eq!(
+            question(r).contains("The other joint reactants are: "),
+            parts.len() > 1
+        );
+    }
+}
+
+#[test]
+fn reagent_needs_mol_instructions() {
+    let err = prepare(&PrepareOptions {
+        task: Task::Reagent,
+        input: PathBuf::from(DATA).join("uspto"),
+        variant: Variant::G,
+        split: None,
+        seed: 0,
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("Mol-Instructions"), "{err}");
+    let p = run(
+        Task::Reagent,
+        "mol_instructions_reagent.json",
+        Variant::G,
+        None,
+        0,
+    );
+    assert_eq!(p.report.invalid["bad_value"].count, 1);
+    let recs = split(&p, "train");
+    assert_eq!(recs.len(), 2);
+    for r in recs {
+        assert!(
+            question(r).contains("\nThe product is ["),
+            "{}",
+            question(r)
+        );
+    }
+}
+
+#[test]
+fn mol_instructions_retrosynthesis_uses_metadata_splits() {
+    let p = run(
+        Task::Retrosynthesis,
+        "mol_instructions_retrosynthesis.json",
+        Variant::Gs,
+        None,
+        0,
+    );
+    assert_eq!(p.report.written["train"], 2);
+    assert_eq!(p.report.written["test"], 1);
+    assert_eq!(p.report.invalid["empty_field"].count, 1);
+    let products = liu("uspto/liu2017_test_sources.txt");
+    for (i, r) in split(&p, "train").iter().enumerate() {
+        assert!(same_molecules(&r.smiles, &products[i]));
+        assert!(question(r).contains(" The product is: ["));
+    }
+}
+
+#[test]
+fn cli_writes_deterministic_files_and_a_report() {
+    let exe = env!("CARGO_BIN_EXE_instructmol");
+    let tmp = std::env::temp_dir().join(format!("instructmol-data-test-{}", std::process::id()));
+    let prep = |out: &str, seed: &str| {
+        let o = Command::new(exe)
+            .args(["data", "prepare", "--task", "bbbp", "--input"])
+            .arg(Path::new(DATA).join("bbbp.csv"))
+            .arg("--out")
+            .arg(tmp.join(out))
+            .args(["--variant", "gs", "--split", "random", "--seed", seed])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let log = prep("a", "5");
+    assert!(log.contains("40 rows read"), "{log}");
+    prep("b", "5");
+    prep("c", "6");
+    let read = |d: &str, f: &str| std::fs::read(tmp.join(d).join(f)).unwrap();
+    for f in [
+        "train.jsonl",
+        "valid.jsonl",
+        "test.jsonl",
+        "prepare_report.json",
+    ] {
+        assert_eq!(
+            read("a", f),
+            read("b", f),
+            "{f} differs between identical runs"
+        );
+    }
+    assert_ne!(read("a", "train.jsonl"), read("c", "train.jsonl"));
+    let back = read_jsonl(&tmp.join("a").join("train.jsonl")).unwrap();
+    assert!(back.bad.is_empty());
+    assert_eq!(back.records.len(), 32);
+    // A bad task name and a missing file give clear errors, not panics.
+    let o = Command::new(exe)
+        .args([
+            "data", "prepare", "--task", "tox21", "--input", "x", "--out", "y",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown task"));
+    let o = Command::new(exe)
+        .args([
+            "data",
+            "prepare",
+            "--task",
+            "bbbp",
+            "--input",
+            "no/such.csv",
+            "--out",
+        ])
+        .arg(tmp.join("d"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no/such.csv"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn jsonl_reader_reports_bad_lines() {
+    let tmp = std::env::temp_dir().join(format!("instructmol-jsonl-{}.jsonl", std::process::id()));
+    let good = r#"{"id":"1","smiles":"CCO","conversations":[{"from":"human","value":"<image>\nq"},{"from":"gpt","value":"a"}]}"#;
+    let wrong_order = r#"{"id":"2","smiles":"CCO","conversations":[{"from":"gpt","value":"a"},{"from":"human","value":"q"}]}"#;
+    std::fs::write(&tmp, format!("{good}\nnot json\n\n{wrong_order}\n{good}\n")).unwrap();
+    let c = read_jsonl(&tmp).unwrap();
+    let _ = std::fs::remove_file(&tmp);
+    assert_eq!(c.records.len(), 2);
+    let lines: Vec<usize> = c.bad.iter().map(|b| b.line).collect();
+    assert_eq!(lines, [2, 4]);
+    assert!(
+        c.bad[1].message.contains("expected Human"),
+        "{}",
+        c.bad[1].message
+    );
+}
