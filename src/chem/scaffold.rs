@@ -106,7 +106,9 @@ pub fn scaffold_smiles(smiles: &str) -> Result<String, ChemError> {
 #[cfg(test)]
 mod tests {
     use super::scaffold_smiles;
+    use crate::chem::canon::canonical_from_smiles;
 
+    /// RDKit's scaffolds of a few molecules (its spelling; compared as molecules).
     #[test]
     fn side_chains_go_and_linkers_stay() {
         let cases = [
@@ -119,6 +121,11 @@ mod tests {
             ("N#CC1CC1", "C1CC1"),
         ];
         for (smiles, want) in cases {
+            let want = if want.is_empty() {
+                String::new()
+            } else {
+                canonical_from_smiles(want, false).unwrap()
+            };
             assert_eq!(scaffold_smiles(smiles).unwrap(), want, "{smiles}");
         }
     }

@@ -7,8 +7,8 @@
 //! problems show up at step 1). Its order is a pure function of (seed, epoch), so a resumed
 //! run sees exactly the batches an uninterrupted one would.
 
-use super::rng::SplitMix64;
 use super::templates::{TokenizedExample, IGNORE_INDEX};
+use crate::model::rng::Rng;
 
 /// A right-padded batch, row-major `[batch_size, seq_len]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl LengthGroupedSampler {
 
     /// The batches of `epoch` as example indices: a pure function of (seed, epoch).
     pub fn batches(&self, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
-        let mut rng = SplitMix64::derived(seed, epoch);
+        let mut rng = Rng::derive(seed, &[epoch]);
         let mut order: Vec<usize> = (0..self.lengths.len()).collect();
         rng.shuffle(&mut order);
         let mega = self.batch_size * self.mega_batch_mult;

@@ -14,7 +14,6 @@ pub mod prompts;
 pub mod pubchem;
 pub mod qm9;
 pub mod record;
-pub mod rng;
 pub mod splits;
 pub mod table;
 pub mod templates;

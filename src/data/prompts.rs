@@ -6,7 +6,7 @@
 //! blood-brain barrier." -> "Yes"). The question is chosen from the task's pool by a seeded
 //! hash of the record id, so preparation is deterministic.
 
-use super::rng::{hash_str, SplitMix64};
+use crate::model::rng::Rng;
 
 /// InstructMol-G (graph only) or InstructMol-GS (graph plus the SELFIES text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,8 +102,15 @@ pub const REAGENT_QUESTIONS: [&str; 4] = [
 
 /// Picks one of `pool` for record `id`: a pure function of (seed, id).
 pub fn pick<'a>(pool: &[&'a str], seed: u64, id: &str) -> &'a str {
-    let mut rng = SplitMix64::derived(seed, hash_str(id));
+    let mut rng = Rng::derive(seed, &[hash_str(id)]);
     pool[rng.below(pool.len())]
+}
+
+/// FNV-1a hash of a record id: turns the id into a seed path.
+fn hash_str(s: &str) -> u64 {
+    s.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 /// The GS variant's SELFIES sentence for a molecule, appended to the question.

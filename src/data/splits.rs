@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::rng::SplitMix64;
 use crate::chem::scaffold::scaffold_smiles;
+use crate::model::rng::Rng;
 
 /// Split fractions; test gets the rest.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,7 +80,7 @@ pub fn scaffold_split(keys: &[String], fractions: Fractions) -> Split {
 /// Seeded random split of `n` items: a shuffled order cut at `train` and `train + valid`.
 pub fn random_split(n: usize, fractions: Fractions, seed: u64) -> Split {
     let mut order: Vec<usize> = (0..n).collect();
-    SplitMix64::new(seed).shuffle(&mut order);
+    Rng::new(seed).shuffle(&mut order);
     let train_end = ((fractions.train * n as f64).round() as usize).min(n);
     let valid_end = (((fractions.train + fractions.valid) * n as f64).round() as usize).min(n);
     let mut split = Split {
