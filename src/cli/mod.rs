@@ -1,8 +1,8 @@
 //! Command-line interface: one module per subcommand.
 
 pub mod convert;
-pub mod eval;
 pub mod data;
+pub mod eval;
 pub mod featurize;
 pub mod lines;
 pub mod similarity;
