@@ -42,7 +42,7 @@ fn writes_metrics_json_and_markdown() {
     ]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("| InstructMol-G (paper) | 68.6 | 68.6 |"),
+        stdout.contains("| InstructMol-G (paper) | – | 68.6 |"),
         "{stdout}"
     );
     let json: serde_json::Value = serde_json::from_str(

@@ -57,13 +57,11 @@ pub fn score(task: Task, rows: &[Prediction]) -> Result<TaskMetrics, EvalError> 
     let (mut invalid, mut correct) = (0usize, 0usize);
     let with_prob = rows.iter().filter(|r| r.prob_yes.is_some()).count();
     for row in rows {
-        let label = parse_answer(&row.reference).ok_or_else(|| EvalError::Line {
-            source_name: "predictions".into(),
-            line: row.line,
-            message: format!(
-                "reference \"{}\" of id {} is not a yes/no label (yes/true/active or no/false/inactive)",
-                row.reference, row.id
-            ),
+        let label = parse_answer(&row.reference).ok_or_else(|| {
+            row.error(format!(
+                "reference \"{}\" is not a yes/no label (yes/true/active or no/false/inactive)",
+                row.reference
+            ))
         })?;
         let answer = parse_answer(&row.prediction);
         match answer {
@@ -78,13 +76,10 @@ pub fn score(task: Task, rows: &[Prediction]) -> Result<TaskMetrics, EvalError> 
             None => -1.0,
         });
         if with_prob > 0 {
-            let p = row.prob_yes.ok_or_else(|| EvalError::Line {
-                source_name: "predictions".into(),
-                line: row.line,
-                message: format!(
-                    "id {} has no prob_yes while {with_prob} other rows have one: give it on every row or on none",
-                    row.id
-                ),
+            let p = row.prob_yes.ok_or_else(|| {
+                row.error(format!(
+                    "no prob_yes while {with_prob} other rows have one: give it on every row or on none"
+                ))
             })?;
             probs.push(p);
         }

@@ -101,12 +101,12 @@ pub enum EvalError {
     #[error("unknown task '{0}': expected one of chebi20, bace, bbbp, hiv, qm9, retrosynthesis, forward, reagent")]
     UnknownTask(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A predictions line is not usable.
     #[error("{source_name}, line {line}: {message}")]
@@ -115,6 +115,16 @@ pub enum EvalError {
         source_name: String,
         /// 1-based line number.
         line: usize,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A row's content cannot be scored (e.g. its reference is not a label, number or molecule).
+    #[error("row {id} (line {line} of the predictions): {message}")]
+    Row {
+        /// 1-based line in the predictions file (0 for rows built in memory).
+        line: usize,
+        /// The row's id.
+        id: String,
         /// What is wrong and what to do.
         message: String,
     },
@@ -147,6 +157,15 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// An error about this row.
+    pub fn error(&self, message: impl Into<String>) -> EvalError {
+        EvalError::Row {
+            line: self.line,
+            id: self.id.clone(),
+            message: message.into(),
+        }
+    }
+
     /// A row built in memory (e.g. by a generating run).
     pub fn new(
         id: impl Into<String>,
@@ -228,9 +247,9 @@ pub fn parse_predictions(text: &str, source_name: &str) -> Result<Vec<Prediction
 
 /// Reads a predictions JSONL file (see [`parse_predictions`]).
 pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| EvalError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse_predictions(&text, &path.display().to_string())
 }

@@ -74,13 +74,11 @@ pub fn score(task: Task, rows: &[Prediction]) -> Result<TaskMetrics, EvalError> 
     let mut hyps_chars = Vec::new();
     let mut pairs = Vec::new();
     for row in rows {
-        let truth = canonical_of_selfies(&row.reference).ok_or_else(|| EvalError::Line {
-            source_name: "predictions".into(),
-            line: row.line,
-            message: format!(
-                "reference of id {} is not a valid molecule in SELFIES: {}",
-                row.id, row.reference
-            ),
+        let truth = canonical_of_selfies(&row.reference).ok_or_else(|| {
+            row.error(format!(
+                "reference is not a valid molecule in SELFIES: {}",
+                row.reference
+            ))
         })?;
         let Some(pred) = canonical_of_selfies(&row.prediction) else {
             continue;

@@ -45,15 +45,10 @@ pub fn score(rows: &[Prediction]) -> Result<TaskMetrics, EvalError> {
     let mut all = Vec::new();
     let mut invalid = 0;
     for row in rows {
-        let bad = |message: String| EvalError::Line {
-            source_name: "predictions".into(),
-            line: row.line,
-            message,
-        };
         let truth = parse_float(&row.reference).ok_or_else(|| {
-            bad(format!(
-                "reference \"{}\" of id {} is not a finite number",
-                row.reference, row.id
+            row.error(format!(
+                "reference \"{}\" is not a finite number",
+                row.reference
             ))
         })?;
         let group = match &row.property {
@@ -63,7 +58,7 @@ pub fn score(rows: &[Prediction]) -> Result<TaskMetrics, EvalError> {
                     .iter()
                     .position(|q| q.eq_ignore_ascii_case(p.trim()))
                     .ok_or_else(|| {
-                        bad(format!(
+                        row.error(format!(
                             "property \"{p}\" of id {} is not homo, lumo or gap",
                             row.id
                         ))

@@ -1,6 +1,7 @@
 //! `metrics.json` and a Markdown table with the paper's numbers beside ours.
 //!
-//! Paper numbers (InstructMol, arXiv 2311.16208, Tables 1-4) as listed in REFERENCE.md.
+//! Paper numbers (InstructMol, arXiv 2311.16208, Tables 1-4) as listed in REFERENCE.md; NaN
+//! marks a column the paper does not report.
 
 use serde_json::{json, Map, Value as Json};
 
@@ -69,10 +70,11 @@ fn layout(task: Task) -> (Vec<Column>, Vec<(&'static str, Vec<f64>)>) {
                     auc("roc_auc_prob", "ROC-AUC (prob)"),
                     auc("roc_auc_hard", "ROC-AUC (hard)"),
                 ],
+                // the paper's ROC-AUC comes from the reference's hard-label scoring
                 vec![
-                    ("InstructMol-G (paper)", vec![g, g]),
-                    ("InstructMol-GS (paper)", vec![gs, gs]),
-                    ("Uni-Mol (paper)", vec![unimol, unimol]),
+                    ("InstructMol-G (paper)", vec![f64::NAN, g]),
+                    ("InstructMol-GS (paper)", vec![f64::NAN, gs]),
+                    ("Uni-Mol (paper)", vec![f64::NAN, unimol]),
                 ],
             )
         }
@@ -172,7 +174,9 @@ pub fn markdown(m: &TaskMetrics, label: &str) -> String {
     for (name, values) in &paper {
         out.push_str(&format!("\n| {name} |"));
         for (c, v) in columns.iter().zip(values) {
-            let shown = if c.scale != 1.0 {
+            let shown = if v.is_nan() {
+                "–".to_string()
+            } else if c.scale != 1.0 {
                 format!("{v:.1}")
             } else {
                 cell(Some(&Value::Number(*v)), 1.0)

@@ -49,12 +49,12 @@ const POS: [(&str, &[(&str, &str)]); 4] = [
 #[derive(Debug, thiserror::Error)]
 pub enum WordNetError {
     /// A file could not be read.
-    #[error("cannot read WordNet file {path}: {source}")]
+    #[error("cannot read WordNet file {path}: {error} (install it with scripts/setup_wordnet.sh)")]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A line does not have the WordNet format.
     #[error("{path}, line {line}: {message} (is this a WordNet 3.0 dict folder? see scripts/setup_wordnet.sh)")]
@@ -85,9 +85,9 @@ pub struct WordNet {
 }
 
 fn read(path: &Path) -> Result<String, WordNetError> {
-    std::fs::read_to_string(path).map_err(|source| WordNetError::Io {
+    std::fs::read_to_string(path).map_err(|error| WordNetError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
