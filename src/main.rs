@@ -11,6 +11,7 @@ fn main() -> std::process::ExitCode {
         Command::Similarity(args) => instructmol::cli::similarity::run(args),
         Command::Eval(args) => instructmol::cli::eval::run(args),
         Command::Data(args) => instructmol::cli::data::run(args),
+        Command::Device(args) => instructmol::cli::device::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

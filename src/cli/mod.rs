@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod data;
 pub mod eval;
+pub mod device;
 pub mod featurize;
 pub mod lines;
 pub mod similarity;
@@ -31,4 +32,6 @@ pub enum Command {
     Eval(eval::Args),
     /// Dataset preparation: `data prepare` writes training JSONL from the raw benchmark files.
     Data(data::Args),
+    /// Open a device (`--device cpu|cuda|cuda:N`) and check it computes what the CPU computes.
+    Device(device::Args),
 }

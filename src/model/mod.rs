@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod device;
 pub mod gin;
 pub mod llama;
 pub mod lora;
@@ -18,6 +19,7 @@ pub mod weights;
 
 pub use batch::{GraphBatch, GraphInput};
 pub use config::LlamaConfig;
+pub use device::{parse_device, parse_dtype, DeviceError, DeviceSpec};
 pub use gin::{Gin, GinConfig};
 pub use llama::{KvCache, Llama};
 pub use lora::{LoraConfig, LORA_MODULES};
