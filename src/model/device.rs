@@ -15,7 +15,9 @@ use candle_core::{DType, Device};
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The device string is none of `cpu`, `cuda`, `cuda:N`.
-    #[error("unknown device `{0}`: expected `cpu`, `cuda` or `cuda:N` (N = GPU index, 0 is the first)")]
+    #[error(
+        "unknown device `{0}`: expected `cpu`, `cuda` or `cuda:N` (N = GPU index, 0 is the first)"
+    )]
     Syntax(String),
     /// A CUDA device was asked for, but this binary has no CUDA backend.
     #[error(
@@ -25,7 +27,9 @@ pub enum DeviceError {
     )]
     NotBuilt(DeviceSpec),
     /// The CUDA driver is missing or found no GPU.
-    #[error("no usable CUDA device for `--device {spec}`: {reason}; use `--device cpu` on this machine")]
+    #[error(
+        "no usable CUDA device for `--device {spec}`: {reason}; use `--device cpu` on this machine"
+    )]
     NoCuda {
         /// The device that was asked for.
         spec: DeviceSpec,
@@ -145,7 +149,9 @@ fn open_cuda(spec: DeviceSpec, ordinal: usize) -> Result<Device, DeviceError> {
         .map_err(|e| no_cuda(format!("cannot count the GPUs ({e:?})")))?;
     let count = usize::try_from(count).unwrap_or(0);
     if count == 0 {
-        return Err(no_cuda("the NVIDIA driver found no CUDA-capable GPU".into()));
+        return Err(no_cuda(
+            "the NVIDIA driver found no CUDA-capable GPU".into(),
+        ));
     }
     if ordinal >= count {
         return Err(DeviceError::NoSuchGpu {
