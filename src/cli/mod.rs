@@ -2,8 +2,8 @@
 
 pub mod convert;
 pub mod data;
-pub mod eval;
 pub mod device;
+pub mod eval;
 pub mod featurize;
 pub mod lines;
 pub mod similarity;
