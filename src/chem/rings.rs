@@ -71,9 +71,10 @@ impl RingInfo {
 /// stops adding paths (only reached by huge symmetric cages).
 const MAX_PATHS_PER_ATOM: usize = 256;
 
-/// Bonds that take part in ring finding (RDKit ignores zero-order and dative bonds).
+/// Bonds that take part in ring finding: RDKit ignores dative bonds, but not `~` (read as
+/// RDKit's UNSPECIFIED bond type).
 fn active_bond(mol: &Mol, b: usize) -> bool {
-    !matches!(mol.bonds[b].kind, BondType::Zero | BondType::Dative)
+    mol.bonds[b].kind != BondType::Dative
 }
 
 /// Bond indices around a ring given as atoms in ring order (the last bond closes the ring).

@@ -292,7 +292,9 @@ impl<'a> Graph<'a> {
         }
         for &s in &subs {
             let bi = self.mol.bond_between(e, s)?;
-            if !super::writer::carries_direction(self.mol.bonds[bi].kind) {
+            let kind = self.mol.bonds[bi].kind;
+            // A `~` substituent neither carries a direction nor blocks the stereo (RDKit).
+            if !super::writer::carries_direction(kind) && kind != BondType::Zero {
                 return None;
             }
         }

@@ -407,6 +407,10 @@ mod from_smiles {
         // cis H2: the two hydrogens are interchangeable (RDKit tells them apart).
         &["[Pt@SP1H2](F)Cl", "F[Pt@SP2H2]Cl", "F[Pt@SP1H2]Cl"],
         &["F[Co@OH1](Cl)(Br)I", "F[Co@OH14](Cl)(Br)I"],
+        // `~` (RDKit's unspecified bond) is a ring bond: the ring stays aromatic.
+        &["C1=C~C=CC=C1", "c1~ccccc1"],
+        // A `~` substituent does not stop double-bond stereo.
+        &["C/C=C/1~CCCCCCC1", "C\\C=C\\1~CCCCCCC1"],
         &[
             "O[C@H]1C[C@@H](O)C[C@H](O)C1",
             "O[C@H]1C[C@H](O)C[C@H](O)C1",
@@ -434,6 +438,7 @@ mod from_smiles {
         ("C[C@H](O)[CH3:0]", "C[C@@H](O)[CH3:0]"),
         // An aromatic bond between non-aromatic atoms: two H each, or one H and a radical.
         ("C:C", "[CH2]:[CH2]"),
+        ("C/C=C/1~CCCCCCC1", "C/C=C\\1~CCCCCCC1"),
         ("CC:C", "[CH2]:[CH]C"),
     ];
 

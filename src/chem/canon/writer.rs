@@ -1,8 +1,8 @@
 //! Writes SMILES for a molecule whose atoms carry a total canonical order.
 //!
 //! Traversal: each fragment starts at its lowest-ranked atom; neighbours are visited in
-//! rank order (depth first), non-tree bonds become ring closures with the lowest free
-//! digit. Stereo is re-expressed for the written neighbour order; where several
+//! rank order (depth first; `~` bonds first), non-tree bonds become ring closures with the
+//! lowest free digit. Stereo is re-expressed for the written neighbour order; where several
 //! `@SPn`/`@TBn`/`@OHn` numbers fit (interchangeable hydrogens or vacant sites), the
 //! smallest is written.
 
@@ -50,7 +50,10 @@ fn layout(g: &Graph, ranks: &[u32]) -> Layout {
                 .iter()
                 .map(|&b| (mol.bonds[b].other(a), b)),
         );
-        nbrs[start..].sort_unstable_by_key(|&(nb, _)| ranks[nb]);
+        // `~` bonds first, so that they become chain bonds where possible: RDKit (and so
+        // our reader) takes a `~` on a ring-closure digit for a single bond.
+        nbrs[start..]
+            .sort_unstable_by_key(|&(nb, b)| (mol.bonds[b].kind != BondType::Zero, ranks[nb]));
         off.push(nbrs.len());
     }
     let mut l = Layout {
@@ -448,7 +451,14 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
             let mut freed = Vec::new();
             for &b in &l.rings[a] {
                 let other = mol.bonds[b].other(a);
+                // `~` goes on the closing digit (where RDKit writes it; no reader keeps
+                // it there, so the traversal avoids such closures), other symbols on the
+                // opening one.
+                let zero = mol.bonds[b].kind == BondType::Zero;
                 if l.pos[other] < l.pos[a] {
+                    if zero {
+                        push_bond(&mut out, g, b, a, dirs[b]);
+                    }
                     push_digit(&mut out, digit_of[b]);
                     freed.push(digit_of[b]);
                 } else {
@@ -459,7 +469,9 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
                         used[d] = true;
                     }
                     digit_of[b] = d;
-                    push_bond(&mut out, g, b, a, dirs[b]);
+                    if !zero {
+                        push_bond(&mut out, g, b, a, dirs[b]);
+                    }
                     push_digit(&mut out, d);
                 }
             }
