@@ -314,3 +314,49 @@ fn bad_conversations_are_refused() {
     let err = tokenize(&tok, &[Turn::human("q"), Turn::gpt("<image> a")], &t).unwrap_err();
     assert!(err.to_string().contains("only the first"), "{err}");
 }
+
+#[derive(serde::Deserialize)]
+struct ChatmlCase {
+    turns: Vec<(String, String)>,
+    ids: Vec<u32>,
+    supervised: Vec<usize>,
+    prompt_ids: Vec<u32>,
+}
+
+/// ChatML against SmolLM2's own chat template as Hugging Face renders it, on the tiny
+/// byte-level tokenizer of tests/data/tiny_model (golden: scripts/golden/template_golden.py).
+#[test]
+fn chatml_matches_smollm2_chat_template() {
+    #[derive(serde::Deserialize)]
+    struct Golden {
+        cases: Vec<ChatmlCase>,
+    }
+    let tok = Tokenizer::from_file("tests/data/tiny_model/tokenizer.json").unwrap();
+    let golden: Golden = serde_json::from_str(
+        &std::fs::read_to_string("tests/data/golden/chatml_template.json").unwrap(),
+    )
+    .unwrap();
+    assert!(golden.cases.len() >= 5);
+    let t = Template::for_tokenizer(TemplateKind::Chatml, &tok);
+    for case in &golden.cases {
+        let turns: Vec<Turn> = case
+            .turns
+            .iter()
+            .map(|(who, text)| {
+                if who == "human" {
+                    Turn::human(text.as_str())
+                } else {
+                    Turn::gpt(text.as_str())
+                }
+            })
+            .collect();
+        let ex = tokenize(&tok, &turns, &t).unwrap();
+        assert_eq!(ex.input_ids, case.ids);
+        let sup: Vec<usize> = (0..ex.labels.len())
+            .filter(|&i| ex.labels[i] != IGNORE_INDEX)
+            .collect();
+        assert_eq!(sup, case.supervised);
+        let prompt = t.tokenize_prompt(&tok, &case.turns[0].1).unwrap();
+        assert_eq!(prompt.input_ids, case.prompt_ids);
+    }
+}
