@@ -360,3 +360,40 @@ fn chatml_matches_smollm2_chat_template() {
         assert_eq!(prompt.input_ids, case.prompt_ids);
     }
 }
+
+#[test]
+fn dataset_tokenisation_counts_truncations_and_skips() {
+    use instructmol::data::dataset::tokenize_records;
+    use instructmol::data::record::Record;
+    let tok = word_tokenizer();
+    let rec = |id: &str, smiles: &str, answer: &str| Record {
+        id: id.into(),
+        smiles: smiles.into(),
+        conversations: vec![Turn::human("<image>\nIs it toxic?"), Turn::gpt(answer)],
+        task: None,
+        label: None,
+    };
+    let records = vec![
+        rec("short", "CCO", "Yes"),
+        rec(
+            "long",
+            "CCCCCCCCCC",
+            "Yes it is. Because. Yes it is. Because.",
+        ),
+        rec("bad", "C1CC", "Yes"),
+        rec("huge", "C", "Yes"),
+    ];
+    let plain = Template::new(TemplateKind::Plain).with_max_len(12);
+    let atoms = |r: &Record| match r.id.as_str() {
+        "bad" => Err("ring bond 1 is never closed".to_string()),
+        "huge" => Ok(40),
+        _ => Ok(r.smiles.len()),
+    };
+    let d = tokenize_records(&tok, &plain, records, atoms);
+    let ids: Vec<&str> = d.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["short", "long"]);
+    assert_eq!(d.truncated, 1);
+    assert_eq!(d.lengths(), [2 - 1 + 3, 12]);
+    let skipped: Vec<&str> = d.skipped.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(skipped, ["bad", "huge"]);
+}

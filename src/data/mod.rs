@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod chebi20;
+pub mod dataset;
 pub mod mol_instructions;
 pub mod moleculenet;
 pub mod prepare;
