@@ -12,6 +12,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => instructmol::cli::eval::run(args),
         Command::Data(args) => instructmol::cli::data::run(args),
         Command::Device(args) => instructmol::cli::device::run(args),
+        Command::Bench(args) => instructmol::cli::bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

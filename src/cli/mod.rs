@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+pub mod bench;
 pub mod convert;
 pub mod data;
 pub mod device;
@@ -34,4 +35,6 @@ pub enum Command {
     Data(data::Args),
     /// Open a device (`--device cpu|cuda|cuda:N`) and check it computes what the CPU computes.
     Device(device::Args),
+    /// Performance measurements (LoRA training step, ...).
+    Bench(bench::Args),
 }

@@ -289,13 +289,27 @@ pub fn cross_entropy(logits: &Tensor, targets: &[i64]) -> Result<Tensor> {
             "cross_entropy: target {bad} is outside the vocabulary of {v}"
         )));
     }
-    let device = logits.device();
     let supervised = targets.iter().filter(|&&t| t >= 0).count();
     let weight = if supervised == 0 {
         0.0
     } else {
         1.0 / supervised as f64
     };
+    if logits.device().is_cpu() {
+        let z = logits.to_dtype(DType::F32)?.contiguous()?;
+        let op = CpuCrossEntropy {
+            targets: std::sync::Arc::new(targets.to_vec()),
+            weight: weight as f32,
+        };
+        return z.apply_op1(op);
+    }
+    cross_entropy_tensor_ops(logits, targets, weight)
+}
+
+/// Device-agnostic cross-entropy from candle tensor ops (the non-CPU path).
+fn cross_entropy_tensor_ops(logits: &Tensor, targets: &[i64], weight: f64) -> Result<Tensor> {
+    let n = targets.len();
+    let device = logits.device();
     let idx: Vec<u32> = targets.iter().map(|&t| t.max(0) as u32).collect();
     let mask: Vec<f32> = targets
         .iter()
@@ -321,6 +335,133 @@ pub fn cross_entropy(logits: &Tensor, targets: &[i64]) -> Result<Tensor> {
             d.broadcast_mul(&w)?.to_dtype(dtype)
         }),
     )
+}
+
+/// Fused cross-entropy on the CPU: the loss in one pass over the logits, no log-softmax copy.
+struct CpuCrossEntropy {
+    targets: std::sync::Arc<Vec<i64>>,
+    /// `1 / n_supervised` (0 when nothing is supervised).
+    weight: f32,
+}
+
+/// Row range `[start, end)` of chunk `i` of `n` rows split into `parts`.
+fn chunk(n: usize, parts: usize, i: usize) -> (usize, usize) {
+    (n * i / parts, n * (i + 1) / parts)
+}
+
+/// `(max, sum(exp(z - max)))` of one row.
+fn row_stats(z: &[f32]) -> (f32, f32) {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s: f32 = z.iter().map(|&x| (x - m).exp()).sum();
+    (m, s)
+}
+
+fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], usize, usize)> {
+    let (n, v) = l.shape().dims2()?;
+    let data = match s {
+        CpuStorage::F32(d) => d,
+        _ => {
+            return Err(candle_core::Error::Msg(format!(
+                "{what}: expected f32 logits"
+            )))
+        }
+    };
+    let (o1, o2) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what}: logits must be contiguous")))?;
+    Ok((&data[o1..o2], n, v))
+}
+
+impl candle_core::CustomOp1 for CpuCrossEntropy {
+    fn name(&self) -> &'static str {
+        "cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (z, n, v) = cpu_f32(s, l, "cross-entropy")?;
+        let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
+        let targets = &self.targets;
+        let partial: Vec<f64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..parts)
+                .map(|i| {
+                    scope.spawn(move || {
+                        let (a, b) = chunk(n, parts, i);
+                        let mut acc = 0f64;
+                        for r in a..b {
+                            let t = targets[r];
+                            if t < 0 {
+                                continue;
+                            }
+                            let row = &z[r * v..(r + 1) * v];
+                            let (m, s) = row_stats(row);
+                            acc += (m + s.ln() - row[t as usize]) as f64;
+                        }
+                        acc
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(f64::NAN))
+                .collect()
+        });
+        let loss = partial.iter().sum::<f64>() * self.weight as f64;
+        Ok((CpuStorage::F32(vec![loss as f32]), Shape::from(())))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        let op = CpuCrossEntropyGrad {
+            targets: self.targets.clone(),
+            weight: self.weight * g,
+        };
+        Ok(Some(arg.detach().apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// Gradient of [`CpuCrossEntropy`]: `(softmax(z) - onehot(t)) * weight` per supervised row.
+struct CpuCrossEntropyGrad {
+    targets: std::sync::Arc<Vec<i64>>,
+    weight: f32,
+}
+
+impl candle_core::CustomOp1 for CpuCrossEntropyGrad {
+    fn name(&self) -> &'static str {
+        "cross-entropy-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (z, n, v) = cpu_f32(s, l, "cross-entropy-grad")?;
+        let mut out = vec![0f32; n * v];
+        let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
+        let targets = &self.targets;
+        let w = self.weight;
+        std::thread::scope(|scope| {
+            let mut rest = out.as_mut_slice();
+            for i in 0..parts {
+                let (a, b) = chunk(n, parts, i);
+                let (mine, tail) = rest.split_at_mut((b - a) * v);
+                rest = tail;
+                scope.spawn(move || {
+                    for (k, dst) in mine.chunks_mut(v).enumerate() {
+                        let r = a + k;
+                        let t = targets[r];
+                        if t < 0 {
+                            continue;
+                        }
+                        let row = &z[r * v..(r + 1) * v];
+                        let (m, s) = row_stats(row);
+                        let scale = w / s;
+                        for (d, &x) in dst.iter_mut().zip(row) {
+                            *d = (x - m).exp() * scale;
+                        }
+                        dst[t as usize] -= w;
+                    }
+                });
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, v))))
+    }
 }
 
 #[cfg(test)]
@@ -472,6 +613,11 @@ mod tests {
                 let t = Tensor::new(idx.as_slice(), &Device::Cpu)?;
                 candle_nn::loss::cross_entropy(&kept, &t)
             },
+        );
+        check(
+            &[(rand(&[5, 7], 17) * 4.0).unwrap()],
+            |x| cross_entropy_tensor_ops(&x[0], &targets, 1.0 / 3.0),
+            |x| cross_entropy(&x[0], &targets),
         );
         let none = Var::from_tensor(&rand(&[2, 7], 16)).unwrap();
         let l = cross_entropy(none.as_tensor(), &[-100, -100]).unwrap();

@@ -1,0 +1,213 @@
+//! `instructmol bench`: performance measurements of the model stack (results on stdout,
+//! progress on stderr). `bench train` times LoRA training steps on a randomly initialised
+//! LLaMA; scripts/bench/lora_step.py runs the same step in PyTorch + peft for comparison.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+
+use crate::model::rng::Rng;
+use crate::model::{Llama, LlamaConfig, LoraConfig};
+
+/// Arguments of `instructmol bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to measure.
+    #[command(subcommand)]
+    pub what: What,
+}
+
+/// Benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum What {
+    /// LoRA training steps (forward, causal LM loss, backward, AdamW) on random weights.
+    Train(TrainArgs),
+}
+
+/// Model shapes of `bench train`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Preset {
+    /// SmolLM2-135M: d 576, ffn 1536, 30 blocks, 9/3 heads, vocab 49152, tied, theta 1e5.
+    #[value(name = "smollm2-135m")]
+    Smollm2,
+    /// A tiny model (d 64, 2 blocks), for smoke tests.
+    Tiny,
+}
+
+impl Preset {
+    fn config(self) -> Result<LlamaConfig> {
+        let text = match self {
+            Preset::Smollm2 => {
+                r#"{"hidden_size":576,"intermediate_size":1536,"num_hidden_layers":30,
+                "num_attention_heads":9,"num_key_value_heads":3,"vocab_size":49152,
+                "rms_norm_eps":1e-5,"rope_theta":100000.0,"tie_word_embeddings":true,
+                "max_position_embeddings":8192}"#
+            }
+            Preset::Tiny => {
+                r#"{"hidden_size":64,"intermediate_size":160,"num_hidden_layers":2,
+                "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,
+                "rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true}"#
+            }
+        };
+        Ok(LlamaConfig::from_json(text)?)
+    }
+}
+
+/// Arguments of `instructmol bench train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Model shapes.
+    #[arg(long, value_enum, default_value = "smollm2-135m")]
+    pub preset: Preset,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// LoRA rank (all seven modules are adapted).
+    #[arg(long, default_value_t = 64)]
+    pub rank: usize,
+    /// LoRA alpha.
+    #[arg(long, default_value_t = 16.0)]
+    pub alpha: f64,
+    /// LoRA dropout.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Timed steps (after one untimed warm-up step).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// CPU threads (default: all cores, or RAYON_NUM_THREADS).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Device.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub device: String,
+    /// Weight dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    pub dtype: String,
+    /// Peak FLOP/s of the device in GFLOP/s, to report model FLOPs utilisation.
+    #[arg(long)]
+    pub peak_gflops: Option<f64>,
+}
+
+/// Runs `instructmol bench`.
+pub fn run(args: Args) -> Result<()> {
+    match args.what {
+        What::Train(a) => train(a),
+    }
+}
+
+/// Peak resident memory of this process in MiB (VmHWM), when /proc is available.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    if a.batch == 0 || a.seq < 2 || a.steps == 0 {
+        bail!("--batch and --steps must be positive and --seq at least 2");
+    }
+    if let Some(t) = a.threads {
+        if t == 0 {
+            bail!("--threads must be positive");
+        }
+        // Read by candle's and rayon's thread pools on first use, which is below.
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    }
+    let device = match a.device.as_str() {
+        "cuda" => Device::new_cuda(0).context(
+            "--device cuda needs a build with `--features cuda` and a visible NVIDIA GPU",
+        )?,
+        _ => Device::Cpu,
+    };
+    let dtype = match a.dtype.as_str() {
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        _ => DType::F32,
+    };
+    let cfg = a.preset.config()?;
+    eprintln!("building a random {:?} model ...", a.preset);
+    let mut model = Llama::random(&cfg, 0, dtype, &device)?;
+    let varmap = VarMap::new();
+    let lcfg = LoraConfig {
+        r: a.rank,
+        alpha: a.alpha,
+        dropout: a.dropout,
+        ..LoraConfig::default()
+    };
+    model.add_lora(&lcfg, &varmap, 1)?;
+    let mut opt = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: 1e-4,
+            ..Default::default()
+        },
+    )?;
+    let d = cfg.hidden_size;
+    let base_params = cfg.vocab_size * d
+        + cfg.num_hidden_layers
+            * (d * cfg.head_dim() * (2 * cfg.num_attention_heads + 2 * cfg.kv_heads())
+                + 3 * d * cfg.intermediate_size
+                + 2 * d)
+        + d
+        + if cfg.tie_word_embeddings {
+            0
+        } else {
+            cfg.vocab_size * d
+        };
+    let lora_params: usize = model.lora_vars().iter().map(|v| v.elem_count()).sum();
+    let mut rng = Rng::new(42);
+    let tokens = a.batch * a.seq;
+    let mut times = Vec::with_capacity(a.steps);
+    for step in 0..=a.steps {
+        let ids: Vec<u32> = (0..tokens)
+            .map(|_| rng.below(cfg.vocab_size) as u32)
+            .collect();
+        let ids = Tensor::from_vec(ids, (a.batch, a.seq), &device)?;
+        let start = Instant::now();
+        let embeds = model.embed(&ids)?;
+        let logits = model.forward(&embeds, None, true, step as u64)?;
+        let loss = Llama::loss(&logits, &ids)?;
+        let grads = loss.backward()?;
+        opt.step(&grads)?;
+        let loss = loss.to_scalar::<f32>()?;
+        let dt = start.elapsed().as_secs_f64();
+        eprintln!("step {step}: {dt:.3} s, loss {loss:.4}");
+        if step > 0 {
+            times.push(dt);
+        }
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let min = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    // Forward 2N, input gradients 2N per token; frozen weights get no weight gradient. The
+    // conventional 6N figure is reported for comparison with other MFU numbers.
+    let flops6 = 6.0 * (base_params + lora_params) as f64 * tokens as f64;
+    let mut out = serde_json::json!({
+        "preset": format!("{:?}", a.preset).to_lowercase(),
+        "device": a.device,
+        "dtype": a.dtype,
+        "threads": candle_core::utils::get_num_threads(),
+        "batch": a.batch,
+        "seq": a.seq,
+        "rank": a.rank,
+        "base_params": base_params,
+        "lora_params": lora_params,
+        "steps": times.len(),
+        "step_s_mean": mean,
+        "step_s_min": min,
+        "steps_per_s": 1.0 / mean,
+        "tokens_per_s": tokens as f64 / mean,
+        "gflops_6n_per_s": flops6 / mean / 1e9,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    if let Some(peak) = a.peak_gflops {
+        out["mfu_6n"] = serde_json::json!(flops6 / mean / 1e9 / peak);
+    }
+    println!("{out}");
+    Ok(())
+}
