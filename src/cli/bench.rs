@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 
+use crate::model::device::{parse_device, parse_dtype};
 use crate::model::rng::Rng;
 use crate::model::{Llama, LlamaConfig, LoraConfig};
 
@@ -82,11 +83,11 @@ pub struct TrainArgs {
     /// CPU threads (default: all cores, or RAYON_NUM_THREADS).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Device.
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Weight dtype: f32, bf16 or f16.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Peak FLOP/s of the device in GFLOP/s, to report model FLOPs utilisation.
     #[arg(long)]
@@ -119,17 +120,8 @@ fn train(a: TrainArgs) -> Result<()> {
         // Read by candle's and rayon's thread pools on first use, which is below.
         std::env::set_var("RAYON_NUM_THREADS", t.to_string());
     }
-    let device = match a.device.as_str() {
-        "cuda" => Device::new_cuda(0).context(
-            "--device cuda needs a build with `--features cuda` and a visible NVIDIA GPU",
-        )?,
-        _ => Device::Cpu,
-    };
-    let dtype = match a.dtype.as_str() {
-        "bf16" => DType::BF16,
-        "f16" => DType::F16,
-        _ => DType::F32,
-    };
+    let device = parse_device(&a.device).context("--device")?;
+    let dtype = parse_dtype(&a.dtype).context("--dtype")?;
     let cfg = a.preset.config()?;
     eprintln!("building a random {:?} model ...", a.preset);
     let mut model = Llama::random(&cfg, 0, dtype, &device)?;
