@@ -12,9 +12,11 @@ pub mod gin;
 pub mod llama;
 pub mod lora;
 pub mod ops;
+pub mod loader;
 pub mod projector;
 pub mod rng;
 pub mod splice;
+pub mod tokenizer;
 pub mod weights;
 
 pub use batch::{GraphBatch, GraphInput};
@@ -23,7 +25,9 @@ pub use device::{parse_device, parse_dtype, DeviceError, DeviceSpec};
 pub use gin::{Gin, GinConfig};
 pub use llama::{KvCache, Llama};
 pub use lora::{LoraConfig, LORA_MODULES};
+pub use loader::{load_model, LoadError, LoadedModel};
 pub use projector::{Projector, ProjectorKind};
+pub use tokenizer::{ChatMessage, ModelTokenizer, TextStream, TokenizerError};
 pub use weights::Weights;
 
 use std::path::PathBuf;

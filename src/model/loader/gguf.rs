@@ -1,0 +1,215 @@
+//! GGUF files of the llama architecture (llama.cpp's format).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{DType, Device, Tensor};
+
+use super::{check_weights, read_err, LoadError, LoadedModel, Result};
+use crate::model::config::TokenIds;
+use crate::model::tokenizer::ModelTokenizer;
+use crate::model::LlamaConfig;
+
+impl LlamaConfig {
+    /// The configuration a llama-architecture GGUF file states in its `llama.*` metadata.
+    ///
+    /// `vocab_size` falls back to the token list's length, `tie_word_embeddings` must be given by the
+    /// caller's knowledge of the tensors (`output.weight` absent = tied), bos/eos come from the
+    /// tokenizer metadata.
+    pub fn from_gguf_metadata(
+        md: &HashMap<String, Value>,
+        tie_word_embeddings: bool,
+    ) -> std::result::Result<Self, String> {
+        let arch = md
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .ok_or("`general.architecture` is missing")?;
+        if arch != "llama" {
+            return Err(format!(
+                "general.architecture is `{arch}`; only `llama` GGUF files can be loaded"
+            ));
+        }
+        let int = |key: &str| -> std::result::Result<usize, String> {
+            md.get(key)
+                .ok_or_else(|| format!("`{key}` is missing"))
+                .and_then(|v| as_usize(v).ok_or_else(|| format!("`{key}` is not a non-negative integer")))
+        };
+        let opt_int = |key: &str| md.get(key).and_then(as_usize);
+        let float = |key: &str| md.get(key).and_then(as_f64);
+        if let Some(kind) = md.get("llama.rope.scaling.type").and_then(|v| v.to_string().ok()) {
+            if kind != "none" {
+                return Err(format!(
+                    "llama.rope.scaling.type is `{kind}`: RoPE scaling is not supported"
+                ));
+            }
+        }
+        let hidden = int("llama.embedding_length")?;
+        let heads = int("llama.attention.head_count")?;
+        let vocab = match opt_int("llama.vocab_size") {
+            Some(v) => v,
+            None => md
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.to_vec().ok())
+                .map(Vec::len)
+                .ok_or("neither `llama.vocab_size` nor `tokenizer.ggml.tokens` is present")?,
+        };
+        let head_dim = opt_int("llama.attention.key_length")
+            .or_else(|| opt_int("llama.rope.dimension_count"))
+            .filter(|&hd| heads == 0 || hd != hidden / heads);
+        let cfg = LlamaConfig {
+            architectures: vec!["LlamaForCausalLM".to_string()],
+            model_type: "llama".to_string(),
+            hidden_size: hidden,
+            intermediate_size: int("llama.feed_forward_length")?,
+            num_hidden_layers: int("llama.block_count")?,
+            num_attention_heads: heads,
+            num_key_value_heads: opt_int("llama.attention.head_count_kv"),
+            head_dim,
+            vocab_size: vocab,
+            rms_norm_eps: float("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            rope_theta: float("llama.rope.freq_base").unwrap_or(10_000.0),
+            max_position_embeddings: opt_int("llama.context_length").unwrap_or(2048),
+            tie_word_embeddings,
+            bos_token_id: opt_int("tokenizer.ggml.bos_token_id").map(|v| v as u32),
+            eos_token_id: opt_int("tokenizer.ggml.eos_token_id").map(|v| TokenIds::One(v as u32)),
+            pad_token_id: opt_int("tokenizer.ggml.padding_token_id").map(|v| v as u32),
+            hidden_act: "silu".to_string(),
+            rope_scaling: None,
+        };
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+}
+
+/// Loads a llama-architecture GGUF file: every tensor dequantized to f32, renamed to its Hugging
+/// Face name, q/k un-permuted, then cast to `dtype`; tokenizer and chat template from metadata.
+pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    let file = File::open(path).map_err(|e| read_err(path, e))?;
+    let mut reader = BufReader::new(file);
+    let content = Content::read(&mut reader)
+        .map_err(|e| read_err(path, format!("not a valid GGUF file (truncated or corrupt?): {e}")))?;
+    let md = &content.metadata;
+    let tied = !content.tensor_infos.contains_key("output.weight");
+    let config = LlamaConfig::from_gguf_metadata(md, tied).map_err(|reason| {
+        if reason.contains("general.architecture") || reason.contains("scaling") {
+            LoadError::Architecture {
+                path: path.to_path_buf(),
+                reason,
+            }
+        } else {
+            read_err(path, format!("GGUF metadata: {reason}"))
+        }
+    })?;
+    let tokenizer = ModelTokenizer::from_gguf_metadata(md).map_err(|source| LoadError::Tokenizer {
+        path: path.to_path_buf(),
+        source,
+    })?;
+
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut weights = HashMap::with_capacity(names.len());
+    for name in names {
+        let hf = hf_name(name).ok_or_else(|| {
+            read_err(
+                path,
+                format!("tensor `{name}` is not part of a plain llama model (RoPE scaling factors and other extras are not supported)"),
+            )
+        })?;
+        let q = content
+            .tensor(&mut reader, name, &Device::Cpu)
+            .map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
+        let mut t = q
+            .dequantize(&Device::Cpu)
+            .map_err(|e| read_err(path, format!("tensor `{name}`: cannot dequantize: {e}")))?;
+        let heads = if hf.ends_with("self_attn.q_proj.weight") {
+            Some(config.num_attention_heads)
+        } else if hf.ends_with("self_attn.k_proj.weight") {
+            Some(config.kv_heads())
+        } else {
+            None
+        };
+        if let Some(n_head) = heads {
+            t = unpermute(&t, n_head).map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
+        }
+        let t = t
+            .to_dtype(dtype)
+            .and_then(|t| t.to_device(device))
+            .map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
+        weights.insert(hf, t);
+    }
+    check_weights(path, &config, &weights)?;
+    let name = md
+        .get("general.name")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .unwrap_or_default();
+    Ok(LoadedModel {
+        config,
+        weights,
+        tokenizer,
+        source: format!("{} (GGUF{})", path.display(), if name.is_empty() { String::new() } else { format!(", {name}") }),
+    })
+}
+
+/// Undoes llama.cpp's q/k row permutation (interleaved rope pairs -> rotate-half halves).
+fn unpermute(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    if n_head == 0 || out % (2 * n_head) != 0 {
+        candle_core::bail!("{out} rows cannot be split into {n_head} heads of rope pairs");
+    }
+    w.reshape((n_head, out / n_head / 2, 2, inp))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((out, inp))
+}
+
+/// Hugging Face name of a GGUF llama tensor.
+fn hf_name(name: &str) -> Option<String> {
+    match name {
+        "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
+        "output_norm.weight" => return Some("model.norm.weight".into()),
+        "output.weight" => return Some("lm_head.weight".into()),
+        _ => {}
+    }
+    let rest = name.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let hf = match part {
+        "attn_q.weight" => "self_attn.q_proj.weight",
+        "attn_k.weight" => "self_attn.k_proj.weight",
+        "attn_v.weight" => "self_attn.v_proj.weight",
+        "attn_output.weight" => "self_attn.o_proj.weight",
+        "ffn_gate.weight" => "mlp.gate_proj.weight",
+        "ffn_up.weight" => "mlp.up_proj.weight",
+        "ffn_down.weight" => "mlp.down_proj.weight",
+        "attn_norm.weight" => "input_layernorm.weight",
+        "ffn_norm.weight" => "post_attention_layernorm.weight",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}"))
+}
+
+fn as_usize(v: &Value) -> Option<usize> {
+    match v {
+        Value::U8(x) => Some(usize::from(*x)),
+        Value::U16(x) => Some(usize::from(*x)),
+        Value::U32(x) => usize::try_from(*x).ok(),
+        Value::U64(x) => usize::try_from(*x).ok(),
+        Value::I8(x) => usize::try_from(*x).ok(),
+        Value::I16(x) => usize::try_from(*x).ok(),
+        Value::I32(x) => usize::try_from(*x).ok(),
+        Value::I64(x) => usize::try_from(*x).ok(),
+        _ => None,
+    }
+}
+
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::F32(x) => Some(f64::from(*x)),
+        Value::F64(x) => Some(*x),
+        other => as_usize(other).map(|u| u as f64),
+    }
+}
