@@ -78,6 +78,7 @@ impl LlamaConfig {
             pad_token_id: opt_int("tokenizer.ggml.padding_token_id").map(|v| v as u32),
             hidden_act: "silu".to_string(),
             rope_scaling: None,
+            rope_parameters: None,
         };
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
