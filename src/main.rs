@@ -13,6 +13,7 @@ fn main() -> std::process::ExitCode {
         Command::Data(args) => instructmol::cli::data::run(args),
         Command::Device(args) => instructmol::cli::device::run(args),
         Command::Bench(args) => instructmol::cli::bench::run(args),
+        Command::Generate(args) => instructmol::cli::generate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

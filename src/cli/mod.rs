@@ -6,6 +6,7 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod featurize;
+pub mod generate;
 pub mod lines;
 pub mod similarity;
 
@@ -37,4 +38,6 @@ pub enum Command {
     Device(device::Args),
     /// Performance measurements (LoRA training step, ...).
     Bench(bench::Args),
+    /// Generate text from a prompt with a LLaMA-family model (streamed to stdout).
+    Generate(generate::Args),
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use candle_core::Tensor;
 
 use super::sampling::{Sampler, SamplingConfig};
+use crate::model::llama::{KvCache, Llama};
 use super::{InferError, Result};
 
 /// A causal language model that can be run step by step with a KV cache.
@@ -127,4 +128,35 @@ pub fn generate<M: CausalLm + ?Sized>(
         decode_time: decode_start.elapsed(),
         decode_steps,
     })
+}
+
+/// A [`Llama`] with its own KV cache, generating one sequence.
+pub struct LlamaLm<'a> {
+    llama: &'a Llama,
+    cache: KvCache,
+}
+
+impl<'a> LlamaLm<'a> {
+    /// Wraps `llama` with an empty cache.
+    pub fn new(llama: &'a Llama) -> Self {
+        Self {
+            llama,
+            cache: llama.new_cache(1),
+        }
+    }
+}
+
+impl CausalLm for LlamaLm<'_> {
+    fn embed_ids(&self, ids: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::new(ids, self.llama.device())?.unsqueeze(0)?;
+        Ok(self.llama.embed(&ids)?)
+    }
+
+    fn forward_step(&mut self, embeds: &Tensor) -> Result<Tensor> {
+        Ok(self.llama.forward_cached(embeds, None, &mut self.cache)?)
+    }
+
+    fn reset(&mut self) {
+        self.cache = self.llama.new_cache(1);
+    }
 }

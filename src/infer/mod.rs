@@ -4,7 +4,7 @@
 pub mod generate;
 pub mod sampling;
 
-pub use generate::{generate, CausalLm, Generation, GenerationConfig, StopReason};
+pub use generate::{generate, CausalLm, Generation, GenerationConfig, LlamaLm, StopReason};
 pub use sampling::{Sampler, SamplingConfig};
 
 use crate::model::{ModelError, TokenizerError};

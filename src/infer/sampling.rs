@@ -1,6 +1,8 @@
 //! Choosing the next token from logits: greedy, temperature and nucleus (top-p) sampling with a
 //! seeded random generator, so a run with the same seed gives the same text.
 
+use crate::model::rng::Rng;
+
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplingConfig {
@@ -23,11 +25,11 @@ impl Default for SamplingConfig {
     }
 }
 
-/// A seeded sampler (SplitMix64 random stream).
+/// A seeded sampler.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     cfg: SamplingConfig,
-    state: u64,
+    rng: Rng,
 }
 
 impl Sampler {
@@ -35,23 +37,13 @@ impl Sampler {
     pub fn new(cfg: SamplingConfig) -> Self {
         Self {
             cfg,
-            state: cfg.seed,
+            rng: Rng::new(cfg.seed),
         }
     }
 
     /// Whether this sampler decodes greedily.
     pub fn is_greedy(&self) -> bool {
         self.cfg.temperature <= 0.0
-    }
-
-    /// Next uniform number in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Picks a token id from one row of logits. Returns `None` for an empty row or one without
@@ -91,7 +83,7 @@ impl Sampler {
             probs.truncate(keep.max(1));
         }
         let kept: f64 = probs.iter().map(|p| p.1).sum();
-        let mut r = self.next_f64() * kept;
+        let mut r = self.rng.next_f64() * kept;
         for &(id, p) in &probs {
             if r < p {
                 return Some(id);
