@@ -437,3 +437,58 @@ fn smollm2_tokenizer_matches_transformers() {
     assert_eq!(m.config.rope_theta, 100000.0);
     assert!(m.config.tie_word_embeddings);
 }
+
+fn ids_of(v: &Json) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+#[test]
+fn smollm2_logits_and_greedy_text_match_transformers() {
+    use instructmol::infer::{generate, CausalLm, GenerationConfig, LlamaLm, SamplingConfig, StopReason};
+    use instructmol::model::llama::Llama;
+    let Some(path) = smollm2() else { return };
+    let m = load_gguf(&path, DType::F32, &Device::Cpu).unwrap();
+    let llama = Llama::from_weights(&m.config, m.weights, DType::F32, &Device::Cpu).unwrap();
+    let g = golden("smollm2_logits.json");
+    let mut lm = LlamaLm::new(&llama);
+    for case in g["logits"].as_array().unwrap() {
+        let ids = m.tokenizer.encode(case["prompt"].as_str().unwrap(), false).unwrap();
+        assert_eq!(ids, ids_of(&case["ids"]));
+        lm.reset();
+        let emb = lm.embed_ids(&ids).unwrap();
+        let logits: Vec<f32> = lm.forward_step(&emb).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let mut worst = 0f64;
+        for (id, want) in ids_of(&case["top_ids"]).iter().zip(case["top_values"].as_array().unwrap()) {
+            worst = worst.max((f64::from(logits[*id as usize]) - want.as_f64().unwrap()).abs());
+        }
+        let stride = case["stride"].as_u64().unwrap() as usize;
+        for (k, want) in case["strided_values"].as_array().unwrap().iter().enumerate() {
+            worst = worst.max((f64::from(logits[k * stride]) - want.as_f64().unwrap()).abs());
+        }
+        assert!(worst < 1e-3, "max |logit diff| {worst} for {:?}", case["prompt"]);
+        assert_eq!(instructmol::infer::sampling::argmax(&logits), Some(ids_of(&case["top_ids"])[0]));
+    }
+    let greedy = &g["greedy"];
+    let msgs = [ChatMessage::new("user", greedy["messages"][0]["content"].as_str().unwrap())];
+    let text = m.tokenizer.apply_chat_template(&msgs, true).unwrap();
+    assert_eq!(text, greedy["rendered"].as_str().unwrap());
+    let prompt = m.tokenizer.encode(&text, false).unwrap();
+    assert_eq!(prompt, ids_of(&greedy["prompt_ids"]));
+    let cfg = GenerationConfig {
+        max_new_tokens: greedy["max_new_tokens"].as_u64().unwrap() as usize,
+        sampling: SamplingConfig::default(),
+        stop_ids: vec![m.tokenizer.eos_id().unwrap()],
+    };
+    let emb = lm.embed_ids(&prompt).unwrap();
+    let mut streamed = Vec::new();
+    let out = generate(&mut lm, &emb, &cfg, |id| {
+        streamed.push(id);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(out.tokens, ids_of(&greedy["new_ids"]));
+    if out.stop == StopReason::Eos {
+        assert_eq!(&streamed[..], &out.tokens[..out.tokens.len() - 1]);
+    }
+    assert_eq!(m.tokenizer.decode(&out.tokens, true).unwrap(), greedy["new_text"].as_str().unwrap());
+}
