@@ -23,17 +23,24 @@ fn tiny_dir() -> PathBuf {
 fn smollm2() -> Option<PathBuf> {
     let p = std::env::var_os("INSTRUCTMOL_SMOLLM2")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     if p.is_file() {
         Some(p)
     } else {
-        println!("skipped: {} not found (run scripts/get_smollm2.sh)", p.display());
+        println!(
+            "skipped: {} not found (run scripts/get_smollm2.sh)",
+            p.display()
+        );
         None
     }
 }
 
 fn golden(name: &str) -> Json {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/golden")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
@@ -73,10 +80,14 @@ fn loads_a_hugging_face_directory() {
     assert_eq!(m.config.hidden_size, 64);
     assert!(m.config.tie_word_embeddings);
     assert_eq!(m.weights["model.embed_tokens.weight"].dims(), &[512, 64]);
-    assert_eq!(m.weights["model.layers.1.self_attn.k_proj.weight"].dims(), &[32, 64]);
+    assert_eq!(
+        m.weights["model.layers.1.self_attn.k_proj.weight"].dims(),
+        &[32, 64]
+    );
     assert_eq!(m.tokenizer.bos_id(), Some(1));
     assert_eq!(m.tokenizer.eos_id(), Some(2));
-    let raw = candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &Device::Cpu).unwrap();
+    let raw =
+        candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &Device::Cpu).unwrap();
     for (k, v) in &raw {
         assert_eq!(max_abs_diff(v, &m.weights[k]), 0.0, "{k}");
     }
@@ -90,13 +101,20 @@ fn loads_a_hugging_face_directory() {
 fn sharded_checkpoint_equals_the_single_file() {
     let dir = temp_dir("sharded");
     copy_tiny(&dir, &["model.safetensors"]);
-    let raw = candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &Device::Cpu).unwrap();
+    let raw =
+        candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &Device::Cpu).unwrap();
     let mut names: Vec<&String> = raw.keys().collect();
     names.sort();
     let (a, b) = names.split_at(names.len() / 2);
     let mut map = serde_json::Map::new();
-    for (part, file) in [(a, "model-00001-of-00002.safetensors"), (b, "model-00002-of-00002.safetensors")] {
-        let shard: HashMap<String, Tensor> = part.iter().map(|k| ((*k).clone(), raw[*k].clone())).collect();
+    for (part, file) in [
+        (a, "model-00001-of-00002.safetensors"),
+        (b, "model-00002-of-00002.safetensors"),
+    ] {
+        let shard: HashMap<String, Tensor> = part
+            .iter()
+            .map(|k| ((*k).clone(), raw[*k].clone()))
+            .collect();
         candle_core::safetensors::save(&shard, dir.join(file)).unwrap();
         for k in part.iter() {
             map.insert((*k).clone(), Json::String(file.to_string()));
@@ -111,11 +129,19 @@ fn sharded_checkpoint_equals_the_single_file() {
     }
     // A shard that lacks a tensor its index promises.
     let first = a[0].clone();
-    map.insert(first.clone(), Json::String("model-00002-of-00002.safetensors".into()));
+    map.insert(
+        first.clone(),
+        Json::String("model-00002-of-00002.safetensors".into()),
+    );
     let index = serde_json::json!({"weight_map": map});
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
-    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains(&first) && err.contains("model-00002-of-00002"), "{err}");
+    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&first) && err.contains("model-00002-of-00002"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -133,8 +159,13 @@ fn resolves_a_repository_in_the_hugging_face_cache() {
     let m = load_model("tiny-org/tiny-llama", DType::F32, &Device::Cpu).unwrap();
     assert_eq!(m.config.num_hidden_layers, 2);
     assert!(m.source.contains("tiny-org/tiny-llama"), "{}", m.source);
-    let err = load_model("tiny-org/absent-model", DType::F32, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("models--tiny-org--absent-model") && err.contains("HF_HUB_CACHE"), "{err}");
+    let err = load_model("tiny-org/absent-model", DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("models--tiny-org--absent-model") && err.contains("HF_HUB_CACHE"),
+        "{err}"
+    );
     std::env::remove_var("HF_HUB_CACHE");
     std::fs::remove_dir_all(&cache).unwrap();
 }
@@ -144,28 +175,54 @@ fn broken_directories_give_clear_errors() {
     let dir = temp_dir("broken");
     copy_tiny(&dir, &["tokenizer.json"]);
     let err = load_hf_dir(&dir, DType::F32, &Device::Cpu).unwrap_err();
-    assert!(matches!(err, LoadError::Missing { ref path, .. } if path.ends_with("tokenizer.json")), "{err}");
+    assert!(
+        matches!(err, LoadError::Missing { ref path, .. } if path.ends_with("tokenizer.json")),
+        "{err}"
+    );
 
     copy_tiny(&dir, &["model.safetensors"]);
     std::fs::remove_file(dir.join("model.safetensors")).ok();
-    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("model.safetensors") && err.contains("index.json"), "{err}");
+    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("index.json"),
+        "{err}"
+    );
 
     // Truncated weights.
     let bytes = std::fs::read(tiny_dir().join("model.safetensors")).unwrap();
     std::fs::write(dir.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
-    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
     std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
 
     // Bad JSON: the error names the file, line and column.
-    std::fs::write(dir.join("config.json"), "{\n  \"hidden_size\": 64,\n  oops\n}").unwrap();
-    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("config.json") && err.contains("line 3"), "{err}");
+    std::fs::write(
+        dir.join("config.json"),
+        "{\n  \"hidden_size\": 64,\n  oops\n}",
+    )
+    .unwrap();
+    let err = load_hf_dir(&dir, DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.json") && err.contains("line 3"),
+        "{err}"
+    );
 
     // Another architecture.
     let cfg = std::fs::read_to_string(tiny_dir().join("config.json")).unwrap();
-    std::fs::write(dir.join("config.json"), cfg.replace("\"llama\"", "\"mistral\"")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        cfg.replace("\"llama\"", "\"mistral\""),
+    )
+    .unwrap();
     let err = load_hf_dir(&dir, DType::F32, &Device::Cpu).unwrap_err();
     assert!(matches!(err, LoadError::Architecture { .. }), "{err}");
     assert!(err.to_string().contains("mistral"));
@@ -203,25 +260,38 @@ fn permute(w: &Tensor, n_head: usize) -> Tensor {
 /// The tiny fixture written as a llama.cpp-style GGUF: GGUF tensor names, permuted q/k, and the
 /// byte-level BPE vocabulary of its tokenizer.json as `tokenizer.ggml.*` metadata.
 fn write_tiny_gguf(path: &Path, architecture: &str) {
-    let raw = candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &Device::Cpu).unwrap();
-    let tok: Json = serde_json::from_str(&std::fs::read_to_string(tiny_dir().join("tokenizer.json")).unwrap()).unwrap();
+    let raw =
+        candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &Device::Cpu).unwrap();
+    let tok: Json =
+        serde_json::from_str(&std::fs::read_to_string(tiny_dir().join("tokenizer.json")).unwrap())
+            .unwrap();
     let vocab = tok["model"]["vocab"].as_object().unwrap();
     let mut tokens = vec![String::new(); vocab.len()];
     for (t, id) in vocab {
         tokens[id.as_u64().unwrap() as usize] = t.clone();
     }
-    let special: Vec<u64> = tok["added_tokens"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    let special: Vec<u64> = tok["added_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
     let merges: Vec<Value> = tok["model"]["merges"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| match m {
-            Json::Array(p) => Value::String(format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap())),
+            Json::Array(p) => Value::String(format!(
+                "{} {}",
+                p[0].as_str().unwrap(),
+                p[1].as_str().unwrap()
+            )),
             other => Value::String(other.as_str().unwrap().to_string()),
         })
         .collect();
-    let types: Vec<Value> =
-        (0..tokens.len()).map(|i| Value::I32(if special.contains(&(i as u64)) { 3 } else { 1 })).collect();
+    let types: Vec<Value> = (0..tokens.len())
+        .map(|i| Value::I32(if special.contains(&(i as u64)) { 3 } else { 1 }))
+        .collect();
     let template = std::fs::read_to_string(tiny_dir().join("tokenizer_config.json")).unwrap();
     let template: Json = serde_json::from_str(&template).unwrap();
     let md: Vec<(&str, Value)> = vec![
@@ -237,13 +307,19 @@ fn write_tiny_gguf(path: &Path, architecture: &str) {
         ("llama.rope.dimension_count", Value::U32(16)),
         ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
-        ("tokenizer.ggml.tokens", Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect())),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect()),
+        ),
         ("tokenizer.ggml.token_type", Value::Array(types)),
         ("tokenizer.ggml.merges", Value::Array(merges)),
         ("tokenizer.ggml.bos_token_id", Value::U32(1)),
         ("tokenizer.ggml.eos_token_id", Value::U32(2)),
         ("tokenizer.ggml.padding_token_id", Value::U32(2)),
-        ("tokenizer.chat_template", Value::String(template["chat_template"].as_str().unwrap().into())),
+        (
+            "tokenizer.chat_template",
+            Value::String(template["chat_template"].as_str().unwrap().into()),
+        ),
     ];
     let mut qt: Vec<(String, QTensor)> = Vec::new();
     for (name, t) in &raw {
@@ -306,7 +382,11 @@ fn gguf_loads_like_the_hugging_face_checkpoint() {
     let tokens = golden("tokenizer_smollm2.json");
     for case in tokens["cases"].as_array().unwrap().iter().step_by(7) {
         let text = case["text"].as_str().unwrap();
-        assert_eq!(g.tokenizer.encode(text, false).unwrap(), hf.tokenizer.encode(text, false).unwrap(), "{text:?}");
+        assert_eq!(
+            g.tokenizer.encode(text, false).unwrap(),
+            hf.tokenizer.encode(text, false).unwrap(),
+            "{text:?}"
+        );
     }
     assert_eq!(g.tokenizer.bos_id(), Some(1));
     assert_eq!(g.tokenizer.eos_id(), Some(2));
@@ -321,7 +401,9 @@ fn gguf_loads_like_the_hugging_face_checkpoint() {
     let cut = dir.join("cut.gguf");
     for len in [10, bytes.len() / 3, bytes.len() - 100] {
         std::fs::write(&cut, &bytes[..len]).unwrap();
-        let err = load_gguf(&cut, DType::F32, &Device::Cpu).unwrap_err().to_string();
+        let err = load_gguf(&cut, DType::F32, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cut.gguf"), "{err}");
     }
     // Another architecture.
@@ -337,7 +419,9 @@ fn gguf_loads_like_the_hugging_face_checkpoint() {
 fn chat_template_renders_like_transformers() {
     // The tiny fixture carries SmolLM2's template; the golden was rendered by transformers'
     // apply_chat_template from the SmolLM2 GGUF.
-    let tok = load_hf_dir(&tiny_dir(), DType::F32, &Device::Cpu).unwrap().tokenizer;
+    let tok = load_hf_dir(&tiny_dir(), DType::F32, &Device::Cpu)
+        .unwrap()
+        .tokenizer;
     let g = golden("tokenizer_smollm2.json");
     for case in g["chat"].as_array().unwrap() {
         let msgs: Vec<ChatMessage> = case["messages"]
@@ -347,26 +431,41 @@ fn chat_template_renders_like_transformers() {
             .map(|m| ChatMessage::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
             .collect();
         let gen = case["add_generation_prompt"].as_bool().unwrap();
-        assert_eq!(tok.apply_chat_template(&msgs, gen).unwrap(), case["rendered"].as_str().unwrap());
+        assert_eq!(
+            tok.apply_chat_template(&msgs, gen).unwrap(),
+            case["rendered"].as_str().unwrap()
+        );
     }
 }
 
 #[test]
 fn chat_templates_with_python_methods_and_exceptions() {
-    let mut tok = load_hf_dir(&tiny_dir(), DType::F32, &Device::Cpu).unwrap().tokenizer;
+    let mut tok = load_hf_dir(&tiny_dir(), DType::F32, &Device::Cpu)
+        .unwrap()
+        .tokenizer;
     tok.set_chat_template(Some(
         "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'tool' %}{{ raise_exception('no tools') }}{% endif %}\
          [{{ m['role'].upper() }}] {{ m['content'].strip() }}{% if m['content'].startswith('Q') %}?{% endif %}\n{% endfor %}"
             .to_string(),
     ));
     // Expected strings as Jinja2 (trim_blocks, lstrip_blocks) renders them.
-    let msgs = [ChatMessage::new("user", "Q1  "), ChatMessage::new("assistant", "  Q2")];
+    let msgs = [
+        ChatMessage::new("user", "Q1  "),
+        ChatMessage::new("assistant", "  Q2"),
+    ];
     let out = tok.apply_chat_template(&msgs, false).unwrap();
     assert_eq!(out, "<|im_start|>[USER] Q1?[ASSISTANT] Q2");
-    let err = tok.apply_chat_template(&[ChatMessage::new("tool", "x")], false).unwrap_err().to_string();
+    let err = tok
+        .apply_chat_template(&[ChatMessage::new("tool", "x")], false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no tools"), "{err}");
     tok.set_chat_template(None);
-    assert!(tok.apply_chat_template(&[], true).unwrap_err().to_string().contains("--raw"));
+    assert!(tok
+        .apply_chat_template(&[], true)
+        .unwrap_err()
+        .to_string()
+        .contains("--raw"));
 }
 
 fn check_stream(tok: &ModelTokenizer, text: &str) {
@@ -382,22 +481,38 @@ fn check_stream(tok: &ModelTokenizer, text: &str) {
     assert_eq!(out, text, "decode(encode(s)) != s");
 }
 
-fn tok_step(stream: &mut instructmol::model::TextStream, tok: &ModelTokenizer, id: u32) -> Option<String> {
+fn tok_step(
+    stream: &mut instructmol::model::TextStream,
+    tok: &ModelTokenizer,
+    id: u32,
+) -> Option<String> {
     stream.step(tok, id).unwrap()
 }
 
 #[test]
 fn streaming_decode_keeps_multibyte_characters_whole() {
-    let tok = load_hf_dir(&tiny_dir(), DType::F32, &Device::Cpu).unwrap().tokenizer;
-    for text in ["emoji 🧪🧬 and 漢字 and café", "plain ASCII text", "Ω≈ç√ 한국어"] {
+    let tok = load_hf_dir(&tiny_dir(), DType::F32, &Device::Cpu)
+        .unwrap()
+        .tokenizer;
+    for text in [
+        "emoji 🧪🧬 and 漢字 and café",
+        "plain ASCII text",
+        "Ω≈ç√ 한국어",
+    ] {
         check_stream(&tok, text);
     }
     // A 4-byte character split over byte tokens yields nothing until it is complete.
     let ids = tok.encode("🧪", false).unwrap();
     assert!(ids.len() > 1, "expected byte tokens, got {ids:?}");
     let mut stream = tok.stream(false);
-    let pieces: Vec<Option<String>> = ids.iter().map(|&id| tok_step(&mut stream, &tok, id)).collect();
-    assert!(pieces[..ids.len() - 1].iter().all(Option::is_none), "{pieces:?}");
+    let pieces: Vec<Option<String>> = ids
+        .iter()
+        .map(|&id| tok_step(&mut stream, &tok, id))
+        .collect();
+    assert!(
+        pieces[..ids.len() - 1].iter().all(Option::is_none),
+        "{pieces:?}"
+    );
     assert_eq!(pieces[ids.len() - 1].as_deref(), Some("🧪"));
 }
 
@@ -413,7 +528,12 @@ fn smollm2_tokenizer_matches_transformers() {
     let mut n = 0;
     for case in g["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         assert_eq!(tok.encode(text, false).unwrap(), want, "{text:?}");
         assert_eq!(tok.decode(&want, false).unwrap(), text);
         n += 1;
@@ -430,7 +550,10 @@ fn smollm2_tokenizer_matches_transformers() {
             .map(|m| ChatMessage::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
             .collect();
         let gen = case["add_generation_prompt"].as_bool().unwrap();
-        assert_eq!(tok.apply_chat_template(&msgs, gen).unwrap(), case["rendered"].as_str().unwrap());
+        assert_eq!(
+            tok.apply_chat_template(&msgs, gen).unwrap(),
+            case["rendered"].as_str().unwrap()
+        );
     }
     assert_eq!(m.config.num_hidden_layers, 30);
     assert_eq!(m.config.kv_heads(), 3);
@@ -439,12 +562,18 @@ fn smollm2_tokenizer_matches_transformers() {
 }
 
 fn ids_of(v: &Json) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
 fn smollm2_logits_and_greedy_text_match_transformers() {
-    use instructmol::infer::{generate, CausalLm, GenerationConfig, LlamaLm, SamplingConfig, StopReason};
+    use instructmol::infer::{
+        generate, CausalLm, GenerationConfig, LlamaLm, SamplingConfig, StopReason,
+    };
     use instructmol::model::llama::Llama;
     let Some(path) = smollm2() else { return };
     let m = load_gguf(&path, DType::F32, &Device::Cpu).unwrap();
@@ -452,24 +581,51 @@ fn smollm2_logits_and_greedy_text_match_transformers() {
     let g = golden("smollm2_logits.json");
     let mut lm = LlamaLm::new(&llama);
     for case in g["logits"].as_array().unwrap() {
-        let ids = m.tokenizer.encode(case["prompt"].as_str().unwrap(), false).unwrap();
+        let ids = m
+            .tokenizer
+            .encode(case["prompt"].as_str().unwrap(), false)
+            .unwrap();
         assert_eq!(ids, ids_of(&case["ids"]));
         lm.reset();
         let emb = lm.embed_ids(&ids).unwrap();
-        let logits: Vec<f32> = lm.forward_step(&emb).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let logits: Vec<f32> = lm
+            .forward_step(&emb)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let mut worst = 0f64;
-        for (id, want) in ids_of(&case["top_ids"]).iter().zip(case["top_values"].as_array().unwrap()) {
+        for (id, want) in ids_of(&case["top_ids"])
+            .iter()
+            .zip(case["top_values"].as_array().unwrap())
+        {
             worst = worst.max((f64::from(logits[*id as usize]) - want.as_f64().unwrap()).abs());
         }
         let stride = case["stride"].as_u64().unwrap() as usize;
-        for (k, want) in case["strided_values"].as_array().unwrap().iter().enumerate() {
+        for (k, want) in case["strided_values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             worst = worst.max((f64::from(logits[k * stride]) - want.as_f64().unwrap()).abs());
         }
-        assert!(worst < 1e-3, "max |logit diff| {worst} for {:?}", case["prompt"]);
-        assert_eq!(instructmol::infer::sampling::argmax(&logits), Some(ids_of(&case["top_ids"])[0]));
+        assert!(
+            worst < 1e-3,
+            "max |logit diff| {worst} for {:?}",
+            case["prompt"]
+        );
+        assert_eq!(
+            instructmol::infer::sampling::argmax(&logits),
+            Some(ids_of(&case["top_ids"])[0])
+        );
     }
     let greedy = &g["greedy"];
-    let msgs = [ChatMessage::new("user", greedy["messages"][0]["content"].as_str().unwrap())];
+    let msgs = [ChatMessage::new(
+        "user",
+        greedy["messages"][0]["content"].as_str().unwrap(),
+    )];
     let text = m.tokenizer.apply_chat_template(&msgs, true).unwrap();
     assert_eq!(text, greedy["rendered"].as_str().unwrap());
     let prompt = m.tokenizer.encode(&text, false).unwrap();
@@ -490,5 +646,8 @@ fn smollm2_logits_and_greedy_text_match_transformers() {
     if out.stop == StopReason::Eos {
         assert_eq!(&streamed[..], &out.tokens[..out.tokens.len() - 1]);
     }
-    assert_eq!(m.tokenizer.decode(&out.tokens, true).unwrap(), greedy["new_text"].as_str().unwrap());
+    assert_eq!(
+        m.tokenizer.decode(&out.tokens, true).unwrap(),
+        greedy["new_text"].as_str().unwrap()
+    );
 }

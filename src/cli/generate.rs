@@ -5,11 +5,10 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
 
 use crate::infer::{generate, CausalLm, GenerationConfig, LlamaLm, SamplingConfig, StopReason};
 use crate::model::llama::Llama;
-use crate::model::{load_model, ChatMessage};
+use crate::model::{load_model, parse_device, parse_dtype, ChatMessage};
 
 /// Arguments of `instructmol generate`.
 #[derive(Debug, clap::Args)]
@@ -42,42 +41,20 @@ pub struct Args {
     /// Weight and compute dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// Device: cpu or cuda (cuda needs a build with `--features cuda`).
+    /// Device: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
 
-/// Parses a `--dtype` value.
-pub fn parse_dtype(s: &str) -> Result<DType> {
-    Ok(match s {
-        "f32" => DType::F32,
-        "bf16" => DType::BF16,
-        "f16" => DType::F16,
-        other => bail!("unknown --dtype `{other}` (use f32, bf16 or f16)"),
-    })
-}
-
-/// Parses a `--device` value.
-pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" if cfg!(feature = "cuda") => {
-            Device::new_cuda(0).context("cannot open CUDA device 0")
-        }
-        "cuda" => bail!(
-            "this instructmol was built without CUDA support: rebuild with `cargo build --release --features cuda` \
-             (scripts/build-cuda.sh), or use --device cpu"
-        ),
-        other => bail!("unknown --device `{other}` (use cpu or cuda)"),
-    }
-}
-
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    if !(args.temperature >= 0.0) {
-        bail!("--temperature must be >= 0 (0 = greedy), got {}", args.temperature);
+    if args.temperature.is_nan() || args.temperature < 0.0 {
+        bail!(
+            "--temperature must be >= 0 (0 = greedy), got {}",
+            args.temperature
+        );
     }
-    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+    if args.top_p.is_nan() || args.top_p <= 0.0 || args.top_p > 1.0 {
         bail!("--top-p must be in (0, 1], got {}", args.top_p);
     }
     let dtype = parse_dtype(&args.dtype)?;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use candle_core::Tensor;
 
 use super::sampling::{Sampler, SamplingConfig};
-use crate::model::llama::{KvCache, Llama};
 use super::{InferError, Result};
+use crate::model::llama::{KvCache, Llama};
 
 /// A causal language model that can be run step by step with a KV cache.
 pub trait CausalLm {
@@ -103,7 +103,10 @@ pub fn generate<M: CausalLm + ?Sized>(
     let mut decode_steps = 0;
     let mut stop = StopReason::Length;
     while let Some(l) = logits.take() {
-        let row: Vec<f32> = l.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+        let row: Vec<f32> = l
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1()?;
         let id = sampler
             .sample(&row)
             .ok_or_else(|| InferError::Input("the model produced no finite logit".to_string()))?;

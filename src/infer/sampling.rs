@@ -129,7 +129,9 @@ mod tests {
         let logits = [0.0f32, (2.0f32).ln(), f32::NEG_INFINITY];
         let draw = |cfg| {
             let mut s = Sampler::new(cfg);
-            (0..3000).map(|_| s.sample(&logits).unwrap_or(99)).collect::<Vec<_>>()
+            (0..3000)
+                .map(|_| s.sample(&logits).unwrap_or(99))
+                .collect::<Vec<_>>()
         };
         let a = draw(cfg);
         assert_eq!(a, draw(cfg));

@@ -111,18 +111,24 @@ impl ModelTokenizer {
             let cfg: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| TokenizerError::Read {
                     path: path.to_path_buf(),
-                    reason: format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
+                    reason: format!(
+                        "invalid JSON at line {}, column {}: {e}",
+                        e.line(),
+                        e.column()
+                    ),
                 })?;
             let token_text = |key: &str| -> Option<String> {
                 match cfg.get(key)? {
                     serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Object(o) => {
-                        o.get("content").and_then(|c| c.as_str()).map(str::to_string)
-                    }
+                    serde_json::Value::Object(o) => o
+                        .get("content")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string),
                     _ => None,
                 }
             };
-            let with_id = |t: Option<String>| t.and_then(|t| tok.inner.token_to_id(&t).map(|id| (id, t)));
+            let with_id =
+                |t: Option<String>| t.and_then(|t| tok.inner.token_to_id(&t).map(|id| (id, t)));
             tok.bos = with_id(token_text("bos_token"));
             tok.eos = with_id(token_text("eos_token"));
             tok.pad = token_text("pad_token").and_then(|t| tok.inner.token_to_id(&t));
@@ -188,7 +194,9 @@ impl ModelTokenizer {
         let mut merge_pairs = Vec::with_capacity(merges.len());
         for (i, m) in merges.iter().enumerate() {
             let (a, b) = m.split_once(' ').ok_or_else(|| {
-                TokenizerError::Metadata(format!("merge {i} `{m}` is not two tokens separated by a space"))
+                TokenizerError::Metadata(format!(
+                    "merge {i} `{m}` is not two tokens separated by a space"
+                ))
             })?;
             merge_pairs.push((a.to_string(), b.to_string()));
         }
@@ -219,9 +227,9 @@ impl ModelTokenizer {
             .filter(|(_, ty)| **ty == 4)
             .map(|(t, _)| AddedToken::from(t.clone(), false).normalized(false))
             .collect();
-        inner
-            .add_tokens(user)
-            .map_err(|e| TokenizerError::Metadata(format!("cannot add the user-defined tokens: {e}")))?;
+        inner.add_tokens(user).map_err(|e| {
+            TokenizerError::Metadata(format!("cannot add the user-defined tokens: {e}"))
+        })?;
 
         let special = |key: &str| -> Result<Option<(u32, String)>> {
             match md.get(key) {
@@ -229,7 +237,9 @@ impl ModelTokenizer {
                 Some(v) => {
                     let id = value_as_i64(v)
                         .and_then(|i| u32::try_from(i).ok())
-                        .ok_or_else(|| TokenizerError::Metadata(format!("{key} is not a token id")))?;
+                        .ok_or_else(|| {
+                            TokenizerError::Metadata(format!("{key} is not a token id"))
+                        })?;
                     let text = tokens.get(id as usize).ok_or_else(|| {
                         TokenizerError::Metadata(format!(
                             "{key} = {id} is outside the vocabulary ({} tokens)",
@@ -251,7 +261,10 @@ impl ModelTokenizer {
         if let Some((_, t)) = &pad {
             extra_tokens.push(("pad_token".to_string(), t.clone()));
         }
-        let add_bos = matches!(md.get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
+        let add_bos = matches!(
+            md.get("tokenizer.ggml.add_bos_token"),
+            Some(Value::Bool(true))
+        );
         let chat_template = match md.get("tokenizer.chat_template") {
             Some(v) => Some(
                 v.to_string()
@@ -353,25 +366,34 @@ impl ModelTokenizer {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String> {
-        let source = self.chat_template.as_deref().ok_or(TokenizerError::NoChatTemplate)?;
+        let source = self
+            .chat_template
+            .as_deref()
+            .ok_or(TokenizerError::NoChatTemplate)?;
         let mut env = minijinja::Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_unknown_method_callback(python_string_methods);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!("the chat template raised an exception: {msg}"),
-            ))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("the chat template raised an exception: {msg}"),
+                ))
+            },
+        );
         env.add_template("chat", source)
             .map_err(|e| TokenizerError::Template(format!("cannot compile: {e}")))?;
         let template = env
             .get_template("chat")
             .map_err(|e| TokenizerError::Template(e.to_string()))?;
         let mut ctx: HashMap<String, minijinja::Value> = HashMap::new();
-        ctx.insert("messages".into(), minijinja::Value::from_serialize(messages));
+        ctx.insert(
+            "messages".into(),
+            minijinja::Value::from_serialize(messages),
+        );
         ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
         for (k, v) in &self.extra_tokens {
             ctx.insert(k.clone(), v.as_str().into());
@@ -428,8 +450,14 @@ fn python_string_methods(
 ) -> std::result::Result<minijinja::Value, minijinja::Error> {
     use minijinja::value::ValueKind;
     use minijinja::{Error, ErrorKind, Value as V};
-    let unknown = || Error::new(ErrorKind::UnknownMethod, format!("unknown method `{method}`"));
-    let arg_str = |i: usize| -> Option<String> { args.get(i).and_then(|a| a.as_str()).map(str::to_string) };
+    let unknown = || {
+        Error::new(
+            ErrorKind::UnknownMethod,
+            format!("unknown method `{method}`"),
+        )
+    };
+    let arg_str =
+        |i: usize| -> Option<String> { args.get(i).and_then(|a| a.as_str()).map(str::to_string) };
     match value.kind() {
         ValueKind::String => {
             let s = value.as_str().unwrap_or_default();
@@ -447,7 +475,10 @@ fn python_string_methods(
                 "startswith" => V::from(s.starts_with(arg_str(0).ok_or_else(unknown)?.as_str())),
                 "endswith" => V::from(s.ends_with(arg_str(0).ok_or_else(unknown)?.as_str())),
                 "replace" => {
-                    let (from, to) = (arg_str(0).ok_or_else(unknown)?, arg_str(1).ok_or_else(unknown)?);
+                    let (from, to) = (
+                        arg_str(0).ok_or_else(unknown)?,
+                        arg_str(1).ok_or_else(unknown)?,
+                    );
                     V::from(s.replace(&from, &to))
                 }
                 "split" => match arg_str(0) {
@@ -494,7 +525,8 @@ fn byte_level_alphabet() -> std::collections::HashSet<char> {
     let mut set = std::collections::HashSet::new();
     let mut n = 0u32;
     for b in 0u32..256 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         let c = if printable {
             b
         } else {
@@ -526,7 +558,7 @@ fn md_string(md: &HashMap<String, Value>, key: &str) -> Result<String> {
     md.get(key)
         .ok_or_else(|| TokenizerError::Metadata(format!("`{key}` is missing")))?
         .to_string()
-        .map(Clone::clone)
+        .cloned()
         .map_err(|e| TokenizerError::Metadata(format!("`{key}`: {e}")))
 }
 
@@ -540,7 +572,7 @@ fn md_string_array(md: &HashMap<String, Value>, key: &str) -> Result<Vec<String>
         .enumerate()
         .map(|(i, v)| {
             v.to_string()
-                .map(Clone::clone)
+                .cloned()
                 .map_err(|_| TokenizerError::Metadata(format!("`{key}`[{i}] is not a string")))
         })
         .collect()

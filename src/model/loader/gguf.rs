@@ -35,11 +35,16 @@ impl LlamaConfig {
         let int = |key: &str| -> std::result::Result<usize, String> {
             md.get(key)
                 .ok_or_else(|| format!("`{key}` is missing"))
-                .and_then(|v| as_usize(v).ok_or_else(|| format!("`{key}` is not a non-negative integer")))
+                .and_then(|v| {
+                    as_usize(v).ok_or_else(|| format!("`{key}` is not a non-negative integer"))
+                })
         };
         let opt_int = |key: &str| md.get(key).and_then(as_usize);
         let float = |key: &str| md.get(key).and_then(as_f64);
-        if let Some(kind) = md.get("llama.rope.scaling.type").and_then(|v| v.to_string().ok()) {
+        if let Some(kind) = md
+            .get("llama.rope.scaling.type")
+            .and_then(|v| v.to_string().ok())
+        {
             if kind != "none" {
                 return Err(format!(
                     "llama.rope.scaling.type is `{kind}`: RoPE scaling is not supported"
@@ -90,8 +95,12 @@ impl LlamaConfig {
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
     let file = File::open(path).map_err(|e| read_err(path, e))?;
     let mut reader = BufReader::new(file);
-    let content = Content::read(&mut reader)
-        .map_err(|e| read_err(path, format!("not a valid GGUF file (truncated or corrupt?): {e}")))?;
+    let content = Content::read(&mut reader).map_err(|e| {
+        read_err(
+            path,
+            format!("not a valid GGUF file (truncated or corrupt?): {e}"),
+        )
+    })?;
     let md = &content.metadata;
     let tied = !content.tensor_infos.contains_key("output.weight");
     let config = LlamaConfig::from_gguf_metadata(md, tied).map_err(|reason| {
@@ -104,10 +113,11 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
             read_err(path, format!("GGUF metadata: {reason}"))
         }
     })?;
-    let tokenizer = ModelTokenizer::from_gguf_metadata(md).map_err(|source| LoadError::Tokenizer {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let tokenizer =
+        ModelTokenizer::from_gguf_metadata(md).map_err(|source| LoadError::Tokenizer {
+            path: path.to_path_buf(),
+            source,
+        })?;
 
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
@@ -133,7 +143,8 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
             None
         };
         if let Some(n_head) = heads {
-            t = unpermute(&t, n_head).map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
+            t = unpermute(&t, n_head)
+                .map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
         }
         let t = t
             .to_dtype(dtype)
@@ -151,7 +162,15 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
         config,
         weights,
         tokenizer,
-        source: format!("{} (GGUF{})", path.display(), if name.is_empty() { String::new() } else { format!(", {name}") }),
+        source: format!(
+            "{} (GGUF{})",
+            path.display(),
+            if name.is_empty() {
+                String::new()
+            } else {
+                format!(", {name}")
+            }
+        ),
     })
 }
 

@@ -28,11 +28,12 @@ pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
         });
     }
     let tok_cfg = dir.join("tokenizer_config.json");
-    let tokenizer = ModelTokenizer::from_hf_files(&tok_path, tok_cfg.is_file().then_some(tok_cfg.as_path()))
-        .map_err(|source| LoadError::Tokenizer {
-            path: tok_path.clone(),
-            source,
-        })?;
+    let tokenizer =
+        ModelTokenizer::from_hf_files(&tok_path, tok_cfg.is_file().then_some(tok_cfg.as_path()))
+            .map_err(|source| LoadError::Tokenizer {
+                path: tok_path.clone(),
+                source,
+            })?;
 
     let single = dir.join("model.safetensors");
     let index = dir.join("model.safetensors.index.json");
@@ -41,7 +42,8 @@ pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
     } else if index.is_file() {
         (read_sharded(dir, &index, dtype, device)?, index)
     } else {
-        let hint = if dir.join("pytorch_model.bin").exists() || dir.join("pytorch_model.bin.index.json").exists()
+        let hint = if dir.join("pytorch_model.bin").exists()
+            || dir.join("pytorch_model.bin.index.json").exists()
         {
             "; this checkpoint is in PyTorch .bin format: convert it to safetensors first"
         } else {
@@ -75,10 +77,13 @@ pub fn resolve_hf_cache(spec: &str) -> Result<PathBuf> {
     let folder = cache.path().join(repo.folder_name());
     let found = cache.repo(repo).get("config.json");
     match found {
-        Some(config) => config.parent().map(Path::to_path_buf).ok_or_else(|| LoadError::NotFound {
-            spec: spec.to_string(),
-            reason: format!("unexpected cache path {}", config.display()),
-        }),
+        Some(config) => config
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| LoadError::NotFound {
+                spec: spec.to_string(),
+                reason: format!("unexpected cache path {}", config.display()),
+            }),
         None => {
             // A revision given as a commit hash has no ref file: look for the snapshot directly.
             let snapshot = folder.join("snapshots").join(&revision);
@@ -112,10 +117,17 @@ fn read_config(path: &Path) -> Result<LlamaConfig> {
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         read_err(
             path,
-            format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
+            format!(
+                "invalid JSON at line {}, column {}: {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
-    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("llama");
+    let model_type = value
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("llama");
     if model_type != "llama" {
         return Err(LoadError::Architecture {
             path: path.to_path_buf(),
@@ -174,12 +186,21 @@ fn read_safetensors_into(
 }
 
 /// Reads a sharded checkpoint described by `model.safetensors.index.json`.
-fn read_sharded(dir: &Path, index: &Path, dtype: DType, device: &Device) -> Result<HashMap<String, Tensor>> {
+fn read_sharded(
+    dir: &Path,
+    index: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
     let text = std::fs::read_to_string(index).map_err(|e| read_err(index, e))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         read_err(
             index,
-            format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
+            format!(
+                "invalid JSON at line {}, column {}: {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let map = value

@@ -165,7 +165,10 @@ pub fn expected_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     let kv = cfg.kv_heads() * hd;
     let ff = cfg.intermediate_size;
     let mut out = vec![
-        ("model.embed_tokens.weight".to_string(), vec![cfg.vocab_size, d]),
+        (
+            "model.embed_tokens.weight".to_string(),
+            vec![cfg.vocab_size, d],
+        ),
         ("model.norm.weight".to_string(), vec![d]),
     ];
     if !cfg.tie_word_embeddings {
