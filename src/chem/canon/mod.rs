@@ -7,6 +7,11 @@
 //! found along the way maps onto explored ones are skipped. Meso forms, cis/trans ring
 //! isomers and graphs whose refinement classes are not symmetry orbits therefore still get
 //! one string per molecule and stereoisomer.
+//!
+//! Square-planar, trigonal-bipyramidal and octahedral centres are written with the number
+//! that describes them for the written neighbour order. RDKit's own string for such a centre
+//! can depend on the input atom order (repeated ligands: cis-[PtF2Cl2] comes out as `@SP1` or
+//! `@SP3`) and on which implicit hydrogen or vacant site is which; ours does not.
 
 mod rank;
 mod writer;
