@@ -404,3 +404,22 @@ fn jsonl_reader_reports_bad_lines() {
         c.bad[1].message
     );
 }
+
+#[test]
+fn pubchem_pairs_read_headerless_caption_tsv() {
+    let p = run(Task::PubchemPairs, "pubchem_pairs.tsv", Variant::G, None, 0);
+    let rows: Vec<Vec<String>> = data_lines("pubchem_pairs.tsv")
+        .iter()
+        .map(|l| l.splitn(3, '\t').map(str::to_string).collect())
+        .collect();
+    assert_eq!(p.report.rows_read, rows.len());
+    let recs = split(&p, "pubchem_pairs");
+    assert_eq!(recs.len(), rows.len());
+    for (r, row) in recs.iter().zip(&rows) {
+        assert_eq!(
+            (r.id.as_str(), r.smiles.as_str(), answer(r)),
+            (row[0].as_str(), row[1].as_str(), row[2].as_str())
+        );
+        assert_eq!(r.task.as_deref(), Some("pubchem-pairs"));
+    }
+}
