@@ -51,11 +51,12 @@ pub fn rdkit_fingerprint(mol: &Mol, opts: &RdkitFpOptions) -> BitVec {
         .collect();
     // `~` bonds are query bonds in RDKit, and subgraphs holding one are skipped.
     let query_bond: Vec<bool> = mol.bonds.iter().map(|b| b.kind == BondType::Zero).collect();
+    let mut scratch = Scratch::default();
     let mut emit = |path: &[usize]| {
         if path.iter().any(|&b| query_bond[b]) {
             return;
         }
-        let seed = subgraph_hash(mol, &atom_inv, &bond_hash, path);
+        let seed = subgraph_hash(mol, &atom_inv, &bond_hash, path, &mut scratch);
         bits.set(seed as usize % fp_size);
         if opts.bits_per_hash > 1 {
             let mut rng = SmallTwister::new(seed);
@@ -68,20 +69,35 @@ pub fn rdkit_fingerprint(mol: &Mol, opts: &RdkitFpOptions) -> BitVec {
     bits
 }
 
+/// Buffers reused from one subgraph to the next.
+#[derive(Default)]
+struct Scratch {
+    /// Atoms of the subgraph with their degree inside it.
+    atoms: Vec<(usize, u32)>,
+    /// Per-bond hashes.
+    hashes: Vec<u32>,
+}
+
 /// The hash RDKit seeds a subgraph's bits with.
-fn subgraph_hash(mol: &Mol, atom_inv: &[u32], bond_hash: &[u32], path: &[usize]) -> u32 {
-    // Atoms of the subgraph with their degree inside it (at most max_path + 1 atoms).
-    let mut atoms: Vec<(usize, u32)> = Vec::with_capacity(path.len() + 1);
-    let mut bump = |a: usize| match atoms.iter_mut().find(|e| e.0 == a) {
-        Some(e) => e.1 += 1,
-        None => atoms.push((a, 1)),
-    };
+fn subgraph_hash(
+    mol: &Mol,
+    atom_inv: &[u32],
+    bond_hash: &[u32],
+    path: &[usize],
+    scratch: &mut Scratch,
+) -> u32 {
+    let Scratch { atoms, hashes } = scratch;
+    atoms.clear();
+    hashes.clear();
     for &b in path {
-        bump(mol.bonds[b].begin);
-        bump(mol.bonds[b].end);
+        for a in [mol.bonds[b].begin, mol.bonds[b].end] {
+            match atoms.iter_mut().find(|e| e.0 == a) {
+                Some(e) => e.1 += 1,
+                None => atoms.push((a, 1)),
+            }
+        }
     }
     let degree = |a: usize| atoms.iter().find(|e| e.0 == a).map_or(0, |e| e.1);
-    let mut hashes: Vec<u32> = Vec::with_capacity(path.len() + 1);
     for (i, &bi) in path.iter().enumerate() {
         let b = &mol.bonds[bi];
         let nbrs = path
@@ -117,7 +133,7 @@ fn subgraph_hash(mol: &Mol, atom_inv: &[u32], bond_hash: &[u32], path: &[usize])
     }
     hashes.sort_unstable();
     hashes.push(atoms.len() as u32);
-    hash_range(&hashes)
+    hash_range(hashes)
 }
 
 /// Calls `emit` once for every connected set of `min..=max` bonds (as bond indices).
@@ -145,27 +161,31 @@ fn for_each_subgraph(mol: &Mol, min: usize, max: usize, emit: &mut dyn FnMut(&[u
         .collect();
     let mut seen = vec![false; nb];
     let mut current: Vec<usize> = Vec::with_capacity(max);
+    let mut stack: Vec<usize> = Vec::new();
     for root in 0..nb {
         seen[root] = true;
         current.push(root);
-        let mut ext = Vec::new();
+        stack.clear();
         for &o in &adjacency[root] {
             if o > root && !seen[o] {
                 seen[o] = true;
-                ext.push(o);
+                stack.push(o);
             }
         }
-        grow(
-            &adjacency,
+        let first: Vec<usize> = stack.clone();
+        let mut walk = Walk {
+            adjacency: &adjacency,
             root,
             min,
             max,
-            &mut current,
-            ext.clone(),
-            &mut seen,
+            current: &mut current,
+            stack: &mut stack,
+            seen: &mut seen,
+            added: Vec::new(),
             emit,
-        );
-        for &o in &ext {
+        };
+        walk.grow(0);
+        for &o in &first {
             seen[o] = false;
         }
         current.pop();
@@ -173,38 +193,53 @@ fn for_each_subgraph(mol: &Mol, min: usize, max: usize, emit: &mut dyn FnMut(&[u
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn grow(
-    adjacency: &[Vec<usize>],
+/// The state of the subgraph walk from one root bond.
+struct Walk<'a, 'e> {
+    adjacency: &'a [Vec<usize>],
     root: usize,
     min: usize,
     max: usize,
-    current: &mut Vec<usize>,
-    mut ext: Vec<usize>,
-    seen: &mut [bool],
-    emit: &mut dyn FnMut(&[usize]),
-) {
-    if current.len() >= min {
-        emit(current);
-    }
-    if current.len() == max {
-        return;
-    }
-    while let Some(e) = ext.pop() {
-        let mut next = ext.clone();
-        let added_from = next.len();
-        for &o in &adjacency[e] {
-            if o > root && !seen[o] {
-                seen[o] = true;
-                next.push(o);
-            }
+    current: &'a mut Vec<usize>,
+    /// Candidate bonds of every open level; the level being grown owns `stack[lo..]`.
+    stack: &'a mut Vec<usize>,
+    seen: &'a mut [bool],
+    /// Bonds marked seen by each open level, in order (a level unmarks its own on return).
+    added: Vec<usize>,
+    emit: &'e mut dyn FnMut(&[usize]),
+}
+
+impl Walk<'_, '_> {
+    /// Emits the current subgraph and grows it by the candidates in `stack[lo..]`.
+    fn grow(&mut self, lo: usize) {
+        if self.current.len() >= self.min {
+            (self.emit)(self.current);
         }
-        let added: Vec<usize> = next[added_from..].to_vec();
-        current.push(e);
-        grow(adjacency, root, min, max, current, next, seen, emit);
-        current.pop();
-        for o in added {
-            seen[o] = false;
+        if self.current.len() == self.max {
+            return;
+        }
+        while self.stack.len() > lo {
+            let Some(e) = self.stack.pop() else {
+                break;
+            };
+            // The child level: the candidates still left here, then e's new neighbours.
+            let child = self.stack.len();
+            self.stack.extend_from_within(lo..child);
+            let log_start = self.added.len();
+            for &o in &self.adjacency[e] {
+                if o > self.root && !self.seen[o] {
+                    self.seen[o] = true;
+                    self.stack.push(o);
+                    self.added.push(o);
+                }
+            }
+            self.current.push(e);
+            self.grow(child);
+            self.current.pop();
+            for &o in &self.added[log_start..] {
+                self.seen[o] = false;
+            }
+            self.added.truncate(log_start);
+            self.stack.truncate(child);
         }
     }
 }
