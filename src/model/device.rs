@@ -136,10 +136,8 @@ fn open_cuda(spec: DeviceSpec, ordinal: usize) -> Result<Device, DeviceError> {
             CUresult::CUDA_ERROR_STUB_LIBRARY => {
                 "libcuda.so.1 is a stub library: no NVIDIA driver is installed".into()
             }
-            CUresult::CUDA_ERROR_INSUFFICIENT_DRIVER => {
-                "the NVIDIA driver is older than the CUDA version this binary was built with \
-                 (`nvidia-smi` shows the driver's CUDA version)"
-                    .into()
+            CUresult::CUDA_ERROR_SYSTEM_DRIVER_MISMATCH => {
+                "the NVIDIA kernel module and libcuda.so.1 are different driver versions".into()
             }
             _ => format!("the CUDA driver failed to start ({e:?})"),
         };
