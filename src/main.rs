@@ -11,9 +11,15 @@ fn main() -> std::process::ExitCode {
         Command::Similarity(args) => instructmol::cli::similarity::run(args),
         Command::Eval(args) => instructmol::cli::eval::run(args),
         Command::Data(args) => instructmol::cli::data::run(args),
+        Command::Pretrain(args) => {
+            instructmol::cli::train::run(instructmol::train::trainer::Stage::Pretrain, args)
+        }
+        Command::Finetune(args) => {
+            instructmol::cli::train::run(instructmol::train::trainer::Stage::Finetune, args)
+        }
+        Command::Generate(args) => instructmol::cli::generate::run(args),
         Command::Device(args) => instructmol::cli::device::run(args),
         Command::Bench(args) => instructmol::cli::bench::run(args),
-        Command::Generate(args) => instructmol::cli::generate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

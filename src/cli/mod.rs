@@ -9,6 +9,7 @@ pub mod featurize;
 pub mod generate;
 pub mod lines;
 pub mod similarity;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -34,10 +35,14 @@ pub enum Command {
     Eval(eval::Args),
     /// Dataset preparation: `data prepare` writes training JSONL from the raw benchmark files.
     Data(data::Args),
+    /// Stage 1: align the projector (GIN and LLM frozen) on molecule-caption pairs.
+    Pretrain(train::Args),
+    /// Stage 2: LoRA + projector instruction tuning, from a stage-1 run.
+    Finetune(train::Args),
+    /// Generate text from a prompt with a LLaMA-family model (streamed to stdout).
+    Generate(generate::Args),
     /// Open a device (`--device cpu|cuda|cuda:N`) and check it computes what the CPU computes.
     Device(device::Args),
     /// Performance measurements (LoRA training step, ...).
     Bench(bench::Args),
-    /// Generate text from a prompt with a LLaMA-family model (streamed to stdout).
-    Generate(generate::Args),
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod optim;
 pub mod plot;
 pub mod schedule;
+pub mod trainer;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,242 @@
+//! Training end to end on the tiny random LLaMA (tests/data/tiny_model): data preparation,
+//! stage 1, stage 2 from stage 1, exact resume after a kill, refusal of a corrupted
+//! checkpoint, and the configs in configs/ all parse.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use instructmol::train::RunConfig;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_instructmol"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("im-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Prepares the tiny ChEBI-20 cut with the CLI and returns the JSONL path.
+fn prepare(dir: &Path) -> PathBuf {
+    let out = dir.join("data");
+    let o = bin()
+        .args(["data", "prepare", "--task", "chebi20", "--input"])
+        .arg(root().join("tests/data/train/chebi20_tiny.txt"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let jsonl: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(jsonl.len(), 1, "{jsonl:?}");
+    jsonl[0].clone()
+}
+
+fn write_config(dir: &Path, name: &str, template: &str, data: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"output_dir = "{out}"
+[model]
+llm = "{llm}"
+template = "{template}"
+max_length = 256
+{extra}
+[data]
+train = "{data}"
+eval = "{data}"
+max_eval_examples = 6
+[train]
+epochs = 2
+batch_size = 4
+grad_accum = 2
+lr = 5e-3
+warmup_ratio = 0.1
+seed = 7
+eval_every = 2
+save_every = 2
+keep_checkpoints = 3
+[lora]
+r = 4
+alpha = 8.0
+dropout = 0.1
+targets = ["q_proj", "v_proj", "down_proj"]
+"#,
+        out = dir.join(name).display(),
+        llm = root().join("tests/data/tiny_model").display(),
+        data = data.display(),
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn losses(run: &Path) -> Vec<(u64, f64)> {
+    let text = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v["step"].as_u64()?, v.get("loss")?.as_f64()?)))
+        .collect()
+}
+
+fn train(
+    stage: &str,
+    config: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
+    let mut c = bin();
+    c.arg(stage).arg("--config").arg(config).args(extra);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.env("RAYON_NUM_THREADS", "1");
+    c.output().unwrap()
+}
+
+#[test]
+fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
+    let dir = tmp("stages");
+    let data = prepare(&dir);
+
+    // Stage 1: projector only, plain template.
+    let c1 = write_config(&dir, "stage1", "plain", &data, "");
+    let o = train("pretrain", &c1, &[], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run1 = dir.join("stage1");
+    let l1 = losses(&run1);
+    // 24 examples, batch 4, accum 2: 3 updates per epoch, 2 epochs.
+    assert_eq!(l1.len(), 6, "{l1:?}");
+    assert!(l1.iter().all(|(_, l)| l.is_finite()));
+    assert!(run1.join("loss_curve.png").exists());
+    assert!(run1.join("latest").exists());
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["steps"], 6);
+
+    // Stage 2 from stage 1, uninterrupted.
+    let init = format!("init_from = \"{}\"", run1.display());
+    let c2 = write_config(&dir, "stage2", "chatml", &data, &init);
+    let o = train("finetune", &c2, &[], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let full = losses(&dir.join("stage2"));
+    assert_eq!(full.len(), 6);
+    let ckpt = dir.join("stage2").join("checkpoint-0000006");
+    for f in [
+        "projector.safetensors",
+        "gin.safetensors",
+        "optimizer.safetensors",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "trainer_state.json",
+    ] {
+        assert!(ckpt.join(f).exists(), "{f} missing");
+    }
+    // Training reduces the loss on the training data.
+    assert!(full[5].1 < full[0].1, "{full:?}");
+
+    // The same run killed after step 3 (checkpoint at 2), then resumed: same losses.
+    let c3 = write_config(&dir, "stage2b", "chatml", &data, &init);
+    let o = train(
+        "finetune",
+        &c3,
+        &[],
+        &[("INSTRUCTMOL_KILL_AFTER_STEP", "3")],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run3 = dir.join("stage2b");
+    let o = train("finetune", &c3, &["--resume", run3.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let resumed = losses(&run3);
+    assert_eq!(resumed.len(), 6, "{resumed:?}");
+    for ((s1, a), (s2, b)) in full.iter().zip(&resumed) {
+        assert_eq!(s1, s2);
+        assert!(
+            (a - b).abs() <= 1e-6 * a.abs().max(1.0),
+            "step {s1}: {a} vs {b}"
+        );
+    }
+
+    // A truncated checkpoint file is refused with its name.
+    let victim = run3
+        .join("checkpoint-0000006")
+        .join("adapter/adapter_model.safetensors");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let o = train("finetune", &c3, &["--resume", run3.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("adapter_model.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+
+    // Resuming with another configuration is refused.
+    let o = train(
+        "finetune",
+        &c2,
+        &[
+            "--resume",
+            dir.join("stage2").to_str().unwrap(),
+            "--set",
+            "train.lr=1e-2",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("train.lr"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message() {
+    let dir = tmp("nan");
+    let data = prepare(&dir);
+    let c = write_config(&dir, "boom", "chatml", &data, "");
+    let o = train(
+        "finetune",
+        &c,
+        &[
+            "--set",
+            "train.lr=1e38",
+            "--set",
+            "train.max_grad_norm=0",
+            "--set",
+            "train.warmup_ratio=0",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("training stopped") && err.contains("last good checkpoint"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn shipped_configs_parse() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(root().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 6, "{n} configs");
+}
