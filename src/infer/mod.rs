@@ -1,6 +1,7 @@
 //! Inference: token selection ([`sampling`]) and the streaming decode loop ([`generate`]) over
 //! any model that implements [`CausalLm`].
 
+pub mod assistant;
 pub mod generate;
 pub mod sampling;
 
