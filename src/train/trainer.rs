@@ -535,7 +535,9 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
 
         let at_end = state.step == total_steps;
         if let Some(ev) = &eval {
-            if (cfg.train.eval_every > 0 && state.step % cfg.train.eval_every == 0) || at_end {
+            if (cfg.train.eval_every > 0 && state.step.is_multiple_of(cfg.train.eval_every))
+                || at_end
+            {
                 let l = eval_loss(&parts, &ev.examples, cfg.train.batch_size)?;
                 state.eval_loss = Some(l);
                 writeln!(
@@ -547,7 +549,7 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
                 bar.println(format!("step {}: eval loss {l:.4}", state.step));
             }
         }
-        if (cfg.train.save_every > 0 && state.step % cfg.train.save_every == 0) || at_end {
+        if (cfg.train.save_every > 0 && state.step.is_multiple_of(cfg.train.save_every)) || at_end {
             last_good = Some(save(&state, &parts, &opt)?);
             let (train_hist, eval_hist) = read_history(&log_path)?;
             plot::loss_curve(&run_dir.join(CURVE_FILE), &train_hist, &eval_hist)?;
@@ -669,8 +671,11 @@ fn truncate_log(path: &Path, step: u64) -> Result<()> {
     checkpoint::write_atomic(path, kept.as_bytes())
 }
 
+/// (step, loss) points.
+pub type Curve = Vec<(u64, f64)>;
+
 /// Training and evaluation losses from a log.
-pub fn read_history(path: &Path) -> Result<(Vec<(u64, f64)>, Vec<(u64, f64)>)> {
+pub fn read_history(path: &Path) -> Result<(Curve, Curve)> {
     let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
     let (mut train, mut eval) = (Vec::new(), Vec::new());
     for line in text.lines() {
