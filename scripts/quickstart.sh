@@ -7,11 +7,11 @@
 #   4. stage 2: LoRA + projector instruction tuning from stage 1 (ChatML template);
 #   5. ask the trained assistant to describe a named molecule (caffeine).
 # Sizes are cut to fit ~20 minutes on 2 cores; the full-size settings are in configs/.
-# QUICKSTART_EXAMPLES (default 400) sets how many training examples each stage uses.
+# QUICKSTART_EXAMPLES (default 96) sets how many training examples each stage uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${INSTRUCTMOL_DATA:-../shared/data}
-n=${QUICKSTART_EXAMPLES:-400}
+n=${QUICKSTART_EXAMPLES:-96}
 if [ ! -f "$data/chebi20/validation.txt" ] || [ ! -f "$data/chebi20/test.txt" ]; then
     echo "quickstart: no ChEBI-20 data at $data/chebi20/; set INSTRUCTMOL_DATA to the data folder" >&2
     exit 1
@@ -25,9 +25,9 @@ bash scripts/get_smollm2.sh
 
 rm -rf runs/smollm2-stage1 runs/smollm2-stage2
 "$bin" pretrain --config configs/smollm2-stage1.toml \
-    --set data.max_train_examples="$n" --set data.max_eval_examples=48 --set train.eval_every=0
+    --set data.max_train_examples="$n" --set data.max_eval_examples=32 --set train.eval_every=0
 "$bin" finetune --config configs/smollm2-stage2.toml \
-    --set data.max_train_examples="$n" --set data.max_eval_examples=48 --set train.eval_every=0
+    --set data.max_train_examples="$n" --set data.max_eval_examples=32 --set train.eval_every=0
 
 echo
 echo "Q: Describe this molecule. (caffeine, CN1C=NC2=C1C(=O)N(C(=O)N2C)C)"
