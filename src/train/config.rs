@@ -118,22 +118,14 @@ pub struct LoraSection {
 }
 
 impl Default for LoraSection {
+    /// The model layer's default (InstructMol's: r 64, alpha 16, dropout 0.05, all seven modules).
     fn default() -> Self {
+        let c = crate::model::LoraConfig::default();
         Self {
-            r: 64,
-            alpha: 16.0,
-            dropout: 0.05,
-            targets: [
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ]
-            .map(String::from)
-            .to_vec(),
+            r: c.r,
+            alpha: c.alpha,
+            dropout: c.dropout,
+            targets: c.target_modules,
         }
     }
 }
