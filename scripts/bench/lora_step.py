@@ -6,7 +6,7 @@
 
 PyTorch side: LlamaForCausalLM built from SmolLM2-135M's config (d 576, ffn 1536, 30 blocks,
 9/3 heads, vocab 49152, tied, theta 1e5) with random weights, f32, peft LoRA (r 64, alpha 16,
-dropout 0, all seven modules), AdamW (lr 1e-4) on random token ids with labels = ids; one
+dropout 0, all seven modules), gradient clipping at norm 1 and AdamW (lr 1e-4), as the trainer does, on random token ids with labels = ids; one
 untimed warm-up step, then `--steps` timed steps; torch.set_num_threads(--threads).
 Rust side (when --rust is given): the same step via `instructmol bench train`.
 Prints one JSON line per side and the time ratio ours/PyTorch, with the load average.
@@ -58,6 +58,7 @@ def torch_side(args):
         t0 = time.perf_counter()
         out = pm(input_ids=ids, labels=ids)
         out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::VarMap;
 
 use crate::model::device::{parse_device, parse_dtype};
 use crate::model::rng::Rng;
 use crate::model::{Llama, LlamaConfig, LoraConfig};
+use crate::train::optim::{clip_grad_norm, AdamW, AdamWConfig};
 
 /// Arguments of `instructmol bench`.
 #[derive(Debug, clap::Args)]
@@ -133,13 +134,14 @@ fn train(a: TrainArgs) -> Result<()> {
         ..LoraConfig::default()
     };
     model.add_lora(&lcfg, &varmap, 1)?;
-    let mut opt = AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let params = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the LoRA variable map is poisoned"))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut opt = AdamW::new(params, AdamWConfig::default());
     let d = cfg.hidden_size;
     let base_params = cfg.vocab_size * d
         + cfg.num_hidden_layers
@@ -156,6 +158,8 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut rng = Rng::new(42);
     let tokens = a.batch * a.seq;
     let mut times = Vec::with_capacity(a.steps);
+    // Seconds per phase summed over the timed steps: forward, loss, backward, optimizer.
+    let mut phases = [0f64; 4];
     for step in 0..=a.steps {
         let ids: Vec<u32> = (0..tokens)
             .map(|_| rng.below(cfg.vocab_size) as u32)
@@ -164,14 +168,29 @@ fn train(a: TrainArgs) -> Result<()> {
         let start = Instant::now();
         let embeds = model.embed(&ids)?;
         let logits = model.forward(&embeds, None, true, step as u64)?;
+        let t_fwd = start.elapsed().as_secs_f64();
         let loss = Llama::loss(&logits, &ids)?;
-        let grads = loss.backward()?;
-        opt.step(&grads)?;
+        let t_loss = start.elapsed().as_secs_f64();
+        let mut grads = loss.backward()?;
+        let t_bwd = start.elapsed().as_secs_f64();
+        clip_grad_norm(&mut grads, opt.params(), 1.0)?;
+        opt.step(&grads, 1e-4)?;
         let loss = loss.to_scalar::<f32>()?;
         let dt = start.elapsed().as_secs_f64();
-        eprintln!("step {step}: {dt:.3} s, loss {loss:.4}");
+        eprintln!(
+            "step {step}: {dt:.3} s (forward {t_fwd:.3}, loss {:.3}, backward {:.3}, clip+AdamW {:.3}), loss {loss:.4}",
+            t_loss - t_fwd,
+            t_bwd - t_loss,
+            dt - t_bwd
+        );
         if step > 0 {
             times.push(dt);
+            for (p, v) in phases
+                .iter_mut()
+                .zip([t_fwd, t_loss - t_fwd, t_bwd - t_loss, dt - t_bwd])
+            {
+                *p += v;
+            }
         }
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
@@ -196,6 +215,12 @@ fn train(a: TrainArgs) -> Result<()> {
         "tokens_per_s": tokens as f64 / mean,
         "gflops_6n_per_s": flops6 / mean / 1e9,
         "peak_rss_mib": peak_rss_mib(),
+        "phase_s_mean": {
+            "forward": phases[0] / times.len() as f64,
+            "loss": phases[1] / times.len() as f64,
+            "backward": phases[2] / times.len() as f64,
+            "optimizer": phases[3] / times.len() as f64,
+        },
     });
     if let Some(peak) = a.peak_gflops {
         out["mfu_6n"] = serde_json::json!(flops6 / mean / 1e9 / peak);

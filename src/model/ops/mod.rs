@@ -7,6 +7,11 @@
 //! and whose backward pass is the hand-derived gradient of the input(s) only. The ops therefore
 //! work on every backend candle supports (the copy is a plain storage clone), and frozen
 //! weights never receive a gradient.
+//!
+//! On the CPU with f32 tensors the norm, gate, softmax and loss use the fused kernels of
+//! [`cpu`] instead (forward and backward in one parallel pass each, no copy).
+
+mod cpu;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
@@ -157,6 +162,12 @@ fn with_grad2(
     a.apply_op3(b, &output, CustomGrad2 { name, bwd })
 }
 
+/// Whether all tensors are f32 on the CPU (the fused kernels of [`cpu`] apply).
+fn cpu_f32(ts: &[&Tensor]) -> bool {
+    ts.iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
 /// `x @ w^T` for a frozen weight `w [out, in]` and `x [.., in]`: the backward pass computes the
 /// gradient of `x` only (one matmul), never the weight's.
 pub fn linear_frozen(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -191,6 +202,15 @@ pub fn linear_frozen(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// RMSNorm over the last dimension with a frozen gain `w`: `x / sqrt(mean(x^2) + eps) * w`.
 /// Statistics are accumulated in f32 whatever the input dtype.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    if cpu_f32(&[x, w]) {
+        let op = cpu::RmsNorm { eps: eps as f32 };
+        return x.contiguous()?.apply_op2(&w.contiguous()?, op);
+    }
+    rms_norm_generic(x, w, eps)
+}
+
+/// [`rms_norm`] from candle's kernel and tensor ops (any device and dtype).
+fn rms_norm_generic(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let y = candle_nn::ops::rms_norm(&x.detach().contiguous()?, w, eps as f32)?;
     let w = w.clone();
     with_grad(
@@ -217,6 +237,30 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
 /// `softmax(scale * x + bias)` over the last dimension, computed in f32; `bias` (additive mask,
 /// broadcast to `x`) gets no gradient. Returns the input dtype.
 pub fn masked_softmax(x: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+    let op = cpu::MaskedSoftmax {
+        scale: scale as f32,
+    };
+    match bias {
+        None if cpu_f32(&[x]) => return x.contiguous()?.apply_op1(op),
+        Some(b) if cpu_f32(&[x, b]) && bias_fits(x.dims(), b.dims()) => {
+            return x.contiguous()?.apply_op2(&b.contiguous()?, op)
+        }
+        _ => {}
+    }
+    masked_softmax_generic(x, bias, scale)
+}
+
+/// Whether `bias` has the `[1 or b, 1, s, keys]` shape the CPU kernel takes for scores `x`.
+fn bias_fits(x: &[usize], bias: &[usize]) -> bool {
+    x.len() == 4
+        && bias.len() == 4
+        && (bias[0] == 1 || bias[0] == x[0])
+        && bias[1] == 1
+        && bias[2..] == x[2..]
+}
+
+/// [`masked_softmax`] from candle's kernel and tensor ops (any device and dtype).
+fn masked_softmax_generic(x: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
     let dtype = x.dtype();
     let mut z = x.detach().to_dtype(DType::F32)?.affine(scale, 0.0)?;
     if let Some(bias) = bias {
@@ -254,6 +298,16 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 /// SwiGLU gate: `silu(gate) * up`, differentiable in both inputs.
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if cpu_f32(&[gate, up]) && gate.dims() == up.dims() {
+        return gate
+            .contiguous()?
+            .apply_op2(&up.contiguous()?, cpu::SiluMul);
+    }
+    silu_mul_generic(gate, up)
+}
+
+/// [`silu_mul`] from candle's tensor ops (any device and dtype).
+fn silu_mul_generic(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     let y = (gate.detach().silu()? * up.detach())?;
     with_grad2(
         gate,
@@ -297,7 +351,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &[i64]) -> Result<Tensor> {
     };
     if logits.device().is_cpu() {
         let z = logits.to_dtype(DType::F32)?.contiguous()?;
-        let op = CpuCrossEntropy {
+        let op = cpu::CrossEntropy {
             targets: std::sync::Arc::new(targets.to_vec()),
             weight: weight as f32,
         };
@@ -335,133 +389,6 @@ fn cross_entropy_tensor_ops(logits: &Tensor, targets: &[i64], weight: f64) -> Re
             d.broadcast_mul(&w)?.to_dtype(dtype)
         }),
     )
-}
-
-/// Fused cross-entropy on the CPU: the loss in one pass over the logits, no log-softmax copy.
-struct CpuCrossEntropy {
-    targets: std::sync::Arc<Vec<i64>>,
-    /// `1 / n_supervised` (0 when nothing is supervised).
-    weight: f32,
-}
-
-/// Row range `[start, end)` of chunk `i` of `n` rows split into `parts`.
-fn chunk(n: usize, parts: usize, i: usize) -> (usize, usize) {
-    (n * i / parts, n * (i + 1) / parts)
-}
-
-/// `(max, sum(exp(z - max)))` of one row.
-fn row_stats(z: &[f32]) -> (f32, f32) {
-    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let s: f32 = z.iter().map(|&x| (x - m).exp()).sum();
-    (m, s)
-}
-
-fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], usize, usize)> {
-    let (n, v) = l.shape().dims2()?;
-    let data = match s {
-        CpuStorage::F32(d) => d,
-        _ => {
-            return Err(candle_core::Error::Msg(format!(
-                "{what}: expected f32 logits"
-            )))
-        }
-    };
-    let (o1, o2) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{what}: logits must be contiguous")))?;
-    Ok((&data[o1..o2], n, v))
-}
-
-impl candle_core::CustomOp1 for CpuCrossEntropy {
-    fn name(&self) -> &'static str {
-        "cross-entropy"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (z, n, v) = cpu_f32(s, l, "cross-entropy")?;
-        let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
-        let targets = &self.targets;
-        let partial: Vec<f64> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..parts)
-                .map(|i| {
-                    scope.spawn(move || {
-                        let (a, b) = chunk(n, parts, i);
-                        let mut acc = 0f64;
-                        for r in a..b {
-                            let t = targets[r];
-                            if t < 0 {
-                                continue;
-                            }
-                            let row = &z[r * v..(r + 1) * v];
-                            let (m, s) = row_stats(row);
-                            acc += (m + s.ln() - row[t as usize]) as f64;
-                        }
-                        acc
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(f64::NAN))
-                .collect()
-        });
-        let loss = partial.iter().sum::<f64>() * self.weight as f64;
-        Ok((CpuStorage::F32(vec![loss as f32]), Shape::from(())))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let g = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-        let op = CpuCrossEntropyGrad {
-            targets: self.targets.clone(),
-            weight: self.weight * g,
-        };
-        Ok(Some(arg.detach().apply_op1_no_bwd(&op)?))
-    }
-}
-
-/// Gradient of [`CpuCrossEntropy`]: `(softmax(z) - onehot(t)) * weight` per supervised row.
-struct CpuCrossEntropyGrad {
-    targets: std::sync::Arc<Vec<i64>>,
-    weight: f32,
-}
-
-impl candle_core::CustomOp1 for CpuCrossEntropyGrad {
-    fn name(&self) -> &'static str {
-        "cross-entropy-grad"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (z, n, v) = cpu_f32(s, l, "cross-entropy-grad")?;
-        let mut out = vec![0f32; n * v];
-        let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
-        let targets = &self.targets;
-        let w = self.weight;
-        std::thread::scope(|scope| {
-            let mut rest = out.as_mut_slice();
-            for i in 0..parts {
-                let (a, b) = chunk(n, parts, i);
-                let (mine, tail) = rest.split_at_mut((b - a) * v);
-                rest = tail;
-                scope.spawn(move || {
-                    for (k, dst) in mine.chunks_mut(v).enumerate() {
-                        let r = a + k;
-                        let t = targets[r];
-                        if t < 0 {
-                            continue;
-                        }
-                        let row = &z[r * v..(r + 1) * v];
-                        let (m, s) = row_stats(row);
-                        let scale = w / s;
-                        for (d, &x) in dst.iter_mut().zip(row) {
-                            *d = (x - m).exp() * scale;
-                        }
-                        dst[t as usize] -= w;
-                    }
-                });
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((n, v))))
-    }
 }
 
 #[cfg(test)]
@@ -519,13 +446,15 @@ mod tests {
     #[test]
     fn rms_norm_matches_composite() {
         let w = (rand(&[16], 2) + 1.0).unwrap();
+        let slow = |x: &[Tensor]| {
+            let r = (x[0].sqr()?.mean_keepdim(D::Minus1)? + 1e-5)?.sqrt()?;
+            x[0].broadcast_div(&r)?.broadcast_mul(&w)
+        };
+        check(&[rand(&[3, 5, 16], 1)], |x| rms_norm(&x[0], &w, 1e-5), slow);
         check(
             &[rand(&[3, 5, 16], 1)],
-            |x| rms_norm(&x[0], &w, 1e-5),
-            |x| {
-                let r = (x[0].sqr()?.mean_keepdim(D::Minus1)? + 1e-5)?.sqrt()?;
-                x[0].broadcast_div(&r)?.broadcast_mul(&w)
-            },
+            |x| rms_norm_generic(&x[0], &w, 1e-5),
+            slow,
         );
     }
 
@@ -538,10 +467,32 @@ mod tests {
             }
         }
         let bias = Tensor::from_vec(bias, (2, 1, 4, 6), &Device::Cpu).unwrap();
+        let slow = |x: &[Tensor], bias: &Tensor| {
+            candle_nn::ops::softmax(&(x[0].affine(0.5, 0.0)?.broadcast_add(bias))?, D::Minus1)
+        };
+        let x = rand(&[2, 3, 4, 6], 3);
         check(
-            &[rand(&[2, 3, 4, 6], 3)],
+            std::slice::from_ref(&x),
             |x| masked_softmax(&x[0], Some(&bias), 0.5),
-            |x| candle_nn::ops::softmax(&(x[0].affine(0.5, 0.0)?.broadcast_add(&bias))?, D::Minus1),
+            |x| slow(x, &bias),
+        );
+        check(
+            std::slice::from_ref(&x),
+            |x| masked_softmax_generic(&x[0], Some(&bias), 0.5),
+            |x| slow(x, &bias),
+        );
+        // One bias row for the whole batch, and no bias.
+        let shared = bias.narrow(0, 1, 1).unwrap();
+        check(
+            std::slice::from_ref(&x),
+            |x| masked_softmax(&x[0], Some(&shared), 0.5),
+            |x| slow(x, &shared),
+        );
+        let zero = shared.zeros_like().unwrap();
+        check(
+            &[x],
+            |x| masked_softmax(&x[0], None, 0.5),
+            |x| slow(x, &zero),
         );
     }
 
@@ -573,9 +524,11 @@ mod tests {
 
     #[test]
     fn silu_mul_matches_composite() {
+        let xs = [rand(&[4, 7], 10), rand(&[4, 7], 11)];
+        check(&xs, |x| silu_mul(&x[0], &x[1]), |x| x[0].silu()? * &x[1]);
         check(
-            &[rand(&[4, 7], 10), rand(&[4, 7], 11)],
-            |x| silu_mul(&x[0], &x[1]),
+            &xs,
+            |x| silu_mul_generic(&x[0], &x[1]),
             |x| x[0].silu()? * &x[1],
         );
     }

@@ -1,0 +1,478 @@
+//! Fused CPU kernels (f32, contiguous) of the differentiable ops in [`super`]: each forward and
+//! each backward is one pass over its rows, split over the rayon pool, with a single output
+//! allocation. candle's composite ops need one allocation and one single-threaded pass per
+//! elementary step; on a LoRA training step that was most of the time outside matmuls.
+//!
+//! The forward ops are candle custom ops whose `bwd` calls the matching gradient kernel, so
+//! they sit in the autograd graph like any other op. Frozen inputs (norm gains, attention
+//! biases) get no gradient.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+type Result<T> = candle_core::Result<T>;
+
+/// Elements handled per rayon task (keeps tiny rows from being scheduled one by one).
+const TASK_ELEMS: usize = 1 << 14;
+
+/// Rows per rayon task for rows of `width` elements.
+fn rows_per_task(width: usize) -> usize {
+    (TASK_ELEMS / width.max(1)).max(1)
+}
+
+/// The f32 data of a contiguous CPU tensor.
+fn data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        return Err(candle_core::Error::Msg(format!(
+            "{op}: the CPU kernel takes f32, got {:?}",
+            candle_core::backend::BackendStorage::dtype(s)
+        )));
+    };
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input must be contiguous")))?;
+    Ok(&v[a..b])
+}
+
+/// Width of the last dimension (1 for a scalar).
+fn width(l: &Layout) -> usize {
+    l.dims().last().copied().unwrap_or(1)
+}
+
+fn check_same(op: &str, a: &Layout, b: &Layout) -> Result<()> {
+    if a.dims() != b.dims() {
+        return Err(candle_core::Error::Msg(format!(
+            "{op}: shapes {:?} and {:?} differ",
+            a.dims(),
+            b.dims()
+        )));
+    }
+    Ok(())
+}
+
+/// `1 / sqrt(mean(x^2) + eps)` of one row.
+fn inv_rms(x: &[f32], eps: f32) -> f32 {
+    let ss: f32 = x.iter().map(|v| v * v).sum();
+    1.0 / (ss / x.len() as f32 + eps).sqrt()
+}
+
+/// RMSNorm with a frozen gain: `apply_op2(x, w)`, `x [.., d]`, `w [d]`.
+pub(super) struct RmsNorm {
+    pub eps: f32,
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = data(s1, l1, "rms-norm")?;
+        let w = data(s2, l2, "rms-norm")?;
+        let d = width(l1);
+        if w.len() != d {
+            return Err(candle_core::Error::Msg(format!(
+                "rms-norm: gain of {} for rows of {d}",
+                w.len()
+            )));
+        }
+        let mut y = vec![0f32; x.len()];
+        let per = rows_per_task(d) * d;
+        y.par_chunks_mut(per)
+            .zip(x.par_chunks(per))
+            .for_each(|(yc, xc)| {
+                for (yr, xr) in yc.chunks_mut(d).zip(xc.chunks(d)) {
+                    let r = inv_rms(xr, self.eps);
+                    for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
+                        *o = v * r * g;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let gx =
+            x.detach()
+                .apply_op3_no_bwd(w, &grad.contiguous()?, &RmsNormGrad { eps: self.eps })?;
+        Ok((Some(gx), None))
+    }
+}
+
+/// Input gradient of [`RmsNorm`]: `(x, w, g) -> r*g*w - x * r^3 * <g*w, x> / d`.
+struct RmsNormGrad {
+    eps: f32,
+}
+
+impl CustomOp3 for RmsNormGrad {
+    fn name(&self) -> &'static str {
+        "rms-norm-grad-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_same("rms-norm-grad", l1, l3)?;
+        let x = data(s1, l1, "rms-norm-grad")?;
+        let w = data(s2, l2, "rms-norm-grad")?;
+        let g = data(s3, l3, "rms-norm-grad")?;
+        let d = width(l1);
+        let mut gx = vec![0f32; x.len()];
+        let per = rows_per_task(d) * d;
+        gx.par_chunks_mut(per)
+            .zip(x.par_chunks(per).zip(g.par_chunks(per)))
+            .for_each(|(oc, (xc, gc))| {
+                for ((or, xr), gr) in oc.chunks_mut(d).zip(xc.chunks(d)).zip(gc.chunks(d)) {
+                    let r = inv_rms(xr, self.eps);
+                    let dot: f32 = gr.iter().zip(w).zip(xr).map(|((g, w), x)| g * w * x).sum();
+                    let c = r * r * r * dot / d as f32;
+                    for (((o, &gv), &wv), &xv) in or.iter_mut().zip(gr).zip(w).zip(xr) {
+                        *o = r * gv * wv - xv * c;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(gx), l1.shape().clone()))
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// SwiGLU gate `silu(gate) * up`: `apply_op2(gate, up)`.
+pub(super) struct SiluMul;
+
+impl CustomOp2 for SiluMul {
+    fn name(&self) -> &'static str {
+        "silu-mul-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_same("silu-mul", l1, l2)?;
+        let a = data(s1, l1, "silu-mul")?;
+        let b = data(s2, l2, "silu-mul")?;
+        let mut y = vec![0f32; a.len()];
+        y.par_chunks_mut(TASK_ELEMS)
+            .zip(a.par_chunks(TASK_ELEMS).zip(b.par_chunks(TASK_ELEMS)))
+            .for_each(|(yc, (ac, bc))| {
+                for ((o, &g), &u) in yc.iter_mut().zip(ac).zip(bc) {
+                    *o = g * sigmoid(g) * u;
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let both =
+            gate.detach()
+                .apply_op3_no_bwd(&up.detach(), &grad.contiguous()?, &SiluMulGrad)?;
+        Ok((Some(both.get(0)?), Some(both.get(1)?)))
+    }
+}
+
+/// Gradients of [`SiluMul`], stacked `[2, ..]`: `g * up * silu'(gate)` and `g * silu(gate)`.
+struct SiluMulGrad;
+
+impl CustomOp3 for SiluMulGrad {
+    fn name(&self) -> &'static str {
+        "silu-mul-grad-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_same("silu-mul-grad", l1, l2)?;
+        check_same("silu-mul-grad", l1, l3)?;
+        let a = data(s1, l1, "silu-mul-grad")?;
+        let b = data(s2, l2, "silu-mul-grad")?;
+        let g = data(s3, l3, "silu-mul-grad")?;
+        let n = a.len();
+        let mut out = vec![0f32; 2 * n];
+        let (ga, gb) = out.split_at_mut(n);
+        ga.par_chunks_mut(TASK_ELEMS)
+            .zip(gb.par_chunks_mut(TASK_ELEMS))
+            .zip(
+                a.par_chunks(TASK_ELEMS)
+                    .zip(b.par_chunks(TASK_ELEMS))
+                    .zip(g.par_chunks(TASK_ELEMS)),
+            )
+            .for_each(|((gac, gbc), ((ac, bc), gc))| {
+                for i in 0..ac.len() {
+                    let s = sigmoid(ac[i]);
+                    let silu = ac[i] * s;
+                    // silu'(x) = s + silu * (1 - s)
+                    gac[i] = gc[i] * bc[i] * (s + silu * (1.0 - s));
+                    gbc[i] = gc[i] * silu;
+                }
+            });
+        let mut dims = vec![2];
+        dims.extend_from_slice(l1.dims());
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
+/// `softmax(scale * x + bias)` over the last dimension of `x [b, h, s, keys]`, with an optional
+/// additive `bias [1 or b, 1, s, keys]` (no gradient): `apply_op1(x)` or `apply_op2(x, bias)`.
+pub(super) struct MaskedSoftmax {
+    pub scale: f32,
+}
+
+impl MaskedSoftmax {
+    fn run(&self, x: &[f32], l: &Layout, bias: Option<(&[f32], &Layout)>) -> Result<CpuStorage> {
+        let keys = width(l);
+        let mut y = vec![0f32; x.len()];
+        // (bias data, heads, queries, one bias block per batch row?)
+        let bias = match bias {
+            None => None,
+            Some((bv, bl)) => {
+                let (xd, bd) = (l.dims(), bl.dims());
+                let ok = xd.len() == 4
+                    && bd.len() == 4
+                    && (bd[0] == 1 || bd[0] == xd[0])
+                    && bd[1] == 1
+                    && bd[2] == xd[2]
+                    && bd[3] == xd[3];
+                if !ok {
+                    return Err(candle_core::Error::Msg(format!(
+                        "masked-softmax: bias {bd:?} does not broadcast to scores {xd:?}"
+                    )));
+                }
+                Some((bv, xd[1], xd[2], bd[0] > 1))
+            }
+        };
+        // The bias row of score row `r`.
+        let bias_row = |r: usize| {
+            bias.map(|(bv, h, s, per_row)| {
+                let bi = if per_row { r / (h * s) } else { 0 };
+                let start = (bi * s + r % s) * keys;
+                &bv[start..start + keys]
+            })
+        };
+        let rows = rows_per_task(keys);
+        y.par_chunks_mut(rows * keys)
+            .zip(x.par_chunks(rows * keys))
+            .enumerate()
+            .for_each(|(task, (yc, xc))| {
+                for (k, (yr, xr)) in yc.chunks_mut(keys).zip(xc.chunks(keys)).enumerate() {
+                    let b = bias_row(task * rows + k);
+                    for (j, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
+                        *o = v * self.scale + b.map_or(0.0, |b| b[j]);
+                    }
+                    let m = yr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for o in yr.iter_mut() {
+                        *o = (*o - m).exp();
+                        sum += *o;
+                    }
+                    let inv = 1.0 / sum;
+                    for o in yr.iter_mut() {
+                        *o *= inv;
+                    }
+                }
+            });
+        Ok(CpuStorage::F32(y))
+    }
+
+    fn grad(&self, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        y.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad { scale: self.scale })
+    }
+}
+
+impl CustomOp1 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "masked-softmax-cpu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = data(s, l, "masked-softmax")?;
+        Ok((self.run(x, l, None)?, l.shape().clone()))
+    }
+
+    fn bwd(&self, _: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.grad(res, grad)?))
+    }
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "masked-softmax-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = data(s1, l1, "masked-softmax")?;
+        let b = data(s2, l2, "masked-softmax")?;
+        Ok((self.run(x, l1, Some((b, l2)))?, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(self.grad(res, grad)?), None))
+    }
+}
+
+/// Input gradient of [`MaskedSoftmax`] from its output: `(y, g) -> scale * y * (g - <y, g>)`.
+struct SoftmaxGrad {
+    scale: f32,
+}
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "softmax-grad-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_same("softmax-grad", l1, l2)?;
+        let y = data(s1, l1, "softmax-grad")?;
+        let g = data(s2, l2, "softmax-grad")?;
+        let keys = width(l1);
+        let per = rows_per_task(keys) * keys;
+        let mut gx = vec![0f32; y.len()];
+        gx.par_chunks_mut(per)
+            .zip(y.par_chunks(per).zip(g.par_chunks(per)))
+            .for_each(|(oc, (yc, gc))| {
+                for ((or, yr), gr) in oc
+                    .chunks_mut(keys)
+                    .zip(yc.chunks(keys))
+                    .zip(gc.chunks(keys))
+                {
+                    let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                    for ((o, &yv), &gv) in or.iter_mut().zip(yr).zip(gr) {
+                        *o = self.scale * yv * (gv - dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(gx), l1.shape().clone()))
+    }
+}
+
+/// `(max, sum(exp(z - max)))` of one row.
+fn row_stats(z: &[f32]) -> (f32, f32) {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s: f32 = z.iter().map(|&x| (x - m).exp()).sum();
+    (m, s)
+}
+
+/// Mean cross-entropy of `logits [n, V]` against per-row targets (negative = ignored),
+/// weighted by `weight` (`1 / n_supervised`): the loss in one pass, no log-softmax copy.
+pub(super) struct CrossEntropy {
+    pub targets: std::sync::Arc<Vec<i64>>,
+    pub weight: f32,
+}
+
+impl CustomOp1 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "cross-entropy-cpu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let z = data(s, l, "cross-entropy")?;
+        let v = width(l);
+        let loss: f64 = z
+            .par_chunks(v)
+            .zip(self.targets.par_iter())
+            .filter(|(_, &t)| t >= 0)
+            .map(|(row, &t)| {
+                let (m, s) = row_stats(row);
+                (m + s.ln() - row[t as usize]) as f64
+            })
+            .sum();
+        Ok((
+            CpuStorage::F32(vec![(loss * self.weight as f64) as f32]),
+            Shape::from(()),
+        ))
+    }
+
+    fn bwd(&self, arg: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+        let op = CrossEntropyGrad {
+            targets: self.targets.clone(),
+            weight: self.weight * g,
+        };
+        Ok(Some(arg.detach().apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// Gradient of [`CrossEntropy`]: `(softmax(z) - onehot(t)) * weight` per supervised row.
+struct CrossEntropyGrad {
+    targets: std::sync::Arc<Vec<i64>>,
+    weight: f32,
+}
+
+impl CustomOp1 for CrossEntropyGrad {
+    fn name(&self) -> &'static str {
+        "cross-entropy-grad-cpu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let z = data(s, l, "cross-entropy-grad")?;
+        let v = width(l);
+        let mut out = vec![0f32; z.len()];
+        let w = self.weight;
+        out.par_chunks_mut(v)
+            .zip(z.par_chunks(v))
+            .zip(self.targets.par_iter())
+            .filter(|(_, &t)| t >= 0)
+            .for_each(|((dst, row), &t)| {
+                let (m, s) = row_stats(row);
+                let scale = w / s;
+                for (d, &x) in dst.iter_mut().zip(row) {
+                    *d = (x - m).exp() * scale;
+                }
+                dst[t as usize] -= w;
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
