@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
             instructmol::cli::train::run(instructmol::train::trainer::Stage::Finetune, args)
         }
         Command::Generate(args) => instructmol::cli::generate::run(args),
+        Command::Chat(args) => instructmol::cli::chat::run(args),
         Command::Device(args) => instructmol::cli::device::run(args),
         Command::Bench(args) => instructmol::cli::bench::run(args),
     };

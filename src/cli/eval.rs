@@ -5,8 +5,9 @@
 //! or with `--out DIR` to `DIR/metrics.json` and `DIR/report.md` (Markdown table with the
 //! paper's rows beside ours, also printed to stdout).
 //!
-//! A generating mode (`--run DIR --data FILE`) can reuse [`ScoringOptions`] and
-//! [`score_and_write`] on the rows it generates.
+//! `--run DIR --data FILE --out DIR` first answers every question of a prepared test file
+//! with the trained run (greedy by default, batched), writes `DIR/predictions.jsonl` (with
+//! `prob_yes` for the yes/no tasks and `property` for QM9), then scores it the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -36,14 +37,56 @@ pub struct Args {
     #[arg(long)]
     pub task: String,
     /// Predictions to score (JSON lines with id, prediction, reference).
-    #[arg(long)]
-    pub predictions: PathBuf,
-    /// Folder for metrics.json and report.md (created if missing).
+    #[arg(long, conflicts_with = "run", required_unless_present = "run")]
+    pub predictions: Option<PathBuf>,
+    /// A trained run directory (or checkpoint) to answer --data with before scoring; decoding is
+    /// greedy unless --temperature is given.
+    #[arg(long, requires = "data", requires = "out")]
+    pub run: Option<PathBuf>,
+    /// With --run: the prepared test file (JSON lines as `data prepare` writes them).
+    #[arg(long, requires = "run")]
+    pub data: Option<PathBuf>,
+    /// Folder for metrics.json and report.md (and predictions.jsonl with --run); created if missing.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Generation settings of --run.
+    #[command(flatten)]
+    pub generation: EvalGeneration,
     /// Scoring options.
     #[command(flatten)]
     pub scoring: ScoringOptions,
+}
+
+/// How `eval --run` generates.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalGeneration {
+    /// Rows decoded together.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Answer only the first N rows of --data.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Most tokens per answer (default: 16 for bace/bbbp/hiv, 32 for qm9, 256 otherwise).
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Sampling temperature (default 0: greedy, so scores are reproducible).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Nucleus sampling threshold (1 keeps every token).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f64,
+    /// Seed of the sampler (row i uses seed + i).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replaces the run's base model path.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Weight and compute dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// Where WordNet is looked for when `--wordnet` is not given.
@@ -127,12 +170,122 @@ pub fn score_and_write(
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
     let task: Task = args.task.parse()?;
-    let rows = eval::read_predictions(&args.predictions)?;
+    let predictions = match (&args.predictions, &args.run, &args.data, &args.out) {
+        (Some(p), _, _, _) => p.clone(),
+        (None, Some(run), Some(data), Some(out)) => {
+            generate_predictions(task, run, data, out, &args.generation)?
+        }
+        _ => bail!("give --predictions FILE.jsonl, or --run DIR --data FILE.jsonl --out DIR"),
+    };
+    let rows = eval::read_predictions(&predictions)?;
     eprintln!("eval: {} predictions for {task}", rows.len());
-    let label = args
-        .predictions
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "ours".into());
+    let label = match &args.run {
+        Some(run) => run.display().to_string(),
+        None => predictions
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "ours".into()),
+    };
     score_and_write(task, &rows, &args.scoring, args.out.as_deref(), &label)
+}
+
+/// `--run`: answers every row of `data` and writes `out/predictions.jsonl`; returns its path.
+fn generate_predictions(
+    task: Task,
+    run: &Path,
+    data: &Path,
+    out: &Path,
+    g: &EvalGeneration,
+) -> Result<PathBuf> {
+    use crate::infer::assistant::Assistant;
+    use crate::infer::batch::{read_rows, BatchOptions};
+    use crate::infer::{GenerationConfig, InferError, YesNoIds};
+
+    if g.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let yes_no_task = matches!(task, Task::Bace | Task::Bbbp | Task::Hiv);
+    let max_new_tokens = g.max_new_tokens.unwrap_or(match task {
+        Task::Bace | Task::Bbbp | Task::Hiv => 16,
+        Task::Qm9 => 32,
+        _ => 256,
+    });
+    let sampling = super::generate::sampling_config(g.temperature, g.top_p, g.seed)?;
+    let mut rows = read_rows(data)?;
+    if let Some(n) = g.limit {
+        rows.truncate(n);
+    }
+    if rows.is_empty() {
+        bail!("{}: no rows to answer", data.display());
+    }
+    let device = crate::model::parse_device(&g.device)?;
+    let dtype = crate::model::parse_dtype(&g.dtype)?;
+    let start = std::time::Instant::now();
+    let assistant = Assistant::from_run(run, g.model.as_deref(), dtype, &device)?;
+    eprintln!(
+        "eval: loaded {} in {:.2} s; answering {} rows of {}",
+        assistant.checkpoint.display(),
+        start.elapsed().as_secs_f64(),
+        rows.len(),
+        data.display()
+    );
+    let yes_no = match yes_no_task.then(|| YesNoIds::from_tokenizer(&assistant.tokenizer)) {
+        Some(Ok(ids)) => Some(ids),
+        Some(Err(e)) => {
+            eprintln!("eval: no prob_yes, only hard labels are scored: {e}");
+            None
+        }
+        None => None,
+    };
+    let options = BatchOptions {
+        generation: GenerationConfig {
+            max_new_tokens,
+            sampling,
+            stop_ids: assistant.stop_ids(),
+        },
+        batch_size: g.batch_size,
+        yes_no,
+    };
+    let answered = super::generate::answer_rows(
+        &assistant.llama,
+        &assistant.tokenizer,
+        &rows,
+        &options,
+        |row| {
+            let smiles = row.smiles.as_deref().ok_or_else(|| {
+                InferError::InvalidSmiles(format!("line {} has no \"smiles\"", row.line))
+            })?;
+            assistant.prompt_embeds(smiles, &row.question)
+        },
+    )?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let path = out.join("predictions.jsonl");
+    let mut text = String::new();
+    for row in &answered {
+        let mut v = serde_json::to_value(row)?;
+        if row.reference.is_none() {
+            bail!(
+                "{}, line {}: no reference answer (a gpt turn) to score against",
+                data.display(),
+                row.line
+            );
+        }
+        if yes_no_task && row.prob_yes.is_none() {
+            // A refused row (invalid molecule) has no logits: it ranks as undecided.
+            v["prob_yes"] = serde_json::json!(0.5);
+        }
+        if task == Task::Qm9 {
+            if let Some(p) = crate::data::qm9::PROPERTIES
+                .iter()
+                .find(|p| row.id.ends_with(&format!("-{p}")))
+            {
+                v["property"] = serde_json::json!(p);
+            }
+        }
+        text.push_str(&serde_json::to_string(&v)?);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("eval: wrote {}", path.display());
+    Ok(path)
 }

@@ -1,19 +1,29 @@
-//! `instructmol generate`: text generation from a plain prompt with a LLaMA-family model,
-//! streamed to stdout as it is produced; timings to stderr.
+//! `instructmol generate`: text generation with a LLaMA-family model. One prompt is streamed
+//! to stdout as it is produced (timings to stderr); `--input FILE.jsonl` answers every row of
+//! a file in batches (`--output`, progress bar on stderr). With `--run` the trained molecular
+//! assistant answers about molecules.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
 
 use crate::data::prompts::DESCRIPTION_QUESTIONS;
 use crate::infer::assistant::Assistant;
-use crate::infer::{generate, CausalLm, GenerationConfig, LlamaLm, SamplingConfig, StopReason};
+use crate::infer::batch::{self, BatchOptions, InputRow, OutputRow, Progress};
+use crate::infer::{
+    generate, CausalLm, GenerationConfig, InferError, LlamaLm, SamplingConfig, StopReason, YesNoIds,
+};
 use crate::model::llama::Llama;
 use crate::model::{load_model, parse_device, parse_dtype, ChatMessage, ModelTokenizer};
 
 /// The embedded default model, fetched by scripts/get_smollm2.sh.
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The reference's sampling temperature for the molecular assistant.
+pub const RUN_TEMPERATURE: f64 = 0.2;
 
 /// Arguments of `instructmol generate`.
 #[derive(Debug, clap::Args)]
@@ -23,31 +33,55 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<String>,
     /// The prompt text (with --run: the question about the molecule; default: a description request).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     pub prompt: Option<String>,
-    /// A trained run directory (or checkpoint): answer about --smiles with its GIN, projector
-    /// and LoRA on the run's base model (--model, if given, replaces the base model's path).
-    #[arg(long, requires = "smiles")]
-    pub run: Option<std::path::PathBuf>,
+    /// A trained run directory (or checkpoint): answer about --smiles (or the rows of --input)
+    /// with its GIN, projector and LoRA on the run's base model (--model, if given, replaces
+    /// the base model's path).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
     /// The molecule (SMILES) to ask about; needs --run.
-    #[arg(long, requires = "run")]
+    #[arg(long, requires = "run", conflicts_with = "input")]
     pub smiles: Option<String>,
+    /// Questions file (JSON lines): records as `data prepare` writes them (`id`, `smiles`,
+    /// `conversations`; the question is the first human turn, the reference the first gpt
+    /// turn), or `{"id", "prompt"}` objects for a plain model.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Answers file for --input (one JSON per line, input order: id, smiles, prompt,
+    /// prediction, reference [, prob_yes] [, error]); `-` or absent: stdout.
+    #[arg(long, requires = "input")]
+    pub output: Option<PathBuf>,
+    /// Rows decoded together with --input.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Answer only the first N rows of --input.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// With --input: add `prob_yes`, the probability of "Yes" against "No" at the first answer
+    /// token, to every row.
+    #[arg(long, requires = "input")]
+    pub prob_yes: bool,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 256)]
     pub max_new_tokens: usize,
-    /// Sampling temperature; 0 is greedy decoding.
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f64,
+    /// Sampling temperature; 0 is greedy decoding. Default: 0.2 with --run (the reference's),
+    /// 0 for a plain model.
+    #[arg(long)]
+    pub temperature: Option<f64>,
     /// Nucleus sampling threshold (1 keeps every token).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f64,
-    /// Seed of the sampler.
+    /// Seed of the sampler (row i of --input uses seed + i, whatever the batch size).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Send the prompt as is, without the model's chat template.
+    /// Keep generating past end tokens until --max-new-tokens (for speed measurements).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Send the prompt as is, without the model's chat template (plain model only).
     #[arg(long)]
     pub raw: bool,
-    /// System message for the chat template (default: the template's own, if any).
+    /// System message for the chat template (plain model; default: the template's own, if any).
     #[arg(long)]
     pub system: Option<String>,
     /// Weight and compute dtype: f32, bf16 or f16.
@@ -58,45 +92,33 @@ pub struct Args {
     pub device: String,
 }
 
-/// Runs the subcommand.
-pub fn run(args: Args) -> Result<()> {
-    if args.temperature.is_nan() || args.temperature < 0.0 {
-        bail!(
-            "--temperature must be >= 0 (0 = greedy), got {}",
-            args.temperature
-        );
+/// Checks `--temperature` and `--top-p` and builds the sampling settings.
+pub fn sampling_config(temperature: f64, top_p: f64, seed: u64) -> Result<SamplingConfig> {
+    if temperature.is_nan() || temperature < 0.0 {
+        bail!("--temperature must be >= 0 (0 = greedy), got {temperature}");
     }
-    if args.top_p.is_nan() || args.top_p <= 0.0 || args.top_p > 1.0 {
-        bail!("--top-p must be in (0, 1], got {}", args.top_p);
+    if top_p.is_nan() || top_p <= 0.0 || top_p > 1.0 {
+        bail!("--top-p must be in (0, 1], got {top_p}");
     }
-    let dtype = parse_dtype(&args.dtype)?;
-    let device = parse_device(&args.device)?;
+    Ok(SamplingConfig {
+        temperature,
+        top_p,
+        seed,
+    })
+}
+
+/// A loaded plain model (no molecule path).
+struct PlainModel {
+    llama: Llama,
+    tokenizer: ModelTokenizer,
+    stop_ids: Vec<u32>,
+}
+
+fn load_plain(args: &Args, dtype: DType, device: &Device) -> Result<PlainModel> {
     let start = Instant::now();
-    if let (Some(run), Some(smiles)) = (&args.run, &args.smiles) {
-        let assistant = Assistant::from_run(run, args.model.as_deref(), dtype, &device)?;
-        eprintln!(
-            "generate: loaded {} in {:.2} s",
-            assistant.checkpoint.display(),
-            start.elapsed().as_secs_f64()
-        );
-        let question = args.prompt.as_deref().unwrap_or(DESCRIPTION_QUESTIONS[0]);
-        let prompt = assistant.prompt_embeds(smiles, question)?;
-        let mut lm = LlamaLm::new(&assistant.llama);
-        return stream(
-            &mut lm,
-            &prompt,
-            &assistant.tokenizer,
-            assistant.stop_ids(),
-            &args,
-        );
-    }
     let model = args.model.as_deref().unwrap_or(DEFAULT_MODEL);
-    let Some(prompt_text) = args.prompt.as_deref() else {
-        bail!("give --prompt TEXT (or --run DIR --smiles S to ask about a molecule)");
-    };
-    let loaded = load_model(model, dtype, &device)?;
-    let tokenizer = loaded.tokenizer;
-    let llama = Llama::from_weights(&loaded.config, loaded.weights, dtype, &device)
+    let loaded = load_model(model, dtype, device)?;
+    let llama = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)
         .with_context(|| format!("cannot build the model from {}", loaded.source))?;
     eprintln!(
         "generate: loaded {} in {:.2} s ({} layers, d={}, {:?} on {})",
@@ -107,48 +129,282 @@ pub fn run(args: Args) -> Result<()> {
         dtype,
         args.device
     );
+    let mut stop_ids = loaded.config.eos_ids();
+    stop_ids.extend(loaded.tokenizer.eos_id());
+    stop_ids.sort_unstable();
+    stop_ids.dedup();
+    Ok(PlainModel {
+        llama,
+        tokenizer: loaded.tokenizer,
+        stop_ids,
+    })
+}
 
-    let ids = if args.raw {
-        tokenizer.encode(prompt_text, true)?
+/// Token ids of a plain prompt: the chat template around it unless `raw`.
+fn plain_ids(
+    tokenizer: &ModelTokenizer,
+    prompt: &str,
+    raw: bool,
+    system: Option<&str>,
+) -> Result<Vec<u32>> {
+    let ids = if raw {
+        tokenizer.encode(prompt, true)?
     } else {
         let mut messages = Vec::new();
-        if let Some(system) = &args.system {
+        if let Some(system) = system {
             messages.push(ChatMessage::new("system", system));
         }
-        messages.push(ChatMessage::new("user", prompt_text));
+        messages.push(ChatMessage::new("user", prompt));
         let text = tokenizer.apply_chat_template(&messages, true)?;
         tokenizer.encode(&text, false)?
     };
     if ids.is_empty() {
         bail!("the prompt is empty after tokenization");
     }
-    let mut stop_ids = loaded.config.eos_ids();
-    stop_ids.extend(tokenizer.eos_id());
-    stop_ids.sort_unstable();
-    stop_ids.dedup();
-    let mut lm = LlamaLm::new(&llama);
+    Ok(ids)
+}
+
+fn load_assistant(run: &Path, args: &Args, dtype: DType, device: &Device) -> Result<Assistant> {
+    let start = Instant::now();
+    let assistant = Assistant::from_run(run, args.model.as_deref(), dtype, device)?;
+    eprintln!(
+        "generate: loaded {} in {:.2} s",
+        assistant.checkpoint.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(assistant)
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<()> {
+    let default_temperature = if args.run.is_some() {
+        RUN_TEMPERATURE
+    } else {
+        0.0
+    };
+    let sampling = sampling_config(
+        args.temperature.unwrap_or(default_temperature),
+        args.top_p,
+        args.seed,
+    )?;
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let dtype = parse_dtype(&args.dtype)?;
+    let device = parse_device(&args.device)?;
+    if let Some(input) = &args.input {
+        return run_file(&args, input, sampling, dtype, &device);
+    }
+    if let Some(run) = &args.run {
+        let Some(smiles) = &args.smiles else {
+            bail!(
+                "--run needs --smiles S (one molecule) or --input FILE.jsonl (a file of questions)"
+            );
+        };
+        let assistant = load_assistant(run, &args, dtype, &device)?;
+        let question = args.prompt.as_deref().unwrap_or(DESCRIPTION_QUESTIONS[0]);
+        let prompt = assistant
+            .prompt_embeds(smiles, question)
+            .map_err(|e| match e {
+                InferError::InvalidSmiles(m) => anyhow::anyhow!("--smiles: {m}"),
+                other => other.into(),
+            })?;
+        let mut lm = LlamaLm::new(&assistant.llama);
+        return stream(
+            &mut lm,
+            &prompt,
+            &assistant.tokenizer,
+            stop_ids(&args, assistant.stop_ids()),
+            sampling,
+            args.max_new_tokens,
+        );
+    }
+    let Some(prompt_text) = args.prompt.as_deref() else {
+        bail!("give --prompt TEXT, --input FILE.jsonl, or --run DIR --smiles S to ask about a molecule");
+    };
+    let plain = load_plain(&args, dtype, &device)?;
+    let ids = plain_ids(
+        &plain.tokenizer,
+        prompt_text,
+        args.raw,
+        args.system.as_deref(),
+    )?;
+    let mut lm = LlamaLm::new(&plain.llama);
     let prompt = lm.embed_ids(&ids)?;
-    stream(&mut lm, &prompt, &tokenizer, stop_ids, &args)
+    stream(
+        &mut lm,
+        &prompt,
+        &plain.tokenizer,
+        stop_ids(&args, plain.stop_ids.clone()),
+        sampling,
+        args.max_new_tokens,
+    )
+}
+
+fn stop_ids(args: &Args, ids: Vec<u32>) -> Vec<u32> {
+    if args.ignore_eos {
+        Vec::new()
+    } else {
+        ids
+    }
+}
+
+/// `--input`: answers every row of the file, in batches.
+fn run_file(
+    args: &Args,
+    input: &Path,
+    sampling: SamplingConfig,
+    dtype: DType,
+    device: &Device,
+) -> Result<()> {
+    let mut rows = batch::read_rows(input)?;
+    if let Some(n) = args.limit {
+        rows.truncate(n);
+    }
+    let out = match &args.run {
+        Some(run) => {
+            let assistant = load_assistant(run, args, dtype, device)?;
+            let yes_no = if args.prob_yes {
+                Some(YesNoIds::from_tokenizer(&assistant.tokenizer)?)
+            } else {
+                None
+            };
+            let options = BatchOptions {
+                generation: GenerationConfig {
+                    max_new_tokens: args.max_new_tokens,
+                    sampling,
+                    stop_ids: stop_ids(args, assistant.stop_ids()),
+                },
+                batch_size: args.batch_size,
+                yes_no,
+            };
+            answer_rows(
+                &assistant.llama,
+                &assistant.tokenizer,
+                &rows,
+                &options,
+                |row| {
+                    let smiles = row.smiles.as_deref().ok_or_else(|| {
+                        InferError::InvalidSmiles(format!(
+                            "line {} has no \"smiles\" (--run answers about molecules)",
+                            row.line
+                        ))
+                    })?;
+                    assistant.prompt_embeds(smiles, &row.question)
+                },
+            )?
+        }
+        None => {
+            let plain = load_plain(args, dtype, device)?;
+            let yes_no = if args.prob_yes {
+                Some(YesNoIds::from_tokenizer(&plain.tokenizer)?)
+            } else {
+                None
+            };
+            let options = BatchOptions {
+                generation: GenerationConfig {
+                    max_new_tokens: args.max_new_tokens,
+                    sampling,
+                    stop_ids: stop_ids(args, plain.stop_ids.clone()),
+                },
+                batch_size: args.batch_size,
+                yes_no,
+            };
+            answer_rows(&plain.llama, &plain.tokenizer, &rows, &options, |row| {
+                let ids = plain_ids(
+                    &plain.tokenizer,
+                    &row.question,
+                    args.raw,
+                    args.system.as_deref(),
+                )
+                .map_err(|e| InferError::Input(format!("line {}: {e}", row.line)))?;
+                let ids = Tensor::new(ids.as_slice(), plain.llama.device())?.unsqueeze(0)?;
+                Ok(plain.llama.embed(&ids)?)
+            })?
+        }
+    };
+    write_rows(args.output.as_deref(), &out)
+}
+
+/// Generates every row with a progress bar on stderr, then reports refused rows and speed.
+pub fn answer_rows(
+    llama: &Llama,
+    tokenizer: &ModelTokenizer,
+    rows: &[InputRow],
+    options: &BatchOptions,
+    prompt: impl Fn(&InputRow) -> crate::infer::Result<Tensor>,
+) -> Result<Vec<OutputRow>> {
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} rows  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let mut last = Progress::default();
+    let out = batch::generate_rows(llama, tokenizer, rows, options, prompt, |p| {
+        if p.rows_done != last.rows_done {
+            bar.set_position(p.rows_done as u64);
+        }
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{} tokens, {:.1} tok/s",
+            p.tokens,
+            p.tokens as f64 / secs
+        ));
+        last = p;
+    })?;
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let bad: Vec<&OutputRow> = out.iter().filter(|r| r.error.is_some()).collect();
+    eprintln!(
+        "generate: {} rows in {:.2} s, {} tokens generated ({:.1} tok/s), batch size {}",
+        out.len(),
+        secs,
+        last.tokens,
+        last.tokens as f64 / secs.max(1e-9),
+        options.batch_size
+    );
+    if !bad.is_empty() {
+        let lines: Vec<String> = bad.iter().take(5).map(|r| r.line.to_string()).collect();
+        eprintln!(
+            "generate: {} rows not answered (invalid SMILES; written with an empty prediction and \"error\"), lines {}{}",
+            bad.len(),
+            lines.join(", "),
+            if bad.len() > 5 { ", ..." } else { "" }
+        );
+    }
+    Ok(out)
+}
+
+/// Writes output rows as JSON lines to `path` (stdout for `-` or none).
+pub fn write_rows(path: Option<&Path>, rows: &[OutputRow]) -> Result<()> {
+    let path = path.unwrap_or(Path::new("-"));
+    let mut w = super::lines::open_output(path)?;
+    for r in rows {
+        serde_json::to_writer(&mut w, r)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// Runs the decode loop from `prompt` embeddings, streaming text to stdout, timings to stderr.
 fn stream(
     lm: &mut LlamaLm,
-    prompt: &candle_core::Tensor,
+    prompt: &Tensor,
     tokenizer: &ModelTokenizer,
     stop_ids: Vec<u32>,
-    args: &Args,
+    sampling: SamplingConfig,
+    max_new_tokens: usize,
 ) -> Result<()> {
     let cfg = GenerationConfig {
-        max_new_tokens: args.max_new_tokens,
-        sampling: SamplingConfig {
-            temperature: args.temperature,
-            top_p: args.top_p,
-            seed: args.seed,
-        },
+        max_new_tokens,
+        sampling,
         stop_ids,
     };
-
     let mut stream = tokenizer.stream(true);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

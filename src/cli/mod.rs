@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 pub mod bench;
+pub mod chat;
 pub mod convert;
 pub mod data;
 pub mod device;
@@ -41,6 +42,8 @@ pub enum Command {
     Finetune(train::Args),
     /// Generate text from a prompt with a LLaMA-family model (streamed to stdout).
     Generate(generate::Args),
+    /// Multi-turn chat with a trained run about a molecule (stdin -> stdout; `reset`, `quit`).
+    Chat(chat::Args),
     /// Open a device (`--device cpu|cuda|cuda:N`) and check it computes what the CPU computes.
     Device(device::Args),
     /// Performance measurements (LoRA training step, ...).

@@ -291,6 +291,58 @@ impl Template {
         }
     }
 
+    /// The generation prompt of a follow-up question: the conversation so far (`history`,
+    /// complete human/gpt pairs, the first human turn carrying `<image>`), then `question` as a
+    /// new user turn, ending where the assistant's answer starts. It is a prefix of
+    /// [`Self::render`] of `history` plus the question and its answer, and equals
+    /// [`Self::render_prompt`] when `history` is empty. The plain template has no turns: its
+    /// prompt is the `<image>` slot alone, whatever the history.
+    pub fn render_followup(&self, history: &[Turn], question: &str) -> Result<String, String> {
+        let Some(first) = history.first() else {
+            return Ok(self.render_prompt(question));
+        };
+        if !history.len().is_multiple_of(2) {
+            return Err("the history must end with an assistant turn".into());
+        }
+        if question.contains(IMAGE_TOKEN) {
+            return Err(format!(
+                "a follow-up question cannot contain {IMAGE_TOKEN}; only the first may"
+            ));
+        }
+        let mut text = self.render(history)?.text;
+        match self.kind {
+            TemplateKind::Plain => return Ok(self.render_prompt(&first.value)),
+            TemplateKind::VicunaV1 => text.push_str(&format!("USER: {question} ASSISTANT:")),
+            TemplateKind::Chatml => text.push_str(&format!(
+                "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+            )),
+        }
+        Ok(text)
+    }
+
+    /// Tokenises the generation prompt of [`Self::render_followup`] (all labels
+    /// [`IGNORE_INDEX`]).
+    pub fn tokenize_followup(
+        &self,
+        tokenizer: &Tokenizer,
+        history: &[Turn],
+        question: &str,
+    ) -> Result<TokenizedExample, DataError> {
+        let text =
+            self.render_followup(history, question)
+                .map_err(|message| DataError::Conversation {
+                    id: String::new(),
+                    message,
+                })?;
+        let image_at = text.find(IMAGE_TOKEN);
+        let rendered = Rendered {
+            text,
+            supervised: Vec::new(),
+            image_at,
+        };
+        self.tokenize_rendered(tokenizer, &rendered, 1)
+    }
+
     /// Tokenises a conversation with its loss mask. `graph_tokens` is how many embeddings
     /// will replace the `<image>` slot (it counts against `max_len`); the tail is cut to fit,
     /// never the slot.

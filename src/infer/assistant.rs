@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{InferError, Result};
 use crate::chem;
-use crate::data::record::IMAGE_TOKEN;
+use crate::data::record::{Turn, IMAGE_TOKEN};
 use crate::data::templates::{Template, TemplateKind};
 use crate::model::splice::{splice, SpliceItem};
 use crate::model::{load_model, Gin, GraphBatch, Llama, ModelTokenizer, Projector};
@@ -81,26 +81,48 @@ impl Assistant {
         })
     }
 
+    /// The molecule's projected graph tokens `[n_atoms, d]` on the model's device.
+    /// [`InferError::InvalidSmiles`] when `smiles` cannot be read.
+    pub fn graph_tokens(&self, smiles: &str) -> Result<Tensor> {
+        let graph =
+            chem::featurize_smiles(smiles).map_err(|e| InferError::InvalidSmiles(e.render()))?;
+        let gb = GraphBatch::from_features([&graph], &Device::Cpu)?;
+        let nodes = self.projector.forward(&self.gin.forward(&gb)?)?;
+        Ok(nodes.to_device(&self.device)?)
+    }
+
     /// Prompt embeddings `[1, s, d]` for `question` about the molecule `smiles` (the graph
     /// tokens go where the template puts `<image>`: before the question).
     pub fn prompt_embeds(&self, smiles: &str, question: &str) -> Result<Tensor> {
-        let graph = chem::featurize_smiles(smiles)
-            .map_err(|e| InferError::Input(format!("--smiles: {}", e.render())))?;
-        let question = format!(
-            "{IMAGE_TOKEN}\n{}",
-            question.replace(IMAGE_TOKEN, "").trim()
-        );
+        let graph = self.graph_tokens(smiles)?;
+        self.followup_embeds(&graph, &[], question)
+    }
+
+    /// Prompt embeddings `[1, s, d]` of a conversation: `history` (complete human/gpt pairs,
+    /// see [`Template::render_followup`]) and the new `question`, with `graph`
+    /// ([`Self::graph_tokens`]) spliced at the first turn's `<image>`. With an empty history
+    /// the question gets the `<image>` slot; later questions must not carry one.
+    pub fn followup_embeds(
+        &self,
+        graph: &Tensor,
+        history: &[Turn],
+        question: &str,
+    ) -> Result<Tensor> {
+        let stripped = question.replace(IMAGE_TOKEN, "");
+        let question = if history.is_empty() {
+            format!("{IMAGE_TOKEN}\n{}", stripped.trim())
+        } else {
+            stripped.trim().to_string()
+        };
         let tokens = self
             .template
-            .tokenize_prompt(self.tokenizer.inner(), &question)
+            .tokenize_followup(self.tokenizer.inner(), history, &question)
             .map_err(input_err)?;
-        let gb = GraphBatch::from_features([&graph], &Device::Cpu)?;
-        let nodes = self.projector.forward(&self.gin.forward(&gb)?)?;
         let item = SpliceItem {
             ids: &tokens.input_ids,
             labels: &tokens.labels,
             image_position: tokens.image_position,
-            graph: Some(nodes.to_device(&self.device)?),
+            graph: Some(graph.clone()),
         };
         let batch = splice(&[item], &self.device, |ids| {
             Ok(self.llama.embed(&ids.unsqueeze(0)?)?.squeeze(0)?)

@@ -1,16 +1,20 @@
-//! The decode loop: feed the prompt's input embeddings once (prefill), then one token at a time
-//! through the model's KV cache, choosing each next token with a [`Sampler`], until an end
-//! token or the token budget. Each new token is handed to a callback as soon as it is chosen,
-//! so callers can stream text.
+//! The decode loop: feed the prompts' input embeddings once (prefill), then one token at a
+//! time through the model's KV cache, choosing each next token with a [`Sampler`] per row,
+//! until an end token or the token budget. Each new token is handed to a callback as soon as
+//! it is chosen, so callers can stream text or count progress.
 //!
 //! The loop takes input *embeddings*, not ids: the molecule path splices graph-token
-//! embeddings into the prompt before calling it.
+//! embeddings into the prompt before calling it. [`generate`] runs one sequence through any
+//! [`CausalLm`]; [`generate_batch`] left-pads several prompts into one batch of a [`Llama`]
+//! and decodes all rows together. Both share one loop, so a row decodes the same way alone
+//! or in a batch.
 
 use std::time::{Duration, Instant};
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::sampling::{Sampler, SamplingConfig};
+use super::yes_no::YesNoIds;
 use super::{InferError, Result};
 use crate::model::llama::{KvCache, Llama};
 
@@ -30,7 +34,7 @@ pub trait CausalLm {
 pub struct GenerationConfig {
     /// Most tokens to generate.
     pub max_new_tokens: usize,
-    /// How tokens are chosen.
+    /// How tokens are chosen (in a batch, each row's seed comes from its [`RowPrompt`]).
     pub sampling: SamplingConfig,
     /// Ids that end the generation (not passed on as text; kept in [`Generation::tokens`]).
     pub stop_ids: Vec<u32>,
@@ -74,6 +78,115 @@ impl Generation {
     }
 }
 
+/// One prompt of a batch.
+#[derive(Debug, Clone)]
+pub struct RowPrompt {
+    /// Prompt embeddings `[1, s, d]` (s > 0).
+    pub embeds: Tensor,
+    /// Seed of this row's sampler (e.g. the run's seed plus the row's index in its input file,
+    /// so that a row's tokens do not depend on the batch it falls in).
+    pub seed: u64,
+}
+
+/// What one row of a batch generated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowGeneration {
+    /// Generated ids, the end token included when there was one.
+    pub tokens: Vec<u32>,
+    /// Why the row stopped.
+    pub stop: StopReason,
+    /// Probability of "Yes" against "No" at the first answer position, when asked for.
+    pub prob_yes: Option<f64>,
+}
+
+/// The outcome of a batch, with timings of the whole batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchGeneration {
+    /// One entry per prompt, in the order given.
+    pub rows: Vec<RowGeneration>,
+    /// Real (unpadded) prompt positions over all rows.
+    pub prompt_tokens: usize,
+    /// Time of the prefill.
+    pub prompt_time: Duration,
+    /// Time of the single-token steps after the prefill.
+    pub decode_time: Duration,
+    /// Number of batched single-token steps.
+    pub decode_steps: usize,
+}
+
+impl BatchGeneration {
+    /// Generated tokens over all rows (end tokens included).
+    pub fn generated_tokens(&self) -> usize {
+        self.rows.iter().map(|r| r.tokens.len()).sum()
+    }
+}
+
+/// Per-row state of the shared decode loop.
+struct RowState {
+    sampler: Sampler,
+    tokens: Vec<u32>,
+    stop: Option<StopReason>,
+}
+
+/// The decode loop shared by [`generate`] and [`generate_batch`]: `first` holds the prefill
+/// logits of every row (`[b, vocab]`, or `[vocab]` for one row); `step` gets the id each row
+/// feeds back (`None` for finished rows) and returns the next logits. Returns the rows and the
+/// number of steps.
+fn decode_loop(
+    first: Tensor,
+    samplers: Vec<Sampler>,
+    cfg: &GenerationConfig,
+    mut step: impl FnMut(&[Option<u32>]) -> Result<Tensor>,
+    mut on_token: impl FnMut(usize, u32) -> Result<()>,
+) -> Result<(Vec<RowState>, usize)> {
+    let b = samplers.len();
+    let mut rows: Vec<RowState> = samplers
+        .into_iter()
+        .map(|sampler| RowState {
+            sampler,
+            tokens: Vec::new(),
+            stop: None,
+        })
+        .collect();
+    let mut steps = 0;
+    let mut logits = first;
+    loop {
+        let flat: Vec<f32> = logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+        if b == 0 || flat.is_empty() || !flat.len().is_multiple_of(b) {
+            return Err(InferError::Input(format!(
+                "the model returned logits of shape {:?} for {b} rows",
+                logits.dims()
+            )));
+        }
+        let vocab = flat.len() / b;
+        let mut next = vec![None; b];
+        for (r, (row, state)) in flat.chunks(vocab).zip(rows.iter_mut()).enumerate() {
+            if state.stop.is_some() {
+                continue;
+            }
+            let id = state.sampler.sample(row).ok_or_else(|| {
+                InferError::Input("the model produced no finite logit".to_string())
+            })?;
+            state.tokens.push(id);
+            if cfg.stop_ids.contains(&id) {
+                state.stop = Some(StopReason::Eos);
+                continue;
+            }
+            on_token(r, id)?;
+            if state.tokens.len() >= cfg.max_new_tokens {
+                state.stop = Some(StopReason::Length);
+            } else {
+                next[r] = Some(id);
+            }
+        }
+        if next.iter().all(Option::is_none) {
+            return Ok((rows, steps));
+        }
+        logits = step(&next)?;
+        steps += 1;
+    }
+}
+
 /// Generates from `prompt_embeds` (`[1, s, d]`), calling `on_token` with each new id as soon as
 /// it is chosen (end tokens excluded). The model's cache is reset first.
 pub fn generate<M: CausalLm + ?Sized>(
@@ -90,43 +203,163 @@ pub fn generate<M: CausalLm + ?Sized>(
         )));
     }
     model.reset();
-    let mut sampler = Sampler::new(cfg.sampling);
-    let mut tokens = Vec::new();
     let start = Instant::now();
-    let mut logits = if cfg.max_new_tokens > 0 {
-        Some(model.forward_step(prompt_embeds)?)
-    } else {
-        None
-    };
+    if cfg.max_new_tokens == 0 {
+        return Ok(Generation {
+            tokens: Vec::new(),
+            stop: StopReason::Length,
+            prompt_len: s,
+            prompt_time: Duration::ZERO,
+            decode_time: Duration::ZERO,
+            decode_steps: 0,
+        });
+    }
+    let first = model.forward_step(prompt_embeds)?;
     let prompt_time = start.elapsed();
     let decode_start = Instant::now();
-    let mut decode_steps = 0;
-    let mut stop = StopReason::Length;
-    while let Some(l) = logits.take() {
-        let row: Vec<f32> = l
-            .flatten_all()?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1()?;
-        let id = sampler
-            .sample(&row)
-            .ok_or_else(|| InferError::Input("the model produced no finite logit".to_string()))?;
-        tokens.push(id);
-        if cfg.stop_ids.contains(&id) {
-            stop = StopReason::Eos;
-            break;
-        }
-        on_token(id)?;
-        if tokens.len() >= cfg.max_new_tokens {
-            break;
-        }
-        let emb = model.embed_ids(&[id])?;
-        logits = Some(model.forward_step(&emb)?);
-        decode_steps += 1;
-    }
+    let (mut rows, decode_steps) = decode_loop(
+        first,
+        vec![Sampler::new(cfg.sampling)],
+        cfg,
+        |next| {
+            let Some(id) = next.first().copied().flatten() else {
+                return Err(InferError::Input("no token to feed back".to_string()));
+            };
+            let emb = model.embed_ids(&[id])?;
+            model.forward_step(&emb)
+        },
+        |_, id| on_token(id),
+    )?;
+    let row = rows
+        .pop()
+        .ok_or_else(|| InferError::Input("no row".into()))?;
     Ok(Generation {
-        tokens,
-        stop,
+        tokens: row.tokens,
+        stop: row.stop.unwrap_or(StopReason::Length),
         prompt_len: s,
+        prompt_time,
+        decode_time: decode_start.elapsed(),
+        decode_steps,
+    })
+}
+
+/// Generates from several prompts at once: the prompts are left-padded into one
+/// `[b, max_s, d]` batch with an attention mask, prefilled once, then decoded together with
+/// [`Llama::forward_cached`]. Each row has its own sampler (seeded from [`RowPrompt::seed`]) and
+/// stops on its own; a finished row is fed masked padding until the whole batch is done, and
+/// its tokens are not extended. `yes_no` adds each row's probability of "Yes" at the first
+/// answer position. `on_token(row, id)` is called with each new id (end tokens excluded).
+pub fn generate_batch(
+    llama: &Llama,
+    prompts: &[RowPrompt],
+    cfg: &GenerationConfig,
+    yes_no: Option<&YesNoIds>,
+    on_token: impl FnMut(usize, u32) -> Result<()>,
+) -> Result<BatchGeneration> {
+    let b = prompts.len();
+    let d = llama.config().hidden_size;
+    let mut lens = Vec::with_capacity(b);
+    for (r, p) in prompts.iter().enumerate() {
+        match p.embeds.dims3()? {
+            (1, s, dd) if s > 0 && dd == d => lens.push(s),
+            _ => {
+                return Err(InferError::Input(format!(
+                    "prompt {r}: expected embeddings [1, s > 0, {d}], got {:?}",
+                    p.embeds.dims()
+                )))
+            }
+        }
+    }
+    let empty = |prompt_tokens| BatchGeneration {
+        rows: vec![
+            RowGeneration {
+                tokens: Vec::new(),
+                stop: StopReason::Length,
+                prob_yes: None,
+            };
+            b
+        ],
+        prompt_tokens,
+        prompt_time: Duration::ZERO,
+        decode_time: Duration::ZERO,
+        decode_steps: 0,
+    };
+    let prompt_tokens = lens.iter().sum();
+    if b == 0 || cfg.max_new_tokens == 0 {
+        return Ok(empty(prompt_tokens));
+    }
+    let width = lens.iter().copied().max().unwrap_or(0);
+    let device = llama.device();
+    let dtype = llama.dtype();
+    let mut padded = Vec::with_capacity(b);
+    let mut mask = Vec::with_capacity(b * width);
+    for (p, &s) in prompts.iter().zip(&lens) {
+        let e = p.embeds.to_dtype(dtype)?.to_device(device)?;
+        let pad = width - s;
+        padded.push(if pad > 0 {
+            Tensor::cat(&[&Tensor::zeros((1, pad, d), dtype, device)?, &e], 1)?
+        } else {
+            e
+        });
+        mask.extend(std::iter::repeat_n(0f32, pad).chain(std::iter::repeat_n(1f32, s)));
+    }
+    let embeds = Tensor::cat(&padded, 0)?;
+    let mask = Tensor::from_vec(mask, (b, width), device)?;
+    let mut cache: KvCache = llama.new_cache(b);
+    let start = Instant::now();
+    let first = llama.forward_cached(&embeds, Some(&mask), &mut cache)?;
+    let prompt_time = start.elapsed();
+    let prob_yes: Vec<Option<f64>> = match yes_no {
+        Some(yn) => first
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?
+            .iter()
+            .map(|row| yn.prob_yes(row).map(Some))
+            .collect::<Result<_>>()?,
+        None => vec![None; b],
+    };
+    let samplers = prompts
+        .iter()
+        .map(|p| {
+            Sampler::new(SamplingConfig {
+                seed: p.seed,
+                ..cfg.sampling
+            })
+        })
+        .collect();
+    let decode_start = Instant::now();
+    let (rows, decode_steps) = decode_loop(
+        first,
+        samplers,
+        cfg,
+        |next| {
+            let ids: Vec<u32> = next.iter().map(|id| id.unwrap_or(0)).collect();
+            let ids = Tensor::from_vec(ids, (b, 1), device)?;
+            let x = llama.embed(&ids)?;
+            let mask = if next.iter().all(Option::is_some) {
+                None
+            } else {
+                let m: Vec<f32> = next
+                    .iter()
+                    .map(|id| if id.is_some() { 1.0 } else { 0.0 })
+                    .collect();
+                Some(Tensor::from_vec(m, (b, 1), device)?)
+            };
+            Ok(llama.forward_cached(&x, mask.as_ref(), &mut cache)?)
+        },
+        on_token,
+    )?;
+    Ok(BatchGeneration {
+        rows: rows
+            .into_iter()
+            .zip(prob_yes)
+            .map(|(r, prob_yes)| RowGeneration {
+                tokens: r.tokens,
+                stop: r.stop.unwrap_or(StopReason::Length),
+                prob_yes,
+            })
+            .collect(),
+        prompt_tokens,
         prompt_time,
         decode_time: decode_start.elapsed(),
         decode_steps,

@@ -1,12 +1,19 @@
-//! Inference: token selection ([`sampling`]) and the streaming decode loop ([`generate`]) over
-//! any model that implements [`CausalLm`].
+//! Inference: token selection ([`sampling`]), the decode loop ([`generate`]: one streamed
+//! sequence over any [`CausalLm`], or a left-padded batch of a LLaMA), the probability of
+//! "Yes" for yes/no questions ([`yes_no`]) and the molecular assistant ([`assistant`]).
 
 pub mod assistant;
+pub mod batch;
 pub mod generate;
 pub mod sampling;
+pub mod yes_no;
 
-pub use generate::{generate, CausalLm, Generation, GenerationConfig, LlamaLm, StopReason};
+pub use generate::{
+    generate, generate_batch, BatchGeneration, CausalLm, Generation, GenerationConfig, LlamaLm,
+    RowGeneration, RowPrompt, StopReason,
+};
 pub use sampling::{Sampler, SamplingConfig};
+pub use yes_no::YesNoIds;
 
 use crate::model::{ModelError, TokenizerError};
 
@@ -25,6 +32,9 @@ pub enum InferError {
     /// The input cannot be generated from.
     #[error("{0}")]
     Input(String),
+    /// A molecule could not be read (the message names the position).
+    #[error("invalid SMILES: {0}")]
+    InvalidSmiles(String),
     /// Writing the streamed output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),

@@ -1,0 +1,176 @@
+//! `instructmol chat`: a multi-turn conversation with the trained molecular assistant about
+//! one molecule. Questions come one per line on stdin; each answer is streamed to stdout.
+//! The conversation so far is rendered with the run's template before every new question
+//! (the molecule's graph tokens stay in the first turn). `reset` clears the history,
+//! `reset SMILES` switches to another molecule, `quit` or end of input ends. With `--json`
+//! each answer is one JSON line (`turn`, `smiles`, `question`, `answer`) instead of streamed
+//! text, for scripts (answers may span several lines).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use crate::data::record::{Turn, IMAGE_TOKEN};
+use crate::infer::assistant::Assistant;
+use crate::infer::{generate, GenerationConfig, InferError, LlamaLm, SamplingConfig};
+use crate::model::{parse_device, parse_dtype};
+
+/// Arguments of `instructmol chat`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A trained run directory (or checkpoint).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The molecule (SMILES) to talk about.
+    #[arg(long)]
+    pub smiles: String,
+    /// Replaces the run's base model path.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Most tokens per answer.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature (the reference's 0.2); 0 is greedy decoding.
+    #[arg(long, default_value_t = super::generate::RUN_TEMPERATURE)]
+    pub temperature: f64,
+    /// Nucleus sampling threshold (1 keeps every token).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f64,
+    /// Seed of the sampler (turn i of a conversation uses seed + i).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Weight and compute dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print one JSON line per answer (`turn`, `smiles`, `question`, `answer`) instead of
+    /// streaming the text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The molecule being discussed and the conversation so far.
+struct Session {
+    smiles: String,
+    graph: Tensor,
+    history: Vec<Turn>,
+}
+
+fn graph_of(assistant: &Assistant, smiles: &str) -> Result<Tensor> {
+    assistant.graph_tokens(smiles).map_err(|e| match e {
+        InferError::InvalidSmiles(m) => anyhow::anyhow!("invalid SMILES {smiles}: {m}"),
+        other => other.into(),
+    })
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<()> {
+    let sampling = super::generate::sampling_config(args.temperature, args.top_p, args.seed)?;
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let start = Instant::now();
+    let assistant = Assistant::from_run(&args.run, args.model.as_deref(), dtype, &device)?;
+    let interactive = std::io::stdin().is_terminal();
+    eprintln!(
+        "chat: loaded {} in {:.2} s; one question per line, `reset` clears the conversation, \
+         `reset SMILES` switches molecule, `quit` ends",
+        assistant.checkpoint.display(),
+        start.elapsed().as_secs_f64()
+    );
+    let mut session = Session {
+        graph: graph_of(&assistant, &args.smiles)?,
+        smiles: args.smiles.clone(),
+        history: Vec::new(),
+    };
+    let stop_ids = assistant.stop_ids();
+    let mut lm = LlamaLm::new(&assistant.llama);
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let stdout = std::io::stdout();
+    loop {
+        if interactive {
+            eprint!("[{}] > ", session.smiles);
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let question = line.trim();
+        if question.is_empty() {
+            continue;
+        }
+        if question == "quit" || question == "exit" {
+            break;
+        }
+        if question == "reset" || question.starts_with("reset ") {
+            let smiles = question["reset".len()..].trim();
+            if !smiles.is_empty() {
+                match graph_of(&assistant, smiles) {
+                    Ok(graph) => {
+                        session.graph = graph;
+                        session.smiles = smiles.to_string();
+                    }
+                    Err(e) => {
+                        eprintln!("chat: {e}; still on {}", session.smiles);
+                        continue;
+                    }
+                }
+            }
+            session.history.clear();
+            eprintln!("chat: new conversation about {}", session.smiles);
+            continue;
+        }
+        let embeds = assistant.followup_embeds(&session.graph, &session.history, question)?;
+        let turn = (session.history.len() / 2) as u64;
+        let cfg = GenerationConfig {
+            max_new_tokens: args.max_new_tokens,
+            sampling: SamplingConfig {
+                seed: sampling.seed.wrapping_add(turn),
+                ..sampling
+            },
+            stop_ids: stop_ids.clone(),
+        };
+        let mut stream = assistant.tokenizer.stream(true);
+        let mut out = stdout.lock();
+        let result = generate(&mut lm, &embeds, &cfg, |id| {
+            if args.json {
+                return Ok(());
+            }
+            if let Some(piece) = stream.step(&assistant.tokenizer, id)? {
+                out.write_all(piece.as_bytes())?;
+                out.flush()?;
+            }
+            Ok(())
+        })?;
+        let ids: Vec<u32> = result
+            .tokens
+            .iter()
+            .copied()
+            .filter(|id| !stop_ids.contains(id))
+            .collect();
+        let answer = assistant.tokenizer.decode(&ids, true)?.trim().to_string();
+        if args.json {
+            let line = serde_json::json!({
+                "turn": turn + 1,
+                "smiles": session.smiles,
+                "question": question,
+                "answer": answer,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out)?;
+        }
+        out.flush()?;
+        let asked = if session.history.is_empty() {
+            format!("{IMAGE_TOKEN}\n{question}")
+        } else {
+            question.to_string()
+        };
+        session.history.push(Turn::human(asked));
+        session.history.push(Turn::gpt(answer));
+    }
+    Ok(())
+}

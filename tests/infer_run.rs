@@ -1,0 +1,482 @@
+//! Generation from a trained tiny run (tests/data/tiny_model, 2 LoRA steps on the BBBP cut):
+//! batched decoding is the same as one row at a time, whatever the batch size; `prob_yes` is
+//! the softmax of the first answer position; `generate --input`, `eval --run` and `chat`
+//! work end to end through the binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use instructmol::infer::assistant::Assistant;
+use instructmol::infer::{
+    generate, generate_batch, GenerationConfig, LlamaLm, RowPrompt, SamplingConfig, YesNoIds,
+};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_instructmol"));
+    c.env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check(o: &std::process::Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The temp folder of this test binary, with the prepared BBBP cut and a 2-step tiny run.
+fn fixture() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("im-infer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = bin()
+            .args(["data", "prepare", "--task", "bbbp", "--input"])
+            .arg(root().join("tests/data/datasets/bbbp.csv"))
+            .arg("--out")
+            .arg(dir.join("bbbp"))
+            .output()
+            .unwrap();
+        check(&o);
+        let config = format!(
+            r#"output_dir = "{out}"
+[model]
+llm = "{llm}"
+template = "chatml"
+max_length = 256
+[data]
+train = "{train}"
+max_train_examples = 8
+[train]
+epochs = 1
+max_steps = 2
+batch_size = 4
+grad_accum = 1
+lr = 1e-4
+seed = 7
+save_every = 2
+[lora]
+r = 4
+alpha = 8.0
+dropout = 0.0
+targets = ["q_proj", "v_proj"]
+"#,
+            out = dir.join("run").display(),
+            llm = root().join("tests/data/tiny_model").display(),
+            train = dir.join("bbbp/train.jsonl").display(),
+        );
+        std::fs::write(dir.join("run.toml"), config).unwrap();
+        let o = bin()
+            .arg("finetune")
+            .arg("--config")
+            .arg(dir.join("run.toml"))
+            .output()
+            .unwrap();
+        check(&o);
+        dir
+    })
+}
+
+fn run_dir() -> PathBuf {
+    fixture().join("run")
+}
+
+/// (smiles, question) of the first `n` training rows.
+fn questions(n: usize) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(fixture().join("bbbp/train.jsonl")).unwrap();
+    text.lines()
+        .take(n)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let q = v["conversations"][0]["value"].as_str().unwrap().to_string();
+            (v["smiles"].as_str().unwrap().to_string(), q)
+        })
+        .collect()
+}
+
+fn assistant() -> Assistant {
+    Assistant::from_run(&run_dir(), None, DType::F32, &Device::Cpu).unwrap()
+}
+
+/// Tokens of every prompt, generated `batch` rows at a time (row i seeded with `seed + i`).
+fn tokens_by_batch(
+    a: &Assistant,
+    prompts: &[Tensor],
+    cfg: &GenerationConfig,
+    batch: usize,
+) -> Vec<Vec<u32>> {
+    let rows: Vec<RowPrompt> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| RowPrompt {
+            embeds: p.clone(),
+            seed: cfg.sampling.seed + i as u64,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for chunk in rows.chunks(batch) {
+        let g = generate_batch(&a.llama, chunk, cfg, None, |_, _| Ok(())).unwrap();
+        assert_eq!(g.rows.len(), chunk.len());
+        out.extend(g.rows.into_iter().map(|r| r.tokens));
+    }
+    out
+}
+
+#[test]
+fn batched_generation_matches_single_rows_for_every_batch_size() {
+    let a = assistant();
+    let prompts: Vec<Tensor> = questions(8)
+        .iter()
+        .map(|(s, q)| a.prompt_embeds(s, q).unwrap())
+        .collect();
+    let lens: Vec<usize> = prompts.iter().map(|p| p.dims()[1]).collect();
+    assert!(
+        lens.iter().any(|&l| l != lens[0]),
+        "the prompts should differ in length so that padding is exercised: {lens:?}"
+    );
+    for temperature in [0.0, 1.0] {
+        let cfg = GenerationConfig {
+            max_new_tokens: 10,
+            sampling: SamplingConfig {
+                temperature,
+                top_p: 1.0,
+                seed: 3,
+            },
+            stop_ids: a.stop_ids(),
+        };
+        let one = tokens_by_batch(&a, &prompts, &cfg, 1);
+        assert_eq!(
+            one,
+            tokens_by_batch(&a, &prompts, &cfg, 1),
+            "T={temperature}: not deterministic"
+        );
+        for batch in [3, 8] {
+            assert_eq!(
+                one,
+                tokens_by_batch(&a, &prompts, &cfg, batch),
+                "T={temperature}: batch {batch} differs from batch 1"
+            );
+        }
+        // The streaming single-sequence loop agrees with the batched one.
+        let mut lm = LlamaLm::new(&a.llama);
+        for (i, p) in prompts.iter().enumerate().take(3) {
+            let row_cfg = GenerationConfig {
+                sampling: SamplingConfig {
+                    seed: cfg.sampling.seed + i as u64,
+                    ..cfg.sampling
+                },
+                ..cfg.clone()
+            };
+            let mut streamed = Vec::new();
+            let g = generate(&mut lm, p, &row_cfg, |id| {
+                streamed.push(id);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(g.tokens, one[i], "T={temperature}: row {i}");
+            assert!(g.tokens.starts_with(&streamed));
+        }
+        if temperature > 0.0 {
+            assert!(
+                one.iter().any(|t| t != &one[0]),
+                "sampled rows are all identical: {one:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn prob_yes_is_the_softmax_of_the_first_answer_position() {
+    let a = assistant();
+    let yn = YesNoIds::from_tokenizer(&a.tokenizer).unwrap();
+    assert!(!yn.yes.is_empty() && !yn.no.is_empty());
+    let qs = questions(3);
+    let prompts: Vec<RowPrompt> = qs
+        .iter()
+        .map(|(s, q)| RowPrompt {
+            embeds: a.prompt_embeds(s, q).unwrap(),
+            seed: 0,
+        })
+        .collect();
+    let cfg = GenerationConfig {
+        max_new_tokens: 1,
+        sampling: SamplingConfig::default(),
+        stop_ids: a.stop_ids(),
+    };
+    let g = generate_batch(&a.llama, &prompts, &cfg, Some(&yn), |_, _| Ok(())).unwrap();
+    for (row, p) in g.rows.iter().zip(&prompts) {
+        let got = row.prob_yes.unwrap();
+        assert!((0.0..=1.0).contains(&got));
+        // Independently: full forward pass, softmax over the whole vocabulary at the last
+        // prompt position, in f64.
+        let logits = a.llama.forward(&p.embeds, None, false, 0).unwrap();
+        let s = logits.dims()[1];
+        let last: Vec<f32> = logits
+            .narrow(1, s - 1, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let z: f64 = last.iter().map(|&v| (v as f64 - max).exp()).sum();
+        let p = |id: &u32| (last[*id as usize] as f64 - max).exp() / z;
+        let py: f64 = yn.yes.iter().map(p).sum();
+        let pn: f64 = yn.no.iter().map(p).sum();
+        let want = py / (py + pn);
+        assert!((got - want).abs() < 1e-5, "prob_yes {got}, softmax {want}");
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn generate_input_writes_every_row_in_order_and_reports_bad_ones() {
+    let dir = fixture();
+    let test = std::fs::read_to_string(dir.join("bbbp/train.jsonl")).unwrap();
+    let mut lines: Vec<String> = test.lines().take(5).map(String::from).collect();
+    lines.insert(
+        2,
+        r#"{"id":"broken","smiles":"C1CC(","conversations":[{"from":"human","value":"<image>\nIs it?"},{"from":"gpt","value":"No"}]}"#
+            .to_string(),
+    );
+    let input = dir.join("gen_in.jsonl");
+    write(&input, &(lines.join("\n") + "\n"));
+    let mut outs = Vec::new();
+    for batch in ["1", "4"] {
+        let output = dir.join(format!("gen_out_{batch}.jsonl"));
+        let o = bin()
+            .args(["generate", "--run"])
+            .arg(run_dir())
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .args(["--batch-size", batch, "--max-new-tokens", "6", "--prob-yes"])
+            .output()
+            .unwrap();
+        check(&o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("1 rows not answered") && err.contains("lines 3"),
+            "{err}"
+        );
+        let rows: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 6);
+        for (row, line) in rows.iter().zip(&lines) {
+            let want: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(row["id"], want["id"]);
+            assert_eq!(row["smiles"], want["smiles"]);
+            assert_eq!(row["reference"], want["conversations"][1]["value"]);
+            assert!(!row["prompt"].as_str().unwrap().contains("<image>"));
+            assert!(row["prediction"].is_string());
+        }
+        assert_eq!(rows[2]["prediction"], "");
+        assert!(rows[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid SMILES"));
+        for (i, r) in rows.iter().enumerate() {
+            if i != 2 {
+                assert!(r.get("error").is_none(), "{r}");
+                let p = r["prob_yes"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&p));
+            }
+        }
+        outs.push(rows);
+    }
+    // Sampling at the default temperature, seeded per input row: the batch size changes no
+    // text; prob_yes agrees to float rounding.
+    for (a, b) in outs[0].iter().zip(&outs[1]) {
+        let strip = |v: &serde_json::Value| {
+            let mut v = v.clone();
+            v.as_object_mut().unwrap().remove("prob_yes");
+            v
+        };
+        assert_eq!(strip(a), strip(b));
+        let (pa, pb) = (a["prob_yes"].as_f64(), b["prob_yes"].as_f64());
+        assert_eq!(pa.is_some(), pb.is_some());
+        if let (Some(pa), Some(pb)) = (pa, pb) {
+            assert!((pa - pb).abs() < 1e-6, "{pa} vs {pb}");
+        }
+    }
+
+    // --limit answers the first rows only.
+    let o = bin()
+        .args(["generate", "--run"])
+        .arg(run_dir())
+        .arg("--input")
+        .arg(&input)
+        .args(["--limit", "2", "--max-new-tokens", "2"])
+        .output()
+        .unwrap();
+    check(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+
+    // Bad JSON: the file and line are named, nothing is generated.
+    let bad = dir.join("gen_bad.jsonl");
+    write(&bad, &format!("{}\n\n{{\"id\": 1, oops\n", lines[0]));
+    let o = bin()
+        .args(["generate", "--run"])
+        .arg(run_dir())
+        .arg("--input")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("gen_bad.jsonl, line 3") && err.contains("bad JSON"),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_run_generates_and_scores_bbbp() {
+    let dir = fixture();
+    let out = dir.join("eval_out");
+    let o = bin()
+        .args(["eval", "--task", "bbbp", "--run"])
+        .arg(run_dir())
+        .arg("--data")
+        .arg(dir.join("bbbp/train.jsonl"))
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--limit",
+            "10",
+            "--batch-size",
+            "4",
+            "--max-new-tokens",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    check(&o);
+    let preds = std::fs::read_to_string(out.join("predictions.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = preds
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r["prob_yes"].is_f64()));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics.to_string().contains("roc_auc_prob"), "{metrics}");
+    assert!(out.join("report.md").is_file());
+
+    // --predictions and --run together are refused.
+    let o = bin()
+        .args(["eval", "--task", "bbbp", "--predictions"])
+        .arg(out.join("predictions.jsonl"))
+        .arg("--run")
+        .arg(run_dir())
+        .arg("--data")
+        .arg(dir.join("bbbp/train.jsonl"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    // The predictions it wrote score the same on their own.
+    let o2 = bin()
+        .args(["eval", "--task", "bbbp", "--predictions"])
+        .arg(out.join("predictions.jsonl"))
+        .output()
+        .unwrap();
+    check(&o2);
+    let again: serde_json::Value = serde_json::from_slice(&o2.stdout).unwrap();
+    assert_eq!(again, metrics);
+}
+
+fn chat(input: &str) -> std::process::Output {
+    let mut child = bin()
+        .args(["chat", "--json", "--run"])
+        .arg(run_dir())
+        .args([
+            "--smiles",
+            "CCO",
+            "--max-new-tokens",
+            "6",
+            "--temperature",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn answers(o: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn chat_keeps_history_and_reset_starts_over() {
+    let o = chat(
+        "What is it?\nAnd its solubility?\nreset\nWhat is it?\nreset C1CC(\nreset c1ccccc1\nWhat is it?\nquit\nnever read\n",
+    );
+    check(&o);
+    let a = answers(&o);
+    assert_eq!(a.len(), 4, "{a:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("invalid SMILES C1CC("), "{err}");
+    assert!(err.contains("new conversation about c1ccccc1"), "{err}");
+    let turns: Vec<u64> = a.iter().map(|v| v["turn"].as_u64().unwrap()).collect();
+    assert_eq!(turns, [1, 2, 1, 1]);
+    assert_eq!(a[1]["question"], "And its solubility?");
+    assert_eq!(a[3]["smiles"], "c1ccccc1");
+    // After `reset` the same first question about the same molecule gets the same (sampled,
+    // seeded per turn) answer; the first turn is what `generate` answers with the same settings.
+    assert_eq!(a[0]["answer"], a[2]["answer"]);
+    let input = fixture().join("chat_q.jsonl");
+    write(
+        &input,
+        "{\"id\": \"q\", \"smiles\": \"CCO\", \"prompt\": \"What is it?\"}\n",
+    );
+    let o = bin()
+        .args(["generate", "--run"])
+        .arg(run_dir())
+        .arg("--input")
+        .arg(&input)
+        .args(["--max-new-tokens", "6", "--temperature", "1"])
+        .output()
+        .unwrap();
+    check(&o);
+    let row: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(row["prediction"], a[0]["answer"]);
+    // End of input ends the chat too.
+    let o = chat("What is it?\n");
+    check(&o);
+    assert_eq!(answers(&o).len(), 1);
+}

@@ -1,0 +1,120 @@
+//! Follow-up prompts of the conversation templates (what `chat` sends), and batched greedy
+//! decoding of the SmolLM2 default model (skipped when the GGUF file is absent).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use instructmol::data::record::Turn;
+use instructmol::data::templates::{Template, TemplateKind};
+use instructmol::infer::{generate_batch, GenerationConfig, RowPrompt, SamplingConfig};
+use instructmol::model::llama::Llama;
+use instructmol::model::{load_model, ChatMessage};
+
+#[test]
+fn followup_prompt_is_the_prefix_of_the_longer_conversation() {
+    let history = vec![
+        Turn::human("<image>\nWhat is this molecule?"),
+        Turn::gpt("An alcohol."),
+    ];
+    let q = "Is it soluble in water?";
+    for kind in [TemplateKind::VicunaV1, TemplateKind::Chatml] {
+        let t = Template::new(kind);
+        // Empty history: the single-question prompt.
+        assert_eq!(
+            t.render_followup(&[], "<image>\nWhat is this molecule?")
+                .unwrap(),
+            t.render_prompt("<image>\nWhat is this molecule?")
+        );
+        // With history: a prefix of the rendered conversation that continues with q and an
+        // answer, and longer than the history's own rendering.
+        let prompt = t.render_followup(&history, q).unwrap();
+        let mut longer = history.clone();
+        longer.push(Turn::human(q));
+        longer.push(Turn::gpt("Yes."));
+        let full = t.render(&longer).unwrap().text;
+        assert!(
+            full.starts_with(&prompt),
+            "{kind:?}:\n{prompt}\n---\n{full}"
+        );
+        let past = t.render(&history).unwrap().text;
+        assert!(prompt.starts_with(&past) && prompt.len() > past.len() + q.len());
+        assert_eq!(
+            full[prompt.len()..].trim_start(),
+            "Yes.".to_string()
+                + t.stop_text()
+                + if kind == TemplateKind::Chatml {
+                    "\n"
+                } else {
+                    ""
+                }
+        );
+        assert_eq!(prompt.matches("<image>").count(), 1);
+        // The graph slot must stay in the first turn only; half a turn is refused.
+        assert!(t.render_followup(&history, "<image> again").is_err());
+        assert!(t.render_followup(&history[..1], q).is_err());
+    }
+    // Plain has no turns: the slot alone.
+    let plain = Template::new(TemplateKind::Plain);
+    assert_eq!(plain.render_followup(&history, q).unwrap(), "<image>");
+}
+
+fn smollm2() -> Option<PathBuf> {
+    let p = std::env::var_os("INSTRUCTMOL_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if p.is_file() {
+        Some(p)
+    } else {
+        println!(
+            "skipped: {} not found (run scripts/get_smollm2.sh)",
+            p.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn smollm2_greedy_text_is_the_same_at_batch_1_and_4() {
+    let Some(path) = smollm2() else { return };
+    if cfg!(debug_assertions) {
+        // About 4 minutes unoptimised on 2 cores; `cargo test --release` (CI) runs it.
+        println!("skipped in a debug build: run `cargo test --release --test infer_text`");
+        return;
+    }
+    let m = load_model(path.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
+    let llama = Llama::from_weights(&m.config, m.weights, DType::F32, &Device::Cpu).unwrap();
+    let prompts: Vec<RowPrompt> = ["Hi", "What is water?", "Name a gas.", "2+2="]
+        .iter()
+        .map(|p| {
+            let text = m
+                .tokenizer
+                .apply_chat_template(&[ChatMessage::new("user", p)], true)
+                .unwrap();
+            let ids = m.tokenizer.encode(&text, false).unwrap();
+            let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            RowPrompt {
+                embeds: llama.embed(&ids).unwrap(),
+                seed: 0,
+            }
+        })
+        .collect();
+    let cfg = GenerationConfig {
+        max_new_tokens: 5,
+        sampling: SamplingConfig::default(),
+        stop_ids: m.tokenizer.eos_id().into_iter().collect(),
+    };
+    let mut one = Vec::new();
+    for p in &prompts {
+        let g = generate_batch(&llama, std::slice::from_ref(p), &cfg, None, |_, _| Ok(())).unwrap();
+        one.push(g.rows[0].tokens.clone());
+    }
+    let four = generate_batch(&llama, &prompts, &cfg, None, |_, _| Ok(())).unwrap();
+    let four: Vec<Vec<u32>> = four.rows.into_iter().map(|r| r.tokens).collect();
+    assert_eq!(one, four);
+    assert!(one.iter().any(|t| t != &one[0]), "{one:?}");
+}
