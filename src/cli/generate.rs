@@ -369,7 +369,7 @@ pub fn answer_rows(
     if !bad.is_empty() {
         let lines: Vec<String> = bad.iter().take(5).map(|r| r.line.to_string()).collect();
         eprintln!(
-            "generate: {} rows not answered (invalid SMILES; written with an empty prediction and \"error\"), lines {}{}",
+            "generate: {} rows not answered (written with an empty prediction and their \"error\"), lines {}{}",
             bad.len(),
             lines.join(", "),
             if bad.len() > 5 { ", ..." } else { "" }

@@ -168,8 +168,9 @@ pub struct Progress {
 
 /// Generates an answer for every row. `prompt` turns a row into prompt embeddings `[1, s, d]`;
 /// when it fails with [`InferError::InvalidSmiles`] the row gets that error and an empty
-/// prediction, any other failure stops the run. Rows are sorted by length within the file
-/// for batching and returned in input order; the text is decoded with `tokenizer`.
+/// prediction, any other failure stops the run. Rows are sorted by length (question plus
+/// SMILES, in characters) so that a batch holds prompts of similar length, and returned in
+/// input order; the text is decoded with `tokenizer`.
 pub fn generate_rows(
     llama: &Llama,
     tokenizer: &ModelTokenizer,
