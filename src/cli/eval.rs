@@ -218,6 +218,13 @@ fn generate_predictions(
     if rows.is_empty() {
         bail!("{}: no rows to answer", data.display());
     }
+    if let Some(row) = rows.iter().find(|r| r.reference.is_none()) {
+        bail!(
+            "{}, line {}: no reference answer (a gpt turn) to score against",
+            data.display(),
+            row.line
+        );
+    }
     let device = crate::model::parse_device(&g.device)?;
     let dtype = crate::model::parse_dtype(&g.dtype)?;
     let start = std::time::Instant::now();
@@ -263,13 +270,6 @@ fn generate_predictions(
     let mut text = String::new();
     for row in &answered {
         let mut v = serde_json::to_value(row)?;
-        if row.reference.is_none() {
-            bail!(
-                "{}, line {}: no reference answer (a gpt turn) to score against",
-                data.display(),
-                row.line
-            );
-        }
         if yes_no_task && row.prob_yes.is_none() {
             // A refused row (invalid molecule) has no logits: it ranks as undecided.
             v["prob_yes"] = serde_json::json!(0.5);
