@@ -1,5 +1,6 @@
 //! Follow-up prompts of the conversation templates (what `chat` sends), and batched greedy
-//! decoding of the SmolLM2 default model (skipped when the GGUF file is absent).
+//! decoding of the SmolLM2 default model (skipped when the GGUF file is absent), and a plain
+//! model's prompt file answered through the binary at several batch sizes.
 
 use std::path::{Path, PathBuf};
 
@@ -117,4 +118,63 @@ fn smollm2_greedy_text_is_the_same_at_batch_1_and_4() {
     let four: Vec<Vec<u32>> = four.rows.into_iter().map(|r| r.tokens).collect();
     assert_eq!(one, four);
     assert!(one.iter().any(|t| t != &one[0]), "{one:?}");
+}
+
+/// Sampled (seeded per input row), so that the rows differ: the batch size changes nothing.
+#[test]
+fn plain_model_prompt_file_is_answered_the_same_at_every_batch_size() {
+    let dir = std::env::temp_dir().join(format!("im-infer-text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("prompts.jsonl");
+    let prompts = [
+        "What is an acid?",
+        "Name a gas",
+        "Describe the molecule in detail, please.",
+        "Hi",
+        "Why?",
+    ];
+    let text: String = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{{\"id\": {i}, \"prompt\": \"{p}\"}}\n"))
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_model");
+    let answers = |batch: &str| -> Vec<serde_json::Value> {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_instructmol"))
+            .arg("generate")
+            .arg("--model")
+            .arg(&model)
+            .arg("--input")
+            .arg(&input)
+            .args([
+                "--batch-size",
+                batch,
+                "--max-new-tokens",
+                "8",
+                "--temperature",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let one = answers("1");
+    assert_eq!(one.len(), prompts.len());
+    for (i, (row, p)) in one.iter().zip(&prompts).enumerate() {
+        assert_eq!(row["id"], i.to_string());
+        assert_eq!(row["prompt"], *p);
+        assert!(row.get("reference").is_none());
+    }
+    assert_eq!(one, answers("3"));
+    assert_eq!(one, answers("8"));
+    assert!(
+        one.iter().any(|r| r["prediction"] != one[0]["prediction"]),
+        "{one:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
