@@ -19,7 +19,8 @@ pub struct ModelSection {
     /// `cpu`, `cuda` or `cuda:N`.
     #[serde(default = "default_device")]
     pub device: String,
-    /// MoleculeSTM GIN weights (`molecule_model.pth` or our safetensors); absent: random initialisation.
+    /// MoleculeSTM GIN weights (`molecule_model.pth` or our safetensors); absent or empty: random
+    /// initialisation.
     #[serde(default)]
     pub gin: Option<String>,
     /// Train the GIN too (needed when no pretrained GIN exists).
@@ -33,7 +34,8 @@ pub struct ModelSection {
     /// Longest tokenised example (graph tokens included).
     #[serde(default = "default_max_length")]
     pub max_length: usize,
-    /// Stage 2: the stage-1 run (directory or checkpoint) whose projector (and GIN) to start from.
+    /// Stage 2: the stage-1 run (directory or checkpoint) whose projector (and GIN) to start from;
+    /// absent or empty: a fresh projector (stage 2 alone).
     #[serde(default)]
     pub init_from: Option<String>,
     /// Ablation: replace every graph token by zeros (the "no graph" control run).
@@ -202,9 +204,15 @@ impl RunConfig {
                 reason,
             })?;
         }
-        let cfg: RunConfig = toml::Value::Table(table)
+        let mut cfg: RunConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        // An empty path means none (so `--set model.init_from=` can switch stage 1 off).
+        for path in [&mut cfg.model.gin, &mut cfg.model.init_from] {
+            if path.as_deref().is_some_and(|p| p.trim().is_empty()) {
+                *path = None;
+            }
+        }
         cfg.validate().map_err(bad)?;
         Ok(cfg)
     }
@@ -308,6 +316,20 @@ lr = 2e-3
         assert_eq!(cfg.train.warmup_ratio, 0.03);
         assert_eq!(cfg.lora.targets, vec!["q_proj"]);
         assert_eq!(cfg.data.eval.as_deref(), Some("valid.jsonl"));
+        let with_init = format!("{BASE}\n");
+        let with_init = with_init.replace("[data]", "init_from = \"runs/s1\"\n[data]");
+        let cfg = RunConfig::from_toml(&with_init, Path::new("x.toml"), &[]).unwrap();
+        assert_eq!(cfg.model.init_from.as_deref(), Some("runs/s1"));
+        let cfg = RunConfig::from_toml(
+            &with_init,
+            Path::new("x.toml"),
+            &["model.init_from=".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.model.init_from, None,
+            "an empty override switches stage 1 off"
+        );
     }
 
     #[test]

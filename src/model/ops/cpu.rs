@@ -20,6 +20,26 @@ fn rows_per_task(width: usize) -> usize {
     (TASK_ELEMS / width.max(1)).max(1)
 }
 
+/// Fills `out` row by row in parallel: `f(row, out_row, input_rows)` for rows of `width`
+/// elements (the last row may be shorter, for elementwise ops split into blocks).
+fn par_rows<const N: usize>(
+    out: &mut [f32],
+    width: usize,
+    ins: [&[f32]; N],
+    f: impl Fn(usize, &mut [f32], [&[f32]; N]) + Sync,
+) {
+    let rows = rows_per_task(width);
+    out.par_chunks_mut(rows * width)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (k, row) in chunk.chunks_mut(width).enumerate() {
+                let r = task * rows + k;
+                let at = r * width;
+                f(r, row, ins.map(|x| &x[at..at + row.len()]));
+            }
+        });
+}
+
 /// The f32 data of a contiguous CPU tensor.
 fn data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
@@ -83,17 +103,12 @@ impl CustomOp2 for RmsNorm {
             )));
         }
         let mut y = vec![0f32; x.len()];
-        let per = rows_per_task(d) * d;
-        y.par_chunks_mut(per)
-            .zip(x.par_chunks(per))
-            .for_each(|(yc, xc)| {
-                for (yr, xr) in yc.chunks_mut(d).zip(xc.chunks(d)) {
-                    let r = inv_rms(xr, self.eps);
-                    for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
-                        *o = v * r * g;
-                    }
-                }
-            });
+        par_rows(&mut y, d, [x], |_, yr, [xr]| {
+            let r = inv_rms(xr, self.eps);
+            for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
+                *o = v * r * g;
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -136,19 +151,14 @@ impl CustomOp3 for RmsNormGrad {
         let g = data(s3, l3, "rms-norm-grad")?;
         let d = width(l1);
         let mut gx = vec![0f32; x.len()];
-        let per = rows_per_task(d) * d;
-        gx.par_chunks_mut(per)
-            .zip(x.par_chunks(per).zip(g.par_chunks(per)))
-            .for_each(|(oc, (xc, gc))| {
-                for ((or, xr), gr) in oc.chunks_mut(d).zip(xc.chunks(d)).zip(gc.chunks(d)) {
-                    let r = inv_rms(xr, self.eps);
-                    let dot: f32 = gr.iter().zip(w).zip(xr).map(|((g, w), x)| g * w * x).sum();
-                    let c = r * r * r * dot / d as f32;
-                    for (((o, &gv), &wv), &xv) in or.iter_mut().zip(gr).zip(w).zip(xr) {
-                        *o = r * gv * wv - xv * c;
-                    }
-                }
-            });
+        par_rows(&mut gx, d, [x, g], |_, or, [xr, gr]| {
+            let r = inv_rms(xr, self.eps);
+            let dot: f32 = gr.iter().zip(w).zip(xr).map(|((g, w), x)| g * w * x).sum();
+            let c = r * r * r * dot / d as f32;
+            for (((o, &gv), &wv), &xv) in or.iter_mut().zip(gr).zip(w).zip(xr) {
+                *o = r * gv * wv - xv * c;
+            }
+        });
         Ok((CpuStorage::F32(gx), l1.shape().clone()))
     }
 }
@@ -176,13 +186,11 @@ impl CustomOp2 for SiluMul {
         let a = data(s1, l1, "silu-mul")?;
         let b = data(s2, l2, "silu-mul")?;
         let mut y = vec![0f32; a.len()];
-        y.par_chunks_mut(TASK_ELEMS)
-            .zip(a.par_chunks(TASK_ELEMS).zip(b.par_chunks(TASK_ELEMS)))
-            .for_each(|(yc, (ac, bc))| {
-                for ((o, &g), &u) in yc.iter_mut().zip(ac).zip(bc) {
-                    *o = g * sigmoid(g) * u;
-                }
-            });
+        par_rows(&mut y, TASK_ELEMS, [a, b], |_, yr, [ar, br]| {
+            for ((o, &g), &u) in yr.iter_mut().zip(ar).zip(br) {
+                *o = g * sigmoid(g) * u;
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -284,28 +292,22 @@ impl MaskedSoftmax {
                 &bv[start..start + keys]
             })
         };
-        let rows = rows_per_task(keys);
-        y.par_chunks_mut(rows * keys)
-            .zip(x.par_chunks(rows * keys))
-            .enumerate()
-            .for_each(|(task, (yc, xc))| {
-                for (k, (yr, xr)) in yc.chunks_mut(keys).zip(xc.chunks(keys)).enumerate() {
-                    let b = bias_row(task * rows + k);
-                    for (j, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
-                        *o = v * self.scale + b.map_or(0.0, |b| b[j]);
-                    }
-                    let m = yr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for o in yr.iter_mut() {
-                        *o = (*o - m).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    for o in yr.iter_mut() {
-                        *o *= inv;
-                    }
-                }
-            });
+        par_rows(&mut y, keys, [x], |r, yr, [xr]| {
+            let b = bias_row(r);
+            for (j, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
+                *o = v * self.scale + b.map_or(0.0, |b| b[j]);
+            }
+            let m = yr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for o in yr.iter_mut() {
+                *o = (*o - m).exp();
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            for o in yr.iter_mut() {
+                *o *= inv;
+            }
+        });
         Ok(CpuStorage::F32(y))
     }
 
@@ -378,22 +380,13 @@ impl CustomOp2 for SoftmaxGrad {
         let y = data(s1, l1, "softmax-grad")?;
         let g = data(s2, l2, "softmax-grad")?;
         let keys = width(l1);
-        let per = rows_per_task(keys) * keys;
         let mut gx = vec![0f32; y.len()];
-        gx.par_chunks_mut(per)
-            .zip(y.par_chunks(per).zip(g.par_chunks(per)))
-            .for_each(|(oc, (yc, gc))| {
-                for ((or, yr), gr) in oc
-                    .chunks_mut(keys)
-                    .zip(yc.chunks(keys))
-                    .zip(gc.chunks(keys))
-                {
-                    let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-                    for ((o, &yv), &gv) in or.iter_mut().zip(yr).zip(gr) {
-                        *o = self.scale * yv * (gv - dot);
-                    }
-                }
-            });
+        par_rows(&mut gx, keys, [y, g], |_, or, [yr, gr]| {
+            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+            for ((o, &yv), &gv) in or.iter_mut().zip(yr).zip(gr) {
+                *o = self.scale * yv * (gv - dot);
+            }
+        });
         Ok((CpuStorage::F32(gx), l1.shape().clone()))
     }
 }
