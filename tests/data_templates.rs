@@ -362,8 +362,8 @@ fn chatml_matches_smollm2_chat_template() {
 }
 
 #[test]
-fn dataset_tokenisation_counts_truncations_and_skips() {
-    use instructmol::data::dataset::tokenize_records;
+fn dataset_counts_truncations_and_skips() {
+    use instructmol::data::dataset::{Dataset, TRUNCATED_KEPT};
     use instructmol::data::record::Record;
     let tok = word_tokenizer();
     let rec = |id: &str, smiles: &str, answer: &str| Record {
@@ -377,23 +377,30 @@ fn dataset_tokenisation_counts_truncations_and_skips() {
         rec("short", "CCO", "Yes"),
         rec(
             "long",
-            "CCCCCCCCCC",
+            "CCCCCCCC",
             "Yes it is. Because. Yes it is. Because.",
         ),
         rec("bad", "C1CC", "Yes"),
-        rec("huge", "C", "Yes"),
+        rec("huge", &"C".repeat(40), "Yes"),
     ];
     let plain = Template::new(TemplateKind::Plain).with_max_len(12);
-    let atoms = |r: &Record| match r.id.as_str() {
-        "bad" => Err("ring bond 1 is never closed".to_string()),
-        "huge" => Ok(40),
-        _ => Ok(r.smiles.len()),
-    };
-    let d = tokenize_records(&tok, &plain, records, atoms);
-    let ids: Vec<&str> = d.records.iter().map(|r| r.id.as_str()).collect();
+    let d = Dataset::from_records(records, &plain, &tok);
+    let ids: Vec<&str> = d.examples.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["short", "long"]);
-    assert_eq!(d.truncated, 1);
+    assert_eq!(d.skipped.get(TRUNCATED_KEPT), Some(&1));
+    // `short`: 3 atoms in place of `<image>`, then the answer; `long` is cut to the maximum.
     assert_eq!(d.lengths(), [2 - 1 + 3, 12]);
-    let skipped: Vec<&str> = d.skipped.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(skipped, ["bad", "huge"]);
+    assert_eq!(d.skipped.get("invalid molecule"), Some(&1));
+    assert_eq!(d.skipped.get("nothing supervised"), Some(&1));
+    assert_eq!(d.left_out(), 2);
+    assert!(
+        d.first_errors[0].starts_with("bad:"),
+        "{:?}",
+        d.first_errors
+    );
+    assert!(
+        d.first_errors[1].starts_with("huge:"),
+        "{:?}",
+        d.first_errors
+    );
 }

@@ -17,10 +17,10 @@ use super::checkpoint::{self, TrainerState};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use super::schedule::CosineSchedule;
 use super::{plot, Result, RunConfig, TrainError};
-use crate::chem::{self, GraphFeatures};
+use crate::chem::GraphFeatures;
 use crate::data::batch::LengthGroupedSampler;
-use crate::data::record::{read_jsonl, Record};
-use crate::data::templates::{Template, TemplateKind, TokenizedExample};
+use crate::data::dataset::{Dataset, Example};
+use crate::data::templates::{Template, TemplateKind};
 use crate::model::loader::load_model;
 use crate::model::rng::Rng;
 use crate::model::splice::{splice, SpliceItem};
@@ -57,12 +57,6 @@ pub const CURVE_FILE: &str = "loss_curve.png";
 /// Record of the examples that could not be used.
 pub const DATA_REPORT_FILE: &str = "data_report.json";
 
-/// One usable training example.
-struct Example {
-    tokens: TokenizedExample,
-    graph: GraphFeatures,
-}
-
 /// What a finished run reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunSummary {
@@ -78,76 +72,6 @@ pub struct RunSummary {
     pub skipped: BTreeMap<String, usize>,
     /// The final checkpoint.
     pub checkpoint: PathBuf,
-}
-
-/// Examples loaded from a prepared JSONL file, with the unusable ones counted by reason.
-struct Dataset {
-    examples: Vec<Example>,
-    skipped: BTreeMap<String, usize>,
-    first_errors: Vec<String>,
-}
-
-fn load_examples(
-    path: &Path,
-    limit: usize,
-    template: &Template,
-    tokenizer: &tokenizers::Tokenizer,
-) -> Result<Dataset> {
-    let contents = read_jsonl(path).map_err(|e| TrainError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let mut ds = Dataset {
-        examples: Vec::new(),
-        skipped: BTreeMap::new(),
-        first_errors: Vec::new(),
-    };
-    let note = |ds: &mut Dataset, reason: &str, detail: String| {
-        *ds.skipped.entry(reason.to_string()).or_default() += 1;
-        if ds.first_errors.len() < 10 {
-            ds.first_errors.push(detail);
-        }
-    };
-    for bad in &contents.bad {
-        note(
-            &mut ds,
-            "bad line",
-            format!("{}:{}: {}", path.display(), bad.line, bad.message),
-        );
-    }
-    let records: Vec<&Record> = contents
-        .records
-        .iter()
-        .take(if limit == 0 { usize::MAX } else { limit })
-        .collect();
-    for rec in records {
-        let graph = match chem::featurize_smiles(&rec.smiles) {
-            Ok(g) => g,
-            Err(e) => {
-                note(&mut ds, "invalid molecule", format!("{}: {e}", rec.id));
-                continue;
-            }
-        };
-        let n = graph.node_feat.len();
-        match template.tokenize(tokenizer, &rec.conversations, n) {
-            Ok(tokens) => {
-                if tokens.truncated {
-                    *ds.skipped.entry("truncated (kept)".into()).or_default() += 1;
-                }
-                if !tokens.labels.iter().any(|&l| l >= 0) {
-                    note(
-                        &mut ds,
-                        "nothing supervised",
-                        format!("{}: no supervised token left", rec.id),
-                    );
-                    continue;
-                }
-                ds.examples.push(Example { tokens, graph });
-            }
-            Err(e) => note(&mut ds, "template", format!("{}: {e}", rec.id)),
-        }
-    }
-    Ok(ds)
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
@@ -282,19 +206,15 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
 
     // Data.
     let train_path = PathBuf::from(&cfg.data.train);
-    let train = load_examples(
-        &train_path,
-        cfg.data.max_train_examples,
-        &template,
-        tokenizer.inner(),
-    )?;
+    let load = |path: &Path, limit: usize| {
+        Dataset::load(path, limit, &template, tokenizer.inner()).map_err(|e| TrainError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    let train = load(&train_path, cfg.data.max_train_examples)?;
     let eval = match &cfg.data.eval {
-        Some(p) => Some(load_examples(
-            Path::new(p),
-            cfg.data.max_eval_examples,
-            &template,
-            tokenizer.inner(),
-        )?),
+        Some(p) => Some(load(Path::new(p), cfg.data.max_eval_examples)?),
         None => None,
     };
     report_data(&run_dir, &train, eval.as_ref())?;
@@ -382,12 +302,7 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
     };
 
     // Schedule.
-    let lengths: Vec<usize> = train
-        .examples
-        .iter()
-        .map(|e| e.tokens.expanded_len(e.graph.node_feat.len()))
-        .collect();
-    let sampler = LengthGroupedSampler::new(lengths, cfg.train.batch_size);
+    let sampler = LengthGroupedSampler::new(train.lengths(), cfg.train.batch_size);
     let sampler = if cfg.train.group_by_length {
         sampler
     } else {
@@ -506,10 +421,7 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
                     acc
                 }
             });
-            step_tokens += batch
-                .iter()
-                .map(|e| e.tokens.expanded_len(e.graph.node_feat.len()))
-                .sum::<usize>();
+            step_tokens += batch.iter().map(|e| e.expanded_len()).sum::<usize>();
             state.examples_seen += batch.len() as u64;
             state.batch_in_epoch += 1;
             micro += 1;
@@ -697,13 +609,7 @@ pub fn read_history(path: &Path) -> Result<(Curve, Curve)> {
 
 fn report_data(run_dir: &Path, train: &Dataset, eval: Option<&Dataset>) -> Result<()> {
     for (name, ds) in std::iter::once(("train", train)).chain(eval.map(|e| ("eval", e))) {
-        let skipped: usize = ds
-            .skipped
-            .iter()
-            .filter(|(k, _)| !k.contains("kept"))
-            .map(|(_, v)| v)
-            .sum();
-        if skipped > 0 || !ds.skipped.is_empty() {
+        if ds.left_out() > 0 || !ds.skipped.is_empty() {
             eprintln!(
                 "{name} data: {} usable, {:?}",
                 ds.examples.len(),
