@@ -21,7 +21,12 @@ struct Graph {
     edge_feat: Vec<[i64; 2]>,
 }
 
+/// The allocator of the `instructmol` binary, so that both run alike.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
+    instructmol::model::device::init_cpu_runtime();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [weights, graphs, batch, seconds] = &args[..] else {
         bail!("usage: bench_gin WEIGHTS GRAPHS.json BATCH SECONDS");
