@@ -199,7 +199,7 @@ fn generate_predictions(
 ) -> Result<PathBuf> {
     use crate::infer::assistant::Assistant;
     use crate::infer::batch::{read_rows, BatchOptions};
-    use crate::infer::{GenerationConfig, InferError, YesNoIds};
+    use crate::infer::{GenerationConfig, YesNoIds};
 
     if g.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -258,12 +258,7 @@ fn generate_predictions(
         &assistant.tokenizer,
         &rows,
         &options,
-        |row| {
-            let smiles = row.smiles.as_deref().ok_or_else(|| {
-                InferError::InvalidSmiles(format!("line {} has no \"smiles\"", row.line))
-            })?;
-            assistant.prompt_embeds(smiles, &row.question)
-        },
+        |row| assistant.row_embeds(row),
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let path = out.join("predictions.jsonl");

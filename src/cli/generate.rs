@@ -249,6 +249,29 @@ fn stop_ids(args: &Args, ids: Vec<u32>) -> Vec<u32> {
     }
 }
 
+/// The batch settings of `--input` for a model with this tokenizer and these end ids.
+fn batch_options(
+    args: &Args,
+    sampling: SamplingConfig,
+    tokenizer: &ModelTokenizer,
+    end_ids: Vec<u32>,
+) -> Result<BatchOptions> {
+    let yes_no = if args.prob_yes {
+        Some(YesNoIds::from_tokenizer(tokenizer)?)
+    } else {
+        None
+    };
+    Ok(BatchOptions {
+        generation: GenerationConfig {
+            max_new_tokens: args.max_new_tokens,
+            sampling,
+            stop_ids: stop_ids(args, end_ids),
+        },
+        batch_size: args.batch_size,
+        yes_no,
+    })
+}
+
 /// `--input`: answers every row of the file, in batches.
 fn run_file(
     args: &Args,
@@ -264,52 +287,19 @@ fn run_file(
     let out = match &args.run {
         Some(run) => {
             let assistant = load_assistant(run, args, dtype, device)?;
-            let yes_no = if args.prob_yes {
-                Some(YesNoIds::from_tokenizer(&assistant.tokenizer)?)
-            } else {
-                None
-            };
-            let options = BatchOptions {
-                generation: GenerationConfig {
-                    max_new_tokens: args.max_new_tokens,
-                    sampling,
-                    stop_ids: stop_ids(args, assistant.stop_ids()),
-                },
-                batch_size: args.batch_size,
-                yes_no,
-            };
+            let options =
+                batch_options(args, sampling, &assistant.tokenizer, assistant.stop_ids())?;
             answer_rows(
                 &assistant.llama,
                 &assistant.tokenizer,
                 &rows,
                 &options,
-                |row| {
-                    let smiles = row.smiles.as_deref().ok_or_else(|| {
-                        InferError::InvalidSmiles(format!(
-                            "line {} has no \"smiles\" (--run answers about molecules)",
-                            row.line
-                        ))
-                    })?;
-                    assistant.prompt_embeds(smiles, &row.question)
-                },
+                |row| assistant.row_embeds(row),
             )?
         }
         None => {
             let plain = load_plain(args, dtype, device)?;
-            let yes_no = if args.prob_yes {
-                Some(YesNoIds::from_tokenizer(&plain.tokenizer)?)
-            } else {
-                None
-            };
-            let options = BatchOptions {
-                generation: GenerationConfig {
-                    max_new_tokens: args.max_new_tokens,
-                    sampling,
-                    stop_ids: stop_ids(args, plain.stop_ids.clone()),
-                },
-                batch_size: args.batch_size,
-                yes_no,
-            };
+            let options = batch_options(args, sampling, &plain.tokenizer, plain.stop_ids.clone())?;
             answer_rows(&plain.llama, &plain.tokenizer, &rows, &options, |row| {
                 let ids = plain_ids(
                     &plain.tokenizer,

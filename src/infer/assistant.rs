@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
+use super::batch::InputRow;
 use super::{InferError, Result};
 use crate::chem;
 use crate::data::record::{Turn, IMAGE_TOKEN};
@@ -128,6 +129,17 @@ impl Assistant {
             Ok(self.llama.embed(&ids.unsqueeze(0)?)?.squeeze(0)?)
         })?;
         Ok(batch.embeds)
+    }
+
+    /// Prompt embeddings for a row of an input file: its question about its molecule.
+    pub fn row_embeds(&self, row: &InputRow) -> Result<Tensor> {
+        let smiles = row.smiles.as_deref().ok_or_else(|| {
+            InferError::InvalidSmiles(format!(
+                "line {} has no \"smiles\" (--run answers about molecules)",
+                row.line
+            ))
+        })?;
+        self.prompt_embeds(smiles, &row.question)
     }
 
     /// Ids that end an answer: the tokenizer's end token and the template's stop text.
