@@ -540,6 +540,36 @@ impl Llama {
         Ok(ops::cross_entropy(&logits.reshape((b * s, v))?, &targets)?)
     }
 
+    /// Per-row loss: for each row of `logits [b, s, V]`, the summed cross-entropy over its
+    /// supervised (shifted) targets and their count, so a batched evaluation can report every
+    /// example's own loss. Rows with no supervised target give `(0.0, 0)`.
+    pub fn row_losses(logits: &Tensor, labels: &Tensor) -> Result<Vec<(f64, usize)>> {
+        let (b, s, _) = logits.dims3()?;
+        if labels.dims() != [b, s] {
+            return Err(ModelError::Config(format!(
+                "labels have shape {:?}, logits {:?}",
+                labels.dims(),
+                logits.dims()
+            )));
+        }
+        let labels = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
+        let mut out = Vec::with_capacity(b);
+        for (r, row) in labels.iter().enumerate() {
+            let mut targets = row[1..].to_vec();
+            targets.push(-100);
+            let n = targets.iter().filter(|&&t| t >= 0).count();
+            if n == 0 {
+                out.push((0.0, 0));
+                continue;
+            }
+            let mean = ops::cross_entropy(&logits.get(r)?, &targets)?
+                .to_dtype(DType::F32)?
+                .to_scalar::<f32>()? as f64;
+            out.push((mean * n as f64, n));
+        }
+        Ok(out)
+    }
+
     /// Incremental forward for generation: appends `embeds [b, s, d]` to `cache` and returns
     /// the logits of the last position of each row, `[b, vocab]` in f32. `attention_mask
     /// [b, s]` (1 real, 0 padding) allows left-padded prompts of different lengths: each row

@@ -54,6 +54,9 @@ const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const LOG_FILE: &str = "log.jsonl";
 /// The loss curve written next to the log.
 pub const CURVE_FILE: &str = "loss_curve.png";
+/// The final evaluation's loss per example (`id`, `loss`, `tokens`), for paired comparisons
+/// between runs.
+pub const EVAL_EXAMPLES_FILE: &str = "eval_examples.jsonl";
 /// Record of the examples that could not be used.
 pub const DATA_REPORT_FILE: &str = "data_report.json";
 
@@ -105,8 +108,13 @@ struct Parts {
 }
 
 impl Parts {
-    /// Mean loss over the supervised tokens of `batch` and the number of such tokens.
-    fn loss(&self, batch: &[&Example], train: bool, dropout_seed: u64) -> Result<(Tensor, usize)> {
+    /// Logits `[b, s, V]` and labels `[b, s]` of `batch` (graph tokens spliced in).
+    fn logits(
+        &self,
+        batch: &[&Example],
+        train: bool,
+        dropout_seed: u64,
+    ) -> Result<(Tensor, Tensor)> {
         let graphs: Vec<&GraphFeatures> = batch.iter().map(|e| &e.graph).collect();
         let gb = GraphBatch::from_features(graphs.iter().copied(), &Device::Cpu)?;
         let nodes = self.gin.forward(&gb)?;
@@ -138,14 +146,13 @@ impl Parts {
         let logits =
             self.llama
                 .forward(&mm.embeds, Some(&mm.attention_mask), train, dropout_seed)?;
-        let loss = Llama::loss(&logits, &mm.labels)?;
-        // Supervised targets after the shift: labels >= 0 at positions 1.. of each row.
-        let labels = mm.labels.to_vec2::<i64>()?;
-        let n = labels
-            .iter()
-            .map(|r| r.iter().skip(1).filter(|&&l| l >= 0).count())
-            .sum();
-        Ok((loss, n))
+        Ok((logits, mm.labels))
+    }
+
+    /// Mean loss over the supervised tokens of `batch`.
+    fn loss(&self, batch: &[&Example], train: bool, dropout_seed: u64) -> Result<Tensor> {
+        let (logits, labels) = self.logits(batch, train, dropout_seed)?;
+        Ok(Llama::loss(&logits, &labels)?)
     }
 }
 
@@ -391,7 +398,7 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
             let idx = &epoch_batches[state.batch_in_epoch as usize];
             let batch: Vec<&Example> = idx.iter().map(|&i| &train.examples[i]).collect();
             let dropout_seed = Rng::derive(seed, &[state.step, micro as u64]).next_u64();
-            let (loss, _) = parts.loss(&batch, true, dropout_seed)?;
+            let loss = parts.loss(&batch, true, dropout_seed)?;
             let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
             if !value.is_finite() {
                 bar.abandon();
@@ -450,7 +457,10 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
             if (cfg.train.eval_every > 0 && state.step.is_multiple_of(cfg.train.eval_every))
                 || at_end
             {
-                let l = eval_loss(&parts, &ev.examples, cfg.train.batch_size)?;
+                let (l, rows) = eval_loss(&parts, &ev.examples, cfg.train.batch_size)?;
+                if at_end {
+                    write_example_losses(&run_dir.join(EVAL_EXAMPLES_FILE), &rows)?;
+                }
                 state.eval_loss = Some(l);
                 writeln!(
                     log,
@@ -489,23 +499,57 @@ pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSu
     Ok(summary)
 }
 
-/// Token-weighted mean loss over `examples` (no dropout), in fixed length-sorted batches.
-fn eval_loss(parts: &Parts, examples: &[Example], batch_size: usize) -> Result<f64> {
+/// Loss of one evaluation example: summed over its supervised tokens.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ExampleLoss {
+    id: String,
+    /// Mean loss over the example's supervised tokens.
+    loss: f64,
+    /// Supervised tokens.
+    tokens: usize,
+}
+
+/// Token-weighted mean loss over `examples` (no dropout), in fixed length-sorted batches, and
+/// every example's own loss (in `examples` order).
+fn eval_loss(
+    parts: &Parts,
+    examples: &[Example],
+    batch_size: usize,
+) -> Result<(f64, Vec<ExampleLoss>)> {
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| examples[i].tokens.input_ids.len());
+    let mut rows: Vec<Option<ExampleLoss>> = vec![None; examples.len()];
     let (mut total, mut count) = (0f64, 0usize);
     for chunk in order.chunks(batch_size.max(1)) {
         let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-        let (loss, n) = parts.loss(&batch, false, 0)?;
-        let loss = loss.detach().to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-        total += loss * n as f64;
-        count += n;
+        let (logits, labels) = parts.logits(&batch, false, 0)?;
+        let per_row = Llama::row_losses(&logits.detach(), &labels)?;
+        for (&i, (sum, n)) in chunk.iter().zip(per_row) {
+            total += sum;
+            count += n;
+            rows[i] = Some(ExampleLoss {
+                id: examples[i].id.clone(),
+                loss: if n == 0 { f64::NAN } else { sum / n as f64 },
+                tokens: n,
+            });
+        }
     }
-    Ok(if count == 0 {
+    let mean = if count == 0 {
         f64::NAN
     } else {
         total / count as f64
-    })
+    };
+    Ok((mean, rows.into_iter().flatten().collect()))
+}
+
+/// Writes the final evaluation's per-example losses, one JSON line each.
+fn write_example_losses(path: &Path, rows: &[ExampleLoss]) -> Result<()> {
+    let mut text = Vec::new();
+    for r in rows {
+        serde_json::to_writer(&mut text, r).map_err(|e| io_err(path, e))?;
+        text.push(b'\n');
+    }
+    checkpoint::write_atomic(path, &text)
 }
 
 /// The configuration of a resumed run must be the one it was started with (the device and
