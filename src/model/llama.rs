@@ -31,20 +31,24 @@ struct Linear {
 impl Linear {
     /// `x [n, in] -> [n, out]`; `dropout` is the RNG of this layer's dropout mask (training).
     fn forward(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor> {
-        let y = ops::linear_frozen(x, &self.w)?;
         let Some(l) = &self.lora else {
-            return Ok(y);
+            return Ok(ops::linear_frozen(x, &self.w)?);
         };
-        let x_in = match dropout {
-            Some(rng) if l.dropout > 0.0 => {
-                let mask = rng.dropout_mask(l.dropout, x.dims(), x.device())?;
-                (x * mask.to_dtype(x.dtype())?)?
-            }
-            _ => x.clone(),
+        let mask = match dropout {
+            Some(rng) if l.dropout > 0.0 => Some(
+                rng.dropout_mask(l.dropout, x.dims(), x.device())?
+                    .to_dtype(x.dtype())?,
+            ),
+            _ => None,
         };
-        let h = x_in.matmul(&l.a.as_tensor().t()?)?.affine(l.scale, 0.0)?;
-        let u = h.matmul(&l.b.as_tensor().t()?)?;
-        Ok((y + u)?)
+        Ok(ops::lora_linear(
+            x,
+            &self.w,
+            l.a.as_tensor(),
+            l.b.as_tensor(),
+            l.scale,
+            mask.as_ref(),
+        )?)
     }
 }
 
@@ -341,41 +345,35 @@ impl Llama {
         past: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
         let (b, s) = (ctx.b, ctx.s);
-        let hd = self.cfg.head_dim();
-        let nh = self.cfg.num_attention_heads;
-        let nkv = self.cfg.kv_heads();
-        let g = nh / nkv;
         let mut rng = ctx
             .dropout_seed
             .map(|seed| Rng::derive(seed, &[layer as u64, 0]));
         let q = block.linears[0].forward(x, rng.as_mut())?;
         let k = block.linears[1].forward(x, rng.as_mut())?;
         let v = block.linears[2].forward(x, rng.as_mut())?;
-        let heads = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((b, s, n, hd))?.transpose(1, 2)?.contiguous()?)
+        let heads = ops::Heads {
+            b,
+            s,
+            nh: self.cfg.num_attention_heads,
+            nkv: self.cfg.kv_heads(),
+            hd: self.cfg.head_dim(),
         };
-        let q = ops::rope(&heads(q, nh)?, ctx.cos, ctx.sin)?;
-        let mut k = ops::rope(&heads(k, nkv)?, ctx.cos, ctx.sin)?;
-        let mut v = heads(v, nkv)?;
-        if let Some(past) = past {
-            if let Some((pk, pv)) = past.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
+        let o = match past {
+            // Training and scoring: one differentiable node for the whole core.
+            None => ops::attention(&q, &k, &v, heads, ctx.cos, ctx.sin, ctx.bias)?,
+            // Decoding: append the new keys/values to this layer's cache.
+            Some(past) => {
+                let q = ops::rope(&heads.split(&q, heads.nh)?, ctx.cos, ctx.sin)?;
+                let mut k = ops::rope(&heads.split(&k, heads.nkv)?, ctx.cos, ctx.sin)?;
+                let mut v = heads.split(&v, heads.nkv)?;
+                if let Some((pk, pv)) = past.as_ref() {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
+                }
+                *past = Some((k.clone(), v.clone()));
+                ops::attend(&q, &k, &v, ctx.bias, heads)?.0
             }
-            *past = Some((k.clone(), v.clone()));
-        }
-        let keys = k.dim(2)?;
-        // Query heads sharing a key/value head are stacked along the rows: no repeated k/v.
-        let q = q.reshape((b, nkv, g * s, hd))?;
-        let scores = q.matmul(&k.t()?)?.reshape((b, nh, s, keys))?;
-        let p = ops::masked_softmax(&scores, ctx.bias, 1.0 / (hd as f64).sqrt())?;
-        let p = p.reshape((b, nkv, g * s, keys))?;
-        let o = p
-            .matmul(&v)?
-            .reshape((b, nh, s, hd))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b * s, nh * hd))?;
+        };
         block.linears[3].forward(&o, rng.as_mut())
     }
 

@@ -312,7 +312,7 @@ impl MaskedSoftmax {
     }
 
     fn grad(&self, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
-        y.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad { scale: self.scale })
+        softmax_grad(y, &grad.contiguous()?, self.scale)
     }
 }
 
@@ -357,6 +357,12 @@ impl CustomOp2 for MaskedSoftmax {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         Ok((Some(self.grad(res, grad)?), None))
     }
+}
+
+/// Softmax input gradient from the output `y` and output gradient `g` (contiguous f32 of the
+/// same shape): `scale * y * (g - <y, g>)` row by row.
+pub(super) fn softmax_grad(y: &Tensor, g: &Tensor, scale: f32) -> Result<Tensor> {
+    y.apply_op2_no_bwd(g, &SoftmaxGrad { scale })
 }
 
 /// Input gradient of [`MaskedSoftmax`] from its output: `(y, g) -> scale * y * (g - <y, g>)`.

@@ -14,18 +14,21 @@
 mod cpu;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 
 type Result<T> = candle_core::Result<T>;
 
-/// Backward function of a one-input [`CustomGrad`] node: `(input, output, grad_output) -> grad_input`.
+/// Backward function of a [`GradNode`]: `(inputs, output, grad_output) -> one optional gradient
+/// per input` (inputs and output detached).
+type Backward =
+    Box<dyn Fn(&[Tensor], &Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+/// Backward function of a one-input node: `(input, output, grad_output) -> grad_input`.
 type Bwd1 = Box<dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + Send + Sync>;
 /// Backward function of a two-input node: `(a, b, output, grad_output) -> (grad_a, grad_b)`.
 type Bwd2 =
     Box<dyn Fn(&Tensor, &Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)> + Send + Sync>;
 
-/// Copies a storage region described by a contiguous layout (the forward pass of the
-/// gradient nodes: the output was already computed by a fast kernel).
+/// Copies a storage region described by a contiguous layout.
 fn copy_cpu(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
     let (o1, o2) = l
         .contiguous_offsets()
@@ -45,56 +48,76 @@ fn copy_cpu(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
     Ok((storage, l.shape().clone()))
 }
 
-/// A gradient node with one differentiable input: `apply_op2(input, output)`.
-struct CustomGrad {
+/// A gradient node: ties an output computed from detached inputs back to up to three
+/// inputs. Its forward pass is a copy of the stored output (so it runs on every backend);
+/// its backward pass is the hand-derived gradient.
+struct GradNode {
     name: &'static str,
-    bwd: Bwd1,
+    out: Tensor,
+    bwd: Backward,
 }
 
-impl CustomOp2 for CustomGrad {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        copy_cpu(s2, l2)
+impl GradNode {
+    fn copy_out(&self) -> Result<(CpuStorage, Shape)> {
+        let (storage, layout) = self.out.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cpu(s) => copy_cpu(s, layout),
+            _ => Err(candle_core::Error::Msg(format!(
+                "{}: the output is not on the CPU",
+                self.name
+            ))),
+        }
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((s2.try_clone(l2)?, l2.shape().clone()))
+    fn copy_out_cuda(&self) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (storage, layout) = self.out.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cuda(s) => Ok((s.try_clone(layout)?, layout.shape().clone())),
+            _ => Err(candle_core::Error::Msg(format!(
+                "{}: the output is not on the GPU",
+                self.name
+            ))),
+        }
     }
 
-    fn bwd(
+    fn grads(
         &self,
-        arg: &Tensor,
-        _: &Tensor,
+        inputs: &[&Tensor],
         res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some((self.bwd)(&arg.detach(), &res.detach(), grad)?), None))
+    ) -> Result<Vec<Option<Tensor>>> {
+        let inputs: Vec<Tensor> = inputs.iter().map(|t| t.detach()).collect();
+        let mut g = (self.bwd)(&inputs, &res.detach(), grad)?;
+        g.resize(inputs.len(), None);
+        Ok(g)
     }
 }
 
-/// A gradient node with two differentiable inputs: `apply_op3(a, b, output)`.
-struct CustomGrad2 {
-    name: &'static str,
-    bwd: Bwd2,
+impl CustomOp1 for GradNode {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.copy_out()
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.copy_out_cuda()
+    }
+
+    fn bwd(&self, a: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(self.grads(&[a], res, grad)?.swap_remove(0))
+    }
 }
 
-impl CustomOp3 for CustomGrad2 {
+impl CustomOp2 for GradNode {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -105,10 +128,8 @@ impl CustomOp3 for CustomGrad2 {
         _: &Layout,
         _: &CpuStorage,
         _: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        copy_cpu(s3, l3)
+        self.copy_out()
     }
 
     #[cfg(feature = "cuda")]
@@ -118,36 +139,103 @@ impl CustomOp3 for CustomGrad2 {
         _: &Layout,
         _: &candle_core::CudaStorage,
         _: &Layout,
-        s3: &candle_core::CudaStorage,
-        l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((s3.try_clone(l3)?, l3.shape().clone()))
+        self.copy_out_cuda()
     }
 
     fn bwd(
         &self,
         a: &Tensor,
         b: &Tensor,
-        _: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let mut g = self.grads(&[a, b], res, grad)?.into_iter();
+        Ok((g.next().flatten(), g.next().flatten()))
+    }
+}
+
+impl CustomOp3 for GradNode {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.copy_out()
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.copy_out_cuda()
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (ga, gb) = (self.bwd)(&a.detach(), &b.detach(), &res.detach(), grad)?;
-        Ok((Some(ga), Some(gb), None))
+        let mut g = self.grads(&[a, b, c], res, grad)?.into_iter();
+        Ok((g.next().flatten(), g.next().flatten(), g.next().flatten()))
     }
 }
 
-/// Ties `output` (computed from `input.detach()`) back to `input` with the given backward.
-/// When `input` tracks no gradient the output is returned as is.
-fn with_grad(input: &Tensor, output: Tensor, name: &'static str, bwd: Bwd1) -> Result<Tensor> {
-    if !input.track_op() {
+/// Ties `output` (computed from the detached `inputs`, one to three of them) back to them
+/// with the given backward. When no input tracks a gradient the output is returned as is.
+fn grad_node(
+    inputs: &[&Tensor],
+    output: Tensor,
+    name: &'static str,
+    bwd: Backward,
+) -> Result<Tensor> {
+    if !inputs.iter().any(|t| t.track_op()) {
         return Ok(output);
     }
-    let output = output.detach().contiguous()?;
-    input.apply_op2(&output, CustomGrad { name, bwd })
+    let node = GradNode {
+        name,
+        out: output.detach().contiguous()?,
+        bwd,
+    };
+    match inputs {
+        [a] => a.apply_op1(node),
+        [a, b] => a.apply_op2(b, node),
+        [a, b, c] => a.apply_op3(b, c, node),
+        _ => Err(candle_core::Error::Msg(format!(
+            "{name}: a gradient node takes one to three inputs, not {}",
+            inputs.len()
+        ))),
+    }
 }
 
-/// Two-input version of [`with_grad`].
+/// [`grad_node`] for one input.
+fn with_grad(input: &Tensor, output: Tensor, name: &'static str, bwd: Bwd1) -> Result<Tensor> {
+    grad_node(
+        &[input],
+        output,
+        name,
+        Box::new(move |x, y, g| Ok(vec![Some(bwd(&x[0], y, g)?)])),
+    )
+}
+
+/// [`grad_node`] for two inputs, both differentiable.
 fn with_grad2(
     a: &Tensor,
     b: &Tensor,
@@ -155,11 +243,15 @@ fn with_grad2(
     name: &'static str,
     bwd: Bwd2,
 ) -> Result<Tensor> {
-    if !a.track_op() && !b.track_op() {
-        return Ok(output);
-    }
-    let output = output.detach().contiguous()?;
-    a.apply_op3(b, &output, CustomGrad2 { name, bwd })
+    grad_node(
+        &[a, b],
+        output,
+        name,
+        Box::new(move |x, y, g| {
+            let (ga, gb) = bwd(&x[0], &x[1], y, g)?;
+            Ok(vec![Some(ga), Some(gb)])
+        }),
+    )
 }
 
 /// Whether all tensors are f32 on the CPU (the fused kernels of [`cpu`] apply).
@@ -197,6 +289,195 @@ pub fn linear_frozen(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         *last = out;
     }
     y.reshape(out_dims)
+}
+
+/// A frozen linear layer with a LoRA adapter, as one gradient node:
+/// `x @ w^T + scale * ((x * mask) @ a^T) @ b^T` for `x [.., in]`, a frozen `w [out, in]`,
+/// `a [r, in]`, `b [out, r]` and an optional dropout mask shaped like `x` (already scaled by
+/// `1 / (1 - p)`). The backward pass gives `x`, `a` and `b` their gradients in five matmuls
+/// and never differentiates `w` or the mask.
+pub fn lora_linear(
+    x: &Tensor,
+    w: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let in_dims = x.dims().to_vec();
+    let inp = *in_dims
+        .last()
+        .ok_or_else(|| candle_core::Error::Msg("lora-linear: scalar input".into()))?;
+    let rows = x.elem_count() / inp.max(1);
+    let (out, w_in) = w.dims2()?;
+    let (r, a_in) = a.dims2()?;
+    if w_in != inp || a_in != inp || b.dims2()? != (out, r) {
+        return Err(candle_core::Error::Msg(format!(
+            "lora-linear: input width {inp}, weight {:?}, lora A {:?}, lora B {:?} do not fit",
+            w.dims(),
+            a.dims(),
+            b.dims()
+        )));
+    }
+    let xd = x.detach().reshape((rows, inp))?;
+    let mask = mask.map(|m| m.detach().reshape((rows, inp))).transpose()?;
+    let xm = match &mask {
+        Some(m) => (&xd * m)?,
+        None => xd.clone(),
+    };
+    let hs = xm.matmul(&a.detach().t()?)?.affine(scale, 0.0)?;
+    let y = (xd.matmul(&w.t()?)? + hs.matmul(&b.detach().t()?)?)?;
+    let mut out_dims = in_dims.clone();
+    if let Some(last) = out_dims.last_mut() {
+        *last = out;
+    }
+    let y = y.reshape(out_dims)?;
+    let needs = [x.track_op(), a.track_op(), b.track_op()];
+    let w = w.clone();
+    grad_node(
+        &[x, a, b],
+        y,
+        "lora-linear",
+        Box::new(move |ins, _, g| {
+            let g = g.reshape((rows, out))?;
+            let gb = match needs[2] {
+                true => Some(g.t()?.matmul(&hs)?),
+                false => None,
+            };
+            let ts = match needs[0] || needs[1] {
+                true => Some(g.matmul(&ins[2])?.affine(scale, 0.0)?),
+                false => None,
+            };
+            let ga = match (&ts, needs[1]) {
+                (Some(ts), true) => Some(ts.t()?.matmul(&xm)?),
+                _ => None,
+            };
+            let gx = match (&ts, needs[0]) {
+                (Some(ts), true) => {
+                    let mut l = ts.matmul(&ins[1])?;
+                    if let Some(m) = &mask {
+                        l = (l * m)?;
+                    }
+                    Some((g.matmul(&w)? + l)?.reshape(in_dims.clone())?)
+                }
+                _ => None,
+            };
+            Ok(vec![gx, ga, gb])
+        }),
+    )
+}
+
+/// Head layout of one attention call: batch, sequence, query heads, key/value heads, head width.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    /// Batch rows.
+    pub b: usize,
+    /// New positions per row.
+    pub s: usize,
+    /// Query heads.
+    pub nh: usize,
+    /// Key/value heads (grouped-query attention when fewer than `nh`).
+    pub nkv: usize,
+    /// Width of one head.
+    pub hd: usize,
+}
+
+impl Heads {
+    /// `[b*s, n*hd]` -> `[b, n, s, hd]` (contiguous).
+    pub fn split(&self, t: &Tensor, n: usize) -> Result<Tensor> {
+        t.reshape((self.b, self.s, n, self.hd))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// `[b, n, s, hd]` -> `[b*s, n*hd]`.
+    fn merge(&self, t: &Tensor, n: usize) -> Result<Tensor> {
+        t.transpose(1, 2)?
+            .contiguous()?
+            .reshape((self.b * self.s, n * self.hd))
+    }
+
+    fn scale(&self) -> f64 {
+        1.0 / (self.hd as f64).sqrt()
+    }
+}
+
+/// Scaled dot-product attention of rotated heads `qh [b, nh, s, hd]` over `kh`, `vh`
+/// `[b, nkv, keys, hd]` with an additive `bias [1|b, 1, s, keys]`: returns the merged output
+/// `[b*s, nh*hd]` and the probabilities `[b, nkv, (nh/nkv)*s, keys]`. Query heads sharing a
+/// key/value head are stacked along the rows, so k/v are never repeated. Use it on tensors
+/// that need no gradient (decoding); [`attention`] is the differentiable version.
+pub fn attend(
+    qh: &Tensor,
+    kh: &Tensor,
+    vh: &Tensor,
+    bias: Option<&Tensor>,
+    h: Heads,
+) -> Result<(Tensor, Tensor)> {
+    let keys = kh.dim(2)?;
+    let rows = (h.nh / h.nkv) * h.s;
+    let q = qh.reshape((h.b, h.nkv, rows, h.hd))?;
+    let scores = q.matmul(&kh.t()?)?.reshape((h.b, h.nh, h.s, keys))?;
+    let p = masked_softmax(&scores, bias, h.scale())?.reshape((h.b, h.nkv, rows, keys))?;
+    let o = p.matmul(vh)?.reshape((h.b, h.nh, h.s, h.hd))?;
+    Ok((h.merge(&o, h.nh)?, p))
+}
+
+/// Causal self-attention for training, as one gradient node: projected `q [b*s, nh*hd]`,
+/// `k`, `v [b*s, nkv*hd]` -> `[b*s, nh*hd]`, with RoPE (`cos`/`sin` as in [`rope`]) and the
+/// additive `bias` of [`attend`]. The backward pass is written out (softmax, both matmuls,
+/// the inverse rotation), so the whole core is one node instead of a dozen.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    h: Heads,
+    cos: &Tensor,
+    sin: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    let qh = rope(&h.split(&q.detach(), h.nh)?, cos, sin)?;
+    let kh = rope(&h.split(&k.detach(), h.nkv)?, cos, sin)?;
+    let vh = h.split(&v.detach(), h.nkv)?;
+    let (o, p) = attend(&qh, &kh, &vh, bias, h)?;
+    let cos = cos.clone();
+    let neg_sin = sin.neg()?;
+    grad_node(
+        &[q, k, v],
+        o,
+        "attention",
+        Box::new(move |_, _, go| {
+            let rows = (h.nh / h.nkv) * h.s;
+            let go = h.split(go, h.nh)?.reshape((h.b, h.nkv, rows, h.hd))?;
+            let gp = go.matmul(&vh.t()?)?;
+            let gv = p.t()?.matmul(&go)?;
+            let gs = softmax_grad(&p, &gp, h.scale())?;
+            let gq = gs.matmul(&kh)?.reshape((h.b, h.nh, h.s, h.hd))?;
+            let gk = gs.t()?.matmul(&qh.reshape((h.b, h.nkv, rows, h.hd))?)?;
+            // RoPE is a rotation: its adjoint rotates by the opposite angle.
+            let unrope = |t: &Tensor| candle_nn::rotary_emb::rope(&t.contiguous()?, &cos, &neg_sin);
+            Ok(vec![
+                Some(h.merge(&unrope(&gq)?, h.nh)?),
+                Some(h.merge(&unrope(&gk)?, h.nkv)?),
+                Some(h.merge(&gv, h.nkv)?),
+            ])
+        }),
+    )
+}
+
+/// Input gradient of a softmax from its output `y` and the output gradient `g`:
+/// `scale * y * (g - <y, g>)` over the last dimension.
+fn softmax_grad(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+    if cpu_f32(&[y, g]) && y.dims() == g.dims() {
+        return cpu::softmax_grad(&y.contiguous()?, &g.contiguous()?, scale as f32);
+    }
+    let dtype = y.dtype();
+    let y32 = y.to_dtype(DType::F32)?;
+    let g32 = g.to_dtype(DType::F32)?;
+    let dot = (&y32 * &g32)?.sum_keepdim(D::Minus1)?;
+    (y32 * g32.broadcast_sub(&dot)?)?
+        .affine(scale, 0.0)?
+        .to_dtype(dtype)
 }
 
 /// RMSNorm over the last dimension with a frozen gain `w`: `x / sqrt(mean(x^2) + eps) * w`.
@@ -271,13 +552,7 @@ fn masked_softmax_generic(x: &Tensor, bias: Option<&Tensor>, scale: f64) -> Resu
         x,
         y,
         "masked-softmax",
-        Box::new(move |_, y, g| {
-            let y32 = y.to_dtype(DType::F32)?;
-            let g32 = g.to_dtype(DType::F32)?;
-            let dot = (&y32 * &g32)?.sum_keepdim(D::Minus1)?;
-            let gx = (y32 * g32.broadcast_sub(&dot)?)?.affine(scale, 0.0)?;
-            gx.to_dtype(dtype)
-        }),
+        Box::new(move |_, y, g| softmax_grad(y, g, scale)),
     )
 }
 
@@ -549,6 +824,88 @@ mod tests {
         assert!(
             g.get(wv.as_tensor()).is_none(),
             "frozen weight got a gradient"
+        );
+    }
+
+    #[test]
+    fn lora_linear_matches_composite() {
+        let w = rand(&[5, 6], 20);
+        let mask = (rand(&[2, 3, 6], 21)
+            .ge(-0.6)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            * 1.25)
+            .unwrap();
+        let composite = |x: &[Tensor], mask: Option<&Tensor>| {
+            let xm = match mask {
+                Some(m) => (&x[0] * m)?,
+                None => x[0].clone(),
+            };
+            let base = x[0].broadcast_matmul(&w.t()?)?;
+            let h = xm.broadcast_matmul(&x[1].t()?)?.affine(0.5, 0.0)?;
+            base + h.broadcast_matmul(&x[2].t()?)?
+        };
+        let xs = [rand(&[2, 3, 6], 22), rand(&[4, 6], 23), rand(&[5, 4], 24)];
+        for m in [None, Some(&mask)] {
+            check(
+                &xs,
+                |x| lora_linear(&x[0], &w, &x[1], &x[2], 0.5, m),
+                |x| composite(x, m),
+            );
+        }
+        // A frozen adapter and input: no gradient work, no node.
+        let y = lora_linear(&xs[0], &w, &xs[1], &xs[2], 0.5, None).unwrap();
+        assert!(!y.track_op());
+    }
+
+    #[test]
+    fn attention_matches_composite() {
+        // Grouped-query: 4 query heads over 2 key/value heads, width 4; one padded key.
+        let h = Heads {
+            b: 2,
+            s: 3,
+            nh: 4,
+            nkv: 2,
+            hd: 4,
+        };
+        let cos = rand(&[3, 2], 30);
+        let sin = rand(&[3, 2], 31);
+        let mut bias = vec![0f32; 2 * 3 * 3];
+        for b in 0..2 {
+            for i in 0..3 {
+                for j in 0..3 {
+                    if j > i || (b == 1 && j == 2) {
+                        bias[(b * 3 + i) * 3 + j] = -1e30;
+                    }
+                }
+            }
+        }
+        let bias = Tensor::from_vec(bias, (2, 1, 3, 3), &Device::Cpu).unwrap();
+        let composite = |x: &[Tensor]| {
+            let split = |t: &Tensor, n: usize| t.reshape((2, 3, n, 4))?.transpose(1, 2);
+            let q = candle_nn::rotary_emb::rope_slow(&split(&x[0], 4)?.contiguous()?, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope_slow(&split(&x[1], 2)?.contiguous()?, &cos, &sin)?;
+            let v = split(&x[2], 2)?;
+            // Repeat each key/value head for its two query heads.
+            let rep = |t: &Tensor| -> Result<Tensor> {
+                let parts: Vec<Tensor> = (0..4)
+                    .map(|i| t.narrow(1, i / 2, 1))
+                    .collect::<Result<_>>()?;
+                Tensor::cat(&parts, 1)?.contiguous()
+            };
+            let scores = (q.contiguous()?.matmul(&rep(&k)?.t()?)? * 0.5)?.broadcast_add(&bias)?;
+            let p = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            p.matmul(&rep(&v)?)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((6, 16))
+        };
+        let xs = [rand(&[6, 16], 32), rand(&[6, 8], 33), rand(&[6, 8], 34)];
+        check(
+            &xs,
+            |x| attention(&x[0], &x[1], &x[2], h, &cos, &sin, Some(&bias)),
+            composite,
         );
     }
 
