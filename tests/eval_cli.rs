@@ -1,5 +1,8 @@
 //! `instructmol eval` through the real binary: outputs and error messages.
 
+mod common;
+
+use common::temp_dir;
 use std::path::Path;
 use std::process::Command;
 
@@ -20,12 +23,6 @@ fn golden(task: &str) -> String {
         .join(format!("tests/data/golden/metrics_{task}.jsonl"))
         .display()
         .to_string()
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("instructmol-eval-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! the softmax of the first answer position; `generate --input`, `eval --run` and `chat`
 //! work end to end through the binary.
 
+mod common;
+
+use common::root;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,13 +18,9 @@ use instructmol::infer::{
 };
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_instructmol"));
+    let mut c = common::bin();
     c.env("RAYON_NUM_THREADS", "1");
     c
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn check(o: &std::process::Output) {

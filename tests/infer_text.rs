@@ -2,7 +2,10 @@
 //! decoding of the SmolLM2 default model (skipped when the GGUF file is absent), and a plain
 //! model's prompt file answered through the binary at several batch sizes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::smollm2;
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use instructmol::data::record::Turn;
@@ -57,23 +60,6 @@ fn followup_prompt_is_the_prefix_of_the_longer_conversation() {
     // Plain has no turns: the slot alone.
     let plain = Template::new(TemplateKind::Plain);
     assert_eq!(plain.render_followup(&history, q).unwrap(), "<image>");
-}
-
-fn smollm2() -> Option<PathBuf> {
-    let p = std::env::var_os("INSTRUCTMOL_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.is_file() {
-        Some(p)
-    } else {
-        println!(
-            "skipped: {} not found (run scripts/get_smollm2.sh)",
-            p.display()
-        );
-        None
-    }
 }
 
 #[test]

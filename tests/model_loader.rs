@@ -6,12 +6,15 @@
 //! SmolLM2 tests run when `models/SmolLM2-135M-Instruct.Q4_1.gguf` (or `$INSTRUCTMOL_SMOLLM2`)
 //! is present and print "skipped: ..." otherwise.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
+use common::{max_abs_diff, smollm2, temp_dir};
 use instructmol::model::loader::{load_gguf, load_hf_dir, LoadError};
 use instructmol::model::{load_model, ChatMessage, ModelTokenizer};
 use serde_json::Value as Json;
@@ -20,35 +23,11 @@ fn tiny_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_model")
 }
 
-fn smollm2() -> Option<PathBuf> {
-    let p = std::env::var_os("INSTRUCTMOL_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if p.is_file() {
-        Some(p)
-    } else {
-        println!(
-            "skipped: {} not found (run scripts/get_smollm2.sh)",
-            p.display()
-        );
-        None
-    }
-}
-
 fn golden(name: &str) -> Json {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/golden")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("instructmol-loader-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn copy_tiny(to: &Path, skip: &[&str]) {
@@ -59,19 +38,6 @@ fn copy_tiny(to: &Path, skip: &[&str]) {
             std::fs::copy(e.path(), to.join(&name)).unwrap();
         }
     }
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a.to_dtype(DType::F32).unwrap() - b.to_dtype(DType::F32).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

@@ -2,25 +2,12 @@
 //! stage 1, stage 2 from stage 1, exact resume after a kill, refusal of a corrupted
 //! checkpoint, and the configs in configs/ all parse.
 
+mod common;
+
+use common::{bin, root, temp_dir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use instructmol::train::RunConfig;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_instructmol"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("im-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Prepares the tiny ChEBI-20 cut with the CLI and returns the JSONL path.
 fn prepare(dir: &Path) -> PathBuf {
@@ -104,7 +91,7 @@ fn train(
 
 #[test]
 fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
-    let dir = tmp("stages");
+    let dir = temp_dir("stages");
     let data = prepare(&dir);
 
     // Stage 1: projector only, plain template.
@@ -203,7 +190,7 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
 
 #[test]
 fn a_diverging_run_stops_with_a_clear_message() {
-    let dir = tmp("nan");
+    let dir = temp_dir("nan");
     let data = prepare(&dir);
     let c = write_config(&dir, "boom", "chatml", &data, "");
     let o = train(
