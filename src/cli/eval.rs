@@ -169,7 +169,7 @@ pub fn score_and_write(
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    let task: Task = args.task.parse()?;
+    let task = eval::parse_task(&args.task)?;
     let predictions = match (&args.predictions, &args.run, &args.data, &args.out) {
         (Some(p), _, _, _) => p.clone(),
         (None, Some(run), Some(data), Some(out)) => {

@@ -81,6 +81,12 @@ impl Task {
     }
 }
 
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for Task {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

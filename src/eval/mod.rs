@@ -18,9 +18,7 @@ pub mod text;
 pub mod wordnet;
 pub mod wordpiece;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde_json::Value as Json;
 
@@ -28,70 +26,28 @@ pub use text::TextResources;
 pub use wordnet::{WordNet, WordNetError};
 pub use wordpiece::{TextTokenizer, WordPieceError};
 
-/// A benchmark task of the paper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    /// ChEBI-20 molecule description (text metrics).
-    Chebi20,
-    /// MoleculeNet BACE (yes/no, ROC-AUC).
-    Bace,
-    /// MoleculeNet BBBP (yes/no, ROC-AUC).
-    Bbbp,
-    /// MoleculeNet HIV (yes/no, ROC-AUC).
-    Hiv,
-    /// QM9 HOMO/LUMO/gap regression (MAE).
-    Qm9,
-    /// Retrosynthesis (SELFIES out).
-    Retrosynthesis,
-    /// Forward reaction prediction (SELFIES out).
-    Forward,
-    /// Reagent prediction (SELFIES out).
-    Reagent,
-}
+/// The task list is the data layer's: every benchmark task can be evaluated, stage-1 caption
+/// pairs cannot ([`parse_task`]).
+pub use crate::data::prepare::Task;
 
-impl Task {
-    /// Every task, in the paper's order.
-    pub const ALL: [Task; 8] = [
-        Task::Chebi20,
-        Task::Bace,
-        Task::Bbbp,
-        Task::Hiv,
-        Task::Qm9,
-        Task::Forward,
-        Task::Retrosynthesis,
-        Task::Reagent,
-    ];
+/// The benchmark tasks, in the paper's order.
+pub const TASKS: [Task; 8] = [
+    Task::Chebi20,
+    Task::Bace,
+    Task::Bbbp,
+    Task::Hiv,
+    Task::Qm9,
+    Task::Forward,
+    Task::Retrosynthesis,
+    Task::Reagent,
+];
 
-    /// The task's command-line name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Chebi20 => "chebi20",
-            Task::Bace => "bace",
-            Task::Bbbp => "bbbp",
-            Task::Hiv => "hiv",
-            Task::Qm9 => "qm9",
-            Task::Retrosynthesis => "retrosynthesis",
-            Task::Forward => "forward",
-            Task::Reagent => "reagent",
-        }
-    }
-}
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Task {
-    type Err = EvalError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Task::ALL
-            .into_iter()
-            .find(|t| t.name() == s.to_ascii_lowercase())
-            .ok_or_else(|| EvalError::UnknownTask(s.to_string()))
-    }
+/// A benchmark task from its command-line name (case-insensitive).
+pub fn parse_task(s: &str) -> Result<Task, EvalError> {
+    TASKS
+        .into_iter()
+        .find(|t| t.name() == s.to_ascii_lowercase())
+        .ok_or_else(|| EvalError::UnknownTask(s.to_string()))
 }
 
 /// Everything that can stop an evaluation.
@@ -356,6 +312,7 @@ pub fn score(
         Task::Bace | Task::Bbbp | Task::Hiv => classification::score(task, rows),
         Task::Qm9 => regression::score(rows),
         Task::Retrosynthesis | Task::Forward | Task::Reagent => reactions::score(task, rows),
+        Task::PubchemPairs => Err(EvalError::UnknownTask(task.name().to_string())),
     }
 }
 
@@ -365,11 +322,13 @@ mod tests {
 
     #[test]
     fn task_names_round_trip() {
-        for t in Task::ALL {
-            assert_eq!(t.name().parse::<Task>().ok(), Some(t));
+        for t in TASKS {
+            assert_eq!(parse_task(t.name()).ok(), Some(t));
         }
-        let err = "chebi".parse::<Task>().expect_err("unknown");
+        let err = parse_task("chebi").expect_err("unknown");
         assert!(err.to_string().contains("unknown task 'chebi'"));
+        // Stage-1 pairs are data, not a benchmark.
+        assert!(parse_task("pubchem-pairs").is_err());
     }
 
     #[test]
