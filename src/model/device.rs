@@ -188,14 +188,17 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Prepares the CPU runtime; call first thing in `main`, before any tensor exists.
 ///
-/// - mimalloc (the binary's global allocator) never hands freed memory back to the OS. A
+/// - mimalloc (the binary's global allocator) never hands freed memory back to the OS, unless
+///   the user sets `MIMALLOC_PURGE_DELAY` (milliseconds; mimalloc reads it itself). A
 ///   training step allocates and frees tensors of megabytes many times; glibc's allocator
 ///   returned them and page-faulted (and zeroed) them in again, which made a CPU LoRA step
 ///   about 1.4x slower here (scripts/bench/lora_step.py).
 /// - candle's thread pools read their settings from the environment when first used.
 pub fn init_cpu_runtime() {
-    // SAFETY: setting an option is a plain store that later frees read.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: setting an option is a plain store that later frees read.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", BARRIER_SPIN_LIMIT);
     }
