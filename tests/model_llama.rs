@@ -289,3 +289,41 @@ fn clear_errors_for_bad_weights_and_adapters() {
     let err = model.embed(&ids(&[1, 97])).unwrap_err().to_string();
     assert!(err.contains("97"), "{err}");
 }
+
+#[test]
+fn row_losses_add_up_to_the_batch_loss() {
+    let model = Llama::random(&tiny_cfg(), 11, DType::F32, &Device::Cpu).unwrap();
+    // Two rows: the second has a masked prompt and right padding.
+    let toks = Tensor::new(
+        &[[5u32, 17, 3, 88, 42, 9], [7, 1, 2, 60, 0, 0]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let labels = Tensor::new(
+        &[[5i64, 17, 3, 88, 42, 9], [-100, -100, 2, 60, -100, -100]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let logits = model
+        .forward(&model.embed(&toks).unwrap(), None, false, 0)
+        .unwrap();
+    let batch = Llama::loss(&logits, &labels)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+    let rows = Llama::row_losses(&logits, &labels).unwrap();
+    assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![5, 2]);
+    let mean = rows.iter().map(|r| r.0).sum::<f64>() / 7.0;
+    assert!((mean - batch).abs() < 1e-5, "{mean} vs {batch}");
+    // Each row alone gives its own loss.
+    for (r, &(sum, n)) in rows.iter().enumerate() {
+        let one = Llama::loss(
+            &logits.narrow(0, r, 1).unwrap(),
+            &labels.narrow(0, r, 1).unwrap(),
+        )
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+        assert!((sum / n as f64 - one).abs() < 1e-5);
+    }
+}

@@ -107,6 +107,24 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
     assert!(run1.join("latest").exists());
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["steps"], 6);
+    // The final evaluation's per-example losses: one line per evaluation example, and their
+    // token-weighted mean is the reported evaluation loss.
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(run1.join("eval_examples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6);
+    let (sum, n) = rows.iter().fold((0.0, 0.0), |(s, n), r| {
+        let t = r["tokens"].as_f64().unwrap();
+        (s + r["loss"].as_f64().unwrap() * t, n + t)
+    });
+    let eval_loss = summary["eval_loss"].as_f64().unwrap();
+    assert!(
+        (sum / n - eval_loss).abs() < 1e-6,
+        "{} vs {eval_loss}",
+        sum / n
+    );
 
     // Stage 2 from stage 1, uninterrupted.
     let init = format!("init_from = \"{}\"", run1.display());
