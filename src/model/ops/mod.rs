@@ -402,6 +402,15 @@ impl Heads {
     }
 }
 
+/// Batched matmul without gradient: on the CPU in f32 each batch element is one
+/// single-threaded gemm, spread over the threads ([`cpu::BatchedMatmul`]); elsewhere candle's.
+fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if cpu_f32(&[a, b]) && a.rank() >= 3 {
+        return a.apply_op2_no_bwd(b, &cpu::BatchedMatmul);
+    }
+    a.matmul(b)
+}
+
 /// Scaled dot-product attention of rotated heads `qh [b, nh, s, hd]` over `kh`, `vh`
 /// `[b, nkv, keys, hd]` with an additive `bias [1|b, 1, s, keys]`: returns the merged output
 /// `[b*s, nh*hd]` and the probabilities `[b, nkv, (nh/nkv)*s, keys]`. Query heads sharing a
@@ -417,9 +426,9 @@ pub fn attend(
     let keys = kh.dim(2)?;
     let rows = (h.nh / h.nkv) * h.s;
     let q = qh.reshape((h.b, h.nkv, rows, h.hd))?;
-    let scores = q.matmul(&kh.t()?)?.reshape((h.b, h.nh, h.s, keys))?;
+    let scores = bmm(&q, &kh.t()?)?.reshape((h.b, h.nh, h.s, keys))?;
     let p = masked_softmax(&scores, bias, h.scale())?.reshape((h.b, h.nkv, rows, keys))?;
-    let o = p.matmul(vh)?.reshape((h.b, h.nh, h.s, h.hd))?;
+    let o = bmm(&p, vh)?.reshape((h.b, h.nh, h.s, h.hd))?;
     Ok((h.merge(&o, h.nh)?, p))
 }
 
@@ -449,11 +458,11 @@ pub fn attention(
         Box::new(move |_, _, go| {
             let rows = (h.nh / h.nkv) * h.s;
             let go = h.split(go, h.nh)?.reshape((h.b, h.nkv, rows, h.hd))?;
-            let gp = go.matmul(&vh.t()?)?;
-            let gv = p.t()?.matmul(&go)?;
+            let gp = bmm(&go, &vh.t()?)?;
+            let gv = bmm(&p.t()?, &go)?;
             let gs = softmax_grad(&p, &gp, h.scale())?;
-            let gq = gs.matmul(&kh)?.reshape((h.b, h.nh, h.s, h.hd))?;
-            let gk = gs.t()?.matmul(&qh.reshape((h.b, h.nkv, rows, h.hd))?)?;
+            let gq = bmm(&gs, &kh)?.reshape((h.b, h.nh, h.s, h.hd))?;
+            let gk = bmm(&gs.t()?, &qh.reshape((h.b, h.nkv, rows, h.hd))?)?;
             // RoPE is a rotation: its adjoint rotates by the opposite angle.
             let unrope = |t: &Tensor| candle_nn::rotary_emb::rope(&t.contiguous()?, &cos, &neg_sin);
             Ok(vec![
@@ -857,6 +866,28 @@ mod tests {
         // A frozen adapter and input: no gradient work, no node.
         let y = lora_linear(&xs[0], &w, &xs[1], &xs[2], 0.5, None).unwrap();
         assert!(!y.track_op());
+    }
+
+    #[test]
+    fn batched_matmul_matches_candle_on_views() {
+        let a = rand(&[2, 3, 5, 4], 40);
+        let b = rand(&[2, 3, 4, 6], 41);
+        let bt = rand(&[2, 3, 6, 4], 42);
+        let at = rand(&[2, 3, 4, 5], 43);
+        for (x, y) in [
+            (a.clone(), b.clone()),
+            (a.clone(), bt.t().unwrap()),
+            (at.t().unwrap(), b.clone()),
+            (at.t().unwrap(), bt.t().unwrap()),
+            // A narrowed (offset, non-contiguous) batch.
+            (a.narrow(1, 1, 2).unwrap(), b.narrow(1, 0, 2).unwrap()),
+        ] {
+            let ours = bmm(&x, &y).unwrap();
+            let want = x.contiguous().unwrap().matmul(&y.contiguous().unwrap()).unwrap();
+            assert_eq!(ours.dims(), want.dims());
+            assert!(max_diff(&ours, &want) < 1e-5);
+        }
+        assert!(bmm(&a, &a).is_err());
     }
 
     #[test]
