@@ -52,6 +52,28 @@ impl Linear {
     }
 }
 
+/// The next-token targets of each row of `labels [b, s]` for `logits [b, s, V]`: position `t`
+/// predicts `labels[t + 1]`, the last position nothing (-100).
+fn shifted_targets(logits: &Tensor, labels: &Tensor) -> Result<Vec<Vec<i64>>> {
+    let (b, s, _) = logits.dims3()?;
+    if labels.dims() != [b, s] {
+        return Err(ModelError::Config(format!(
+            "labels have shape {:?}, logits {:?}",
+            labels.dims(),
+            logits.dims()
+        )));
+    }
+    let labels = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
+    Ok(labels
+        .into_iter()
+        .map(|row| {
+            let mut t = row[1..].to_vec();
+            t.push(-100);
+            t
+        })
+        .collect())
+}
+
 /// One decoder block.
 #[derive(Debug, Clone)]
 struct Block {
@@ -522,19 +544,7 @@ impl Llama {
     /// `logits [b, s, V]`, `labels [b, s]` (i64 or u32). Returns an f32 scalar.
     pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
         let (b, s, v) = logits.dims3()?;
-        if labels.dims() != [b, s] {
-            return Err(ModelError::Config(format!(
-                "labels have shape {:?}, logits {:?}",
-                labels.dims(),
-                logits.dims()
-            )));
-        }
-        let labels = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
-        let mut targets = Vec::with_capacity(b * s);
-        for row in &labels {
-            targets.extend_from_slice(&row[1..]);
-            targets.push(-100);
-        }
+        let targets: Vec<i64> = shifted_targets(logits, labels)?.concat();
         Ok(ops::cross_entropy(&logits.reshape((b * s, v))?, &targets)?)
     }
 
@@ -542,25 +552,15 @@ impl Llama {
     /// supervised (shifted) targets and their count, so a batched evaluation can report every
     /// example's own loss. Rows with no supervised target give `(0.0, 0)`.
     pub fn row_losses(logits: &Tensor, labels: &Tensor) -> Result<Vec<(f64, usize)>> {
-        let (b, s, _) = logits.dims3()?;
-        if labels.dims() != [b, s] {
-            return Err(ModelError::Config(format!(
-                "labels have shape {:?}, logits {:?}",
-                labels.dims(),
-                logits.dims()
-            )));
-        }
-        let labels = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
-        let mut out = Vec::with_capacity(b);
-        for (r, row) in labels.iter().enumerate() {
-            let mut targets = row[1..].to_vec();
-            targets.push(-100);
+        let rows = shifted_targets(logits, labels)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, targets) in rows.iter().enumerate() {
             let n = targets.iter().filter(|&&t| t >= 0).count();
             if n == 0 {
                 out.push((0.0, 0));
                 continue;
             }
-            let mean = ops::cross_entropy(&logits.get(r)?, &targets)?
+            let mean = ops::cross_entropy(&logits.get(r)?, targets)?
                 .to_dtype(DType::F32)?
                 .to_scalar::<f32>()? as f64;
             out.push((mean * n as f64, n));
