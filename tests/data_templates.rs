@@ -4,8 +4,9 @@
 
 use instructmol::data::record::Turn;
 use instructmol::data::templates::{
-    tokenize, Template, TemplateKind, CHATML_SYSTEM, IGNORE_INDEX, VICUNA_SYSTEM,
+    tokenize, Template, TemplateKind, CHATML_SYSTEM, VICUNA_SYSTEM,
 };
+use instructmol::model::IGNORE_INDEX;
 use tokenizers::Tokenizer;
 
 const SPECIAL: [&str; 4] = ["</s>", "<s>", "<|im_start|>", "<|im_end|>"];

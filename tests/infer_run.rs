@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use candle_core::{DType, Device, Tensor};
 use instructmol::infer::assistant::Assistant;
 use instructmol::infer::{
-    generate, generate_batch, GenerationConfig, LlamaLm, RowPrompt, SamplingConfig, YesNoIds,
+    generate, generate_batch, GenerationConfig, RowPrompt, SamplingConfig, YesNoIds,
 };
 
 fn bin() -> Command {
@@ -124,7 +124,7 @@ fn tokens_by_batch(
         .collect();
     let mut out = Vec::new();
     for chunk in rows.chunks(batch) {
-        let g = generate_batch(&a.llama, chunk, cfg, None, |_, _| Ok(())).unwrap();
+        let g = generate_batch(&a.model, chunk, cfg, None, |_, _| Ok(())).unwrap();
         assert_eq!(g.rows.len(), chunk.len());
         out.extend(g.rows.into_iter().map(|r| r.tokens));
     }
@@ -167,7 +167,6 @@ fn batched_generation_matches_single_rows_for_every_batch_size() {
             );
         }
         // The streaming single-sequence loop agrees with the batched one.
-        let mut lm = LlamaLm::new(&a.llama);
         for (i, p) in prompts.iter().enumerate().take(3) {
             let row_cfg = GenerationConfig {
                 sampling: SamplingConfig {
@@ -177,7 +176,7 @@ fn batched_generation_matches_single_rows_for_every_batch_size() {
                 ..cfg.clone()
             };
             let mut streamed = Vec::new();
-            let g = generate(&mut lm, p, &row_cfg, |id| {
+            let g = generate(&a.model, p, &row_cfg, |id| {
                 streamed.push(id);
                 Ok(())
             })
@@ -212,13 +211,17 @@ fn prob_yes_is_the_softmax_of_the_first_answer_position() {
         sampling: SamplingConfig::default(),
         stop_ids: a.stop_ids(),
     };
-    let g = generate_batch(&a.llama, &prompts, &cfg, Some(&yn), |_, _| Ok(())).unwrap();
+    let g = generate_batch(&a.model, &prompts, &cfg, Some(&yn), |_, _| Ok(())).unwrap();
     for (row, p) in g.rows.iter().zip(&prompts) {
         let got = row.prob_yes.unwrap();
         assert!((0.0..=1.0).contains(&got));
         // Independently: full forward pass, softmax over the whole vocabulary at the last
         // prompt position, in f64.
-        let logits = a.llama.forward(&p.embeds, None, false, 0).unwrap();
+        let logits = a
+            .model
+            .decoder()
+            .forward(&p.embeds, None, false, 0)
+            .unwrap();
         let s = logits.dims()[1];
         let last: Vec<f32> = logits
             .narrow(1, s - 1, 1)

@@ -537,25 +537,26 @@ fn ids_of(v: &Json) -> Vec<u32> {
 
 #[test]
 fn smollm2_logits_and_greedy_text_match_transformers() {
-    use instructmol::infer::{
-        generate, CausalLm, GenerationConfig, LlamaLm, SamplingConfig, StopReason,
-    };
+    use instructmol::infer::{generate, GenerationConfig, SamplingConfig, StopReason};
     use instructmol::model::llama::Llama;
+    use instructmol::model::Decode;
     let Some(path) = smollm2() else { return };
     let m = load_gguf(&path, DType::F32, &Device::Cpu).unwrap();
     let llama = Llama::from_weights(&m.config, m.weights, DType::F32, &Device::Cpu).unwrap();
     let g = golden("smollm2_logits.json");
-    let mut lm = LlamaLm::new(&llama);
+    let embed = |ids: &[u32]| {
+        let ids = candle_core::Tensor::new(ids, &Device::Cpu).unwrap();
+        llama.embed_ids(&ids.unsqueeze(0).unwrap()).unwrap()
+    };
     for case in g["logits"].as_array().unwrap() {
         let ids = m
             .tokenizer
             .encode(case["prompt"].as_str().unwrap(), false)
             .unwrap();
         assert_eq!(ids, ids_of(&case["ids"]));
-        lm.reset();
-        let emb = lm.embed_ids(&ids).unwrap();
-        let logits: Vec<f32> = lm
-            .forward_step(&emb)
+        let mut cache = llama.new_cache(1);
+        let logits: Vec<f32> = llama
+            .forward_cached(&embed(&ids), None, &mut cache)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -601,9 +602,8 @@ fn smollm2_logits_and_greedy_text_match_transformers() {
         sampling: SamplingConfig::default(),
         stop_ids: vec![m.tokenizer.eos_id().unwrap()],
     };
-    let emb = lm.embed_ids(&prompt).unwrap();
     let mut streamed = Vec::new();
-    let out = generate(&mut lm, &emb, &cfg, |id| {
+    let out = generate(&llama, &embed(&prompt), &cfg, |id| {
         streamed.push(id);
         Ok(())
     })

@@ -5,9 +5,11 @@
 mod common;
 
 use common::{bin, root, temp_dir};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use instructmol::train::RunConfig;
+use instructmol::run::RunConfig;
 
 /// Prepares the tiny ChEBI-20 cut with the CLI and returns the JSONL path.
 fn prepare(dir: &Path) -> PathBuf {
@@ -74,19 +76,52 @@ fn losses(run: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
+fn train_command(stage: &str, config: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.arg(stage).arg("--config").arg(config).args(extra);
+    c.env("RAYON_NUM_THREADS", "1");
+    c
+}
+
 fn train(
     stage: &str,
     config: &Path,
     extra: &[&str],
     envs: &[(&str, &str)],
 ) -> std::process::Output {
-    let mut c = bin();
-    c.arg(stage).arg("--config").arg(config).args(extra);
+    let mut c = train_command(stage, config, extra);
     for (k, v) in envs {
         c.env(k, v);
     }
-    c.env("RAYON_NUM_THREADS", "1");
     c.output().unwrap()
+}
+
+/// Runs a stage and kills it (SIGKILL, as the kernel or a user would) as soon as its log
+/// records step `after` or a later one; returns how the process ended.
+fn train_killed(
+    stage: &str,
+    config: &Path,
+    extra: &[&str],
+    run: &Path,
+    after: u64,
+) -> std::process::ExitStatus {
+    let mut child = train_command(stage, config, extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        let logged =
+            run.join("log.jsonl").exists() && losses(run).last().is_some_and(|l| l.0 >= after);
+        if logged {
+            child.kill().unwrap();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 #[test]
@@ -147,26 +182,32 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
     // Training reduces the loss on the training data.
     assert!(full[5].1 < full[0].1, "{full:?}");
 
-    // The same run killed after step 3 (checkpoint at 2), then resumed: same losses.
+    // A longer run killed from outside (SIGKILL once the log shows step 3, wherever the
+    // trainer is then: mid-step, mid-evaluation or mid-checkpoint), then resumed, gives the
+    // losses of the same run uninterrupted.
+    let long = ["--set", "train.epochs=10"];
+    let c_full = write_config(&dir, "stage2long", "chatml", &data, &init);
+    let o = train("finetune", &c_full, &long, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let full_long = losses(&dir.join("stage2long"));
+    assert_eq!(full_long.len(), 30);
     let c3 = write_config(&dir, "stage2b", "chatml", &data, &init);
-    let o = train(
-        "finetune",
-        &c3,
-        &[],
-        &[("INSTRUCTMOL_KILL_AFTER_STEP", "3")],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(137),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     let run3 = dir.join("stage2b");
-    let o = train("finetune", &c3, &["--resume", run3.to_str().unwrap()], &[]);
+    let status = train_killed("finetune", &c3, &long, &run3, 3);
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run ended before the kill: {status:?}"
+    );
+    let done = losses(&run3).len();
+    assert!(done < 30, "killed after {done} steps");
+    let mut resume_args = long.to_vec();
+    resume_args.extend(["--resume", run3.to_str().unwrap()]);
+    let o = train("finetune", &c3, &resume_args, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let resumed = losses(&run3);
-    assert_eq!(resumed.len(), 6, "{resumed:?}");
-    for ((s1, a), (s2, b)) in full.iter().zip(&resumed) {
+    assert_eq!(resumed.len(), 30, "{resumed:?}");
+    for ((s1, a), (s2, b)) in full_long.iter().zip(&resumed) {
         assert_eq!(s1, s2);
         assert!(
             (a - b).abs() <= 1e-6 * a.abs().max(1.0),
@@ -176,11 +217,11 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
 
     // A truncated checkpoint file is refused with its name.
     let victim = run3
-        .join("checkpoint-0000006")
+        .join("checkpoint-0000030")
         .join("adapter/adapter_model.safetensors");
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
-    let o = train("finetune", &c3, &["--resume", run3.to_str().unwrap()], &[]);
+    let o = train("finetune", &c3, &resume_args, &[]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -9,9 +9,9 @@ use candle_core::Tensor;
 use candle_nn::VarMap;
 
 use crate::model::device::{parse_device, parse_dtype};
-use crate::model::rng::Rng;
 use crate::model::{Llama, LlamaConfig, LoraConfig};
-use crate::train::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::rng::Rng;
+use crate::train::optim::{AdamW, AdamWConfig};
 
 /// Arguments of `instructmol bench`.
 #[derive(Debug, clap::Args)]
@@ -141,7 +141,13 @@ fn train(a: TrainArgs) -> Result<()> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let mut opt = AdamW::new(params, AdamWConfig::default());
+    let mut opt = AdamW::new(
+        params,
+        AdamWConfig {
+            max_grad_norm: 1.0,
+            ..Default::default()
+        },
+    );
     let d = cfg.hidden_size;
     let base_params = cfg.vocab_size * d
         + cfg.num_hidden_layers
@@ -171,10 +177,10 @@ fn train(a: TrainArgs) -> Result<()> {
         let t_fwd = start.elapsed().as_secs_f64();
         let loss = Llama::loss(&logits, &ids)?;
         let t_loss = start.elapsed().as_secs_f64();
-        let mut grads = loss.backward()?;
+        let grads = loss.backward()?;
         let t_bwd = start.elapsed().as_secs_f64();
-        clip_grad_norm(&mut grads, opt.params(), 1.0)?;
-        opt.step(&grads, 1e-4)?;
+        opt.accumulate(&grads)?;
+        opt.step(1e-4)?;
         let loss = loss.to_scalar::<f32>()?;
         let dt = start.elapsed().as_secs_f64();
         eprintln!(

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use candle_core::Tensor;
 
+use crate::chem::GraphFeatures;
 use crate::data::record::{Turn, IMAGE_TOKEN};
 use crate::infer::assistant::Assistant;
-use crate::infer::{generate, GenerationConfig, InferError, LlamaLm, SamplingConfig};
+use crate::infer::{generate, GenerationConfig, InferError, SamplingConfig};
 use crate::model::{parse_device, parse_dtype};
 
 /// Arguments of `instructmol chat`.
@@ -57,12 +57,12 @@ pub struct Args {
 /// The molecule being discussed and the conversation so far.
 struct Session {
     smiles: String,
-    graph: Tensor,
+    molecule: GraphFeatures,
     history: Vec<Turn>,
 }
 
-fn graph_of(assistant: &Assistant, smiles: &str) -> Result<Tensor> {
-    assistant.graph_tokens(smiles).map_err(|e| match e {
+fn molecule(smiles: &str) -> Result<GraphFeatures> {
+    Assistant::molecule(smiles).map_err(|e| match e {
         InferError::InvalidSmiles(m) => anyhow::anyhow!("invalid SMILES {smiles}: {m}"),
         other => other.into(),
     })
@@ -83,12 +83,11 @@ pub fn run(args: Args) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     let mut session = Session {
-        graph: graph_of(&assistant, &args.smiles)?,
+        molecule: molecule(&args.smiles)?,
         smiles: args.smiles.clone(),
         history: Vec::new(),
     };
     let stop_ids = assistant.stop_ids();
-    let mut lm = LlamaLm::new(&assistant.llama);
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let stdout = std::io::stdout();
@@ -108,9 +107,9 @@ pub fn run(args: Args) -> Result<()> {
         if question == "reset" || question.starts_with("reset ") {
             let smiles = question["reset".len()..].trim();
             if !smiles.is_empty() {
-                match graph_of(&assistant, smiles) {
-                    Ok(graph) => {
-                        session.graph = graph;
+                match molecule(smiles) {
+                    Ok(m) => {
+                        session.molecule = m;
                         session.smiles = smiles.to_string();
                     }
                     Err(e) => {
@@ -123,7 +122,7 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("chat: new conversation about {}", session.smiles);
             continue;
         }
-        let embeds = assistant.followup_embeds(&session.graph, &session.history, question)?;
+        let embeds = assistant.followup_embeds(&session.molecule, &session.history, question)?;
         let turn = (session.history.len() / 2) as u64;
         let cfg = GenerationConfig {
             max_new_tokens: args.max_new_tokens,
@@ -135,7 +134,7 @@ pub fn run(args: Args) -> Result<()> {
         };
         let mut stream = assistant.tokenizer.stream(true);
         let mut out = stdout.lock();
-        let result = generate(&mut lm, &embeds, &cfg, |id| {
+        let result = generate(&assistant.model, &embeds, &cfg, |id| {
             if args.json {
                 return Ok(());
             }

@@ -198,7 +198,7 @@ fn generate_predictions(
     g: &EvalGeneration,
 ) -> Result<PathBuf> {
     use crate::infer::assistant::Assistant;
-    use crate::infer::batch::{read_rows, BatchOptions};
+    use crate::infer::rows::{read_rows, BatchOptions};
     use crate::infer::{GenerationConfig, YesNoIds};
 
     if g.batch_size == 0 {
@@ -254,7 +254,7 @@ fn generate_predictions(
         yes_no,
     };
     let answered = super::generate::answer_rows(
-        &assistant.llama,
+        &assistant.model,
         &assistant.tokenizer,
         &rows,
         &options,

@@ -12,12 +12,10 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::data::prompts::DESCRIPTION_QUESTIONS;
 use crate::infer::assistant::Assistant;
-use crate::infer::batch::{self, BatchOptions, InputRow, OutputRow, Progress};
-use crate::infer::{
-    generate, CausalLm, GenerationConfig, InferError, LlamaLm, SamplingConfig, StopReason, YesNoIds,
-};
+use crate::infer::rows::{generate_rows, read_rows, BatchOptions, InputRow, OutputRow, Progress};
+use crate::infer::{generate, GenerationConfig, InferError, SamplingConfig, StopReason, YesNoIds};
 use crate::model::llama::Llama;
-use crate::model::{load_model, parse_device, parse_dtype, ChatMessage, ModelTokenizer};
+use crate::model::{load_model, parse_device, parse_dtype, ChatMessage, Decode, ModelTokenizer};
 
 /// The embedded default model, fetched by scripts/get_smollm2.sh.
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -209,9 +207,8 @@ pub fn run(args: Args) -> Result<()> {
                 InferError::InvalidSmiles(m) => anyhow::anyhow!("--smiles: {m}"),
                 other => other.into(),
             })?;
-        let mut lm = LlamaLm::new(&assistant.llama);
         return stream(
-            &mut lm,
+            &assistant.model,
             &prompt,
             &assistant.tokenizer,
             stop_ids(&args, assistant.stop_ids()),
@@ -229,10 +226,11 @@ pub fn run(args: Args) -> Result<()> {
         args.raw,
         args.system.as_deref(),
     )?;
-    let mut lm = LlamaLm::new(&plain.llama);
-    let prompt = lm.embed_ids(&ids)?;
+    let prompt = plain
+        .llama
+        .embed_ids(&Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?)?;
     stream(
-        &mut lm,
+        &plain.llama,
         &prompt,
         &plain.tokenizer,
         stop_ids(&args, plain.stop_ids.clone()),
@@ -280,7 +278,7 @@ fn run_file(
     dtype: DType,
     device: &Device,
 ) -> Result<()> {
-    let mut rows = batch::read_rows(input)?;
+    let mut rows = read_rows(input)?;
     if let Some(n) = args.limit {
         rows.truncate(n);
     }
@@ -290,7 +288,7 @@ fn run_file(
             let options =
                 batch_options(args, sampling, &assistant.tokenizer, assistant.stop_ids())?;
             answer_rows(
-                &assistant.llama,
+                &assistant.model,
                 &assistant.tokenizer,
                 &rows,
                 &options,
@@ -317,8 +315,8 @@ fn run_file(
 }
 
 /// Generates every row with a progress bar on stderr, then reports refused rows and speed.
-pub fn answer_rows(
-    llama: &Llama,
+pub fn answer_rows<D: Decode + ?Sized>(
+    model: &D,
     tokenizer: &ModelTokenizer,
     rows: &[InputRow],
     options: &BatchOptions,
@@ -333,7 +331,7 @@ pub fn answer_rows(
     );
     let start = Instant::now();
     let mut last = Progress::default();
-    let out = batch::generate_rows(llama, tokenizer, rows, options, prompt, |p| {
+    let out = generate_rows(model, tokenizer, rows, options, prompt, |p| {
         if p.rows_done != last.rows_done {
             bar.set_position(p.rows_done as u64);
         }
@@ -382,8 +380,8 @@ pub fn write_rows(path: Option<&Path>, rows: &[OutputRow]) -> Result<()> {
 }
 
 /// Runs the decode loop from `prompt` embeddings, streaming text to stdout, timings to stderr.
-fn stream(
-    lm: &mut LlamaLm,
+fn stream<D: Decode + ?Sized>(
+    model: &D,
     prompt: &Tensor,
     tokenizer: &ModelTokenizer,
     stop_ids: Vec<u32>,
@@ -398,7 +396,7 @@ fn stream(
     let mut stream = tokenizer.stream(true);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = generate(lm, prompt, &cfg, |id| {
+    let result = generate(model, prompt, &cfg, |id| {
         if let Some(piece) = stream.step(tokenizer, id)? {
             out.write_all(piece.as_bytes())?;
             out.flush()?;

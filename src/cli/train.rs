@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::run::RunConfig;
 use crate::train::trainer::{self, Stage};
-use crate::train::RunConfig;
 
 /// Arguments shared by both stages.
 #[derive(Debug, clap::Args)]

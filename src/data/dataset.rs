@@ -12,6 +12,7 @@ use super::record::{read_jsonl, Record};
 use super::templates::{Template, TokenizedExample};
 use super::DataError;
 use crate::chem::{self, GraphFeatures};
+use crate::model::MolPrompt;
 
 /// How many unusable records a [`Dataset`] names in `first_errors`.
 const FIRST_ERRORS: usize = 10;
@@ -31,6 +32,16 @@ pub struct Example {
 }
 
 impl Example {
+    /// The example as the model takes it.
+    pub fn prompt(&self) -> MolPrompt<'_> {
+        MolPrompt {
+            ids: &self.tokens.input_ids,
+            labels: &self.tokens.labels,
+            image_position: self.tokens.image_position,
+            graph: &self.graph,
+        }
+    }
+
     /// Sequence length once the `<image>` slot is replaced by the graph tokens.
     pub fn expanded_len(&self) -> usize {
         self.tokens.expanded_len(self.graph.node_feat.len())

@@ -1,11 +1,11 @@
-//! Datasets, prompts, conversation templates, splits and batching: from the raw benchmark
-//! files to tokenised, padded training batches.
+//! Datasets, prompts, conversation templates, splits and the batch order: from the raw
+//! benchmark files to the tokenised examples the model takes.
 //!
 //! `instructmol data prepare` ([`prepare`]) turns a raw dataset into LLaVA-style JSONL
-//! ([`record`]); the trainer reads those files back ([`record::read_jsonl`]), tokenises each
-//! conversation with a [`templates::Template`] and batches them ([`batch`]).
+//! ([`record`]); [`dataset::Dataset`] reads those files back, featurizes each molecule and
+//! tokenises each conversation with a [`templates::Template`]; [`sampler`] orders the examples
+//! into batches (the model pads them: [`crate::model::InstructMol::embed_prompt`]).
 
-pub mod batch;
 pub mod chebi20;
 pub mod dataset;
 pub mod mol_instructions;
@@ -15,6 +15,7 @@ pub mod prompts;
 pub mod pubchem;
 pub mod qm9;
 pub mod record;
+pub mod sampler;
 pub mod splits;
 pub mod table;
 pub mod templates;

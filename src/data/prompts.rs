@@ -6,7 +6,7 @@
 //! blood-brain barrier." -> "Yes"). The question is chosen from the task's pool by a seeded
 //! hash of the record id, so preparation is deterministic.
 
-use crate::model::rng::Rng;
+use crate::rng::Rng;
 
 /// InstructMol-G (graph only) or InstructMol-GS (graph plus the SELFIES text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

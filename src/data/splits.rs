@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::chem::scaffold::scaffold_smiles;
-use crate::model::rng::Rng;
+use crate::rng::Rng;
 
 /// Split fractions; test gets the rest.
 #[derive(Debug, Clone, Copy, PartialEq)]

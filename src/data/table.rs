@@ -62,13 +62,6 @@ pub fn read_csv(path: &Path) -> Result<Table, DataError> {
     })
 }
 
-/// Reads a TSV file with a header row; the last column takes the rest of the line.
-pub fn read_tsv(path: &Path, columns: usize) -> Result<Table, DataError> {
-    read_table(path, |line, _| {
-        Ok(line.splitn(columns, '\t').map(str::to_string).collect())
-    })
-}
-
 fn read_table(
     path: &Path,
     split: impl Fn(&str, usize) -> Result<Vec<String>, DataError>,

@@ -26,9 +26,7 @@ use tokenizers::Tokenizer;
 
 use super::record::{Role, Turn, IMAGE_TOKEN};
 use super::DataError;
-
-/// Label of tokens that carry no loss.
-pub const IGNORE_INDEX: i64 = -100;
+use crate::model::{ModelTokenizer, IGNORE_INDEX};
 
 /// Default maximum sequence length (tokens, graph tokens included).
 pub const DEFAULT_MAX_LEN: usize = 2048;
@@ -144,6 +142,22 @@ impl Template {
             bos_id,
             ..Self::new(kind)
         }
+    }
+
+    /// The template a run names (`plain`, `vicuna_v1`, `chatml`) for a model's tokenizer, cut
+    /// at `max_len` tokens: plain and vicuna_v1 start with the tokenizer's BOS (as LLaMA's
+    /// tokenizer adds it), chatml with none. The one way training and inference build it.
+    pub fn for_model(
+        name: &str,
+        tokenizer: &ModelTokenizer,
+        max_len: usize,
+    ) -> Result<Self, String> {
+        let kind: TemplateKind = name.parse()?;
+        let template = Self::for_tokenizer(kind, tokenizer.inner()).with_max_len(max_len);
+        Ok(match kind {
+            TemplateKind::Plain | TemplateKind::VicunaV1 => template.with_bos(tokenizer.bos_id()),
+            TemplateKind::Chatml => template,
+        })
     }
 
     /// The same template with another BOS.

@@ -1,40 +1,31 @@
-//! The molecular assistant: a trained run (base model + GIN + projector + LoRA) that answers a
-//! question about a molecule. The prompt is rendered with the run's own conversation
-//! template and system prompt (the same as in training), the molecule's projected graph
-//! tokens are spliced in at `<image>`, and the decode loop of [`super::generate`] streams
-//! the answer.
+//! The molecular assistant: a trained run's [`InstructMol`] (base model + GIN + projector +
+//! merged LoRA) with its tokenizer and conversation template, answering questions about a
+//! molecule. The prompt is rendered with the run's own template and system prompt (the same
+//! as in training); the model puts the molecule's graph tokens at `<image>`, and the decode
+//! loop of [`super::generate`] streams the answer.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use super::batch::InputRow;
+use super::rows::InputRow;
 use super::{InferError, Result};
-use crate::chem;
+use crate::chem::{self, GraphFeatures};
 use crate::data::record::{Turn, IMAGE_TOKEN};
-use crate::data::templates::{Template, TemplateKind};
-use crate::model::splice::{splice, SpliceItem};
-use crate::model::{load_model, Gin, GraphBatch, Llama, ModelTokenizer, Projector};
-use crate::train::checkpoint;
-use crate::train::RunConfig;
+use crate::data::templates::Template;
+use crate::model::{load_model, InstructMol, Llama, ModelTokenizer, MolPrompt};
+use crate::run::Checkpoint;
 
 /// A loaded run, ready to answer.
 pub struct Assistant {
-    /// The language model, LoRA merged in.
-    pub llama: Llama,
+    /// The model (frozen, LoRA merged).
+    pub model: InstructMol,
     /// Its tokenizer.
     pub tokenizer: ModelTokenizer,
     /// The run's conversation template.
     pub template: Template,
-    gin: Gin,
-    projector: Projector,
-    device: Device,
     /// The checkpoint that was loaded.
     pub checkpoint: PathBuf,
-}
-
-fn input_err(e: impl std::fmt::Display) -> InferError {
-    InferError::Input(e.to_string())
 }
 
 impl Assistant {
@@ -47,65 +38,43 @@ impl Assistant {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let dir = checkpoint::resolve(run).map_err(input_err)?;
-        let state = checkpoint::load(&dir).map_err(input_err)?;
-        let cfg: RunConfig = serde_json::from_value(state.config.clone()).map_err(|e| {
-            input_err(format!(
-                "{}: the checkpoint's configuration is unreadable: {e}",
-                dir.display()
-            ))
-        })?;
+        let ckpt = Checkpoint::open(run)?;
+        let cfg = ckpt.config()?;
         let llm = model_override.unwrap_or(&cfg.model.llm);
-        let loaded = load_model(llm, dtype, device).map_err(input_err)?;
-        let mut llama = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)?;
-        let adapter = dir.join("adapter");
-        if adapter.exists() {
-            llama.load_peft(&adapter, &candle_nn::VarMap::new())?;
-            llama.merge_lora()?;
-        }
-        let gin = Gin::load(dir.join("gin.safetensors"), None)?;
-        let projector = Projector::load(dir.join("projector.safetensors"), None)?;
-        let kind: TemplateKind = cfg.model.template.parse().map_err(InferError::Input)?;
-        let mut template = Template::for_tokenizer(kind, loaded.tokenizer.inner())
-            .with_max_len(cfg.model.max_length);
-        if matches!(kind, TemplateKind::Plain | TemplateKind::VicunaV1) {
-            template = template.with_bos(loaded.tokenizer.bos_id());
-        }
+        let loaded =
+            load_model(llm, dtype, device).map_err(|e| InferError::Input(e.to_string()))?;
+        let decoder = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)?;
+        let model = InstructMol::load(&ckpt.dir, decoder)?;
+        let template =
+            Template::for_model(&cfg.model.template, &loaded.tokenizer, cfg.model.max_length)
+                .map_err(InferError::Input)?;
         Ok(Self {
-            llama,
+            model,
             tokenizer: loaded.tokenizer,
             template,
-            gin,
-            projector,
-            device: device.clone(),
-            checkpoint: dir,
+            checkpoint: ckpt.dir,
         })
     }
 
-    /// The molecule's projected graph tokens `[n_atoms, d]` on the model's device.
-    /// [`InferError::InvalidSmiles`] when `smiles` cannot be read.
-    pub fn graph_tokens(&self, smiles: &str) -> Result<Tensor> {
-        let graph =
-            chem::featurize_smiles(smiles).map_err(|e| InferError::InvalidSmiles(e.render()))?;
-        let gb = GraphBatch::from_features([&graph], &Device::Cpu)?;
-        let nodes = self.projector.forward(&self.gin.forward(&gb)?)?;
-        Ok(nodes.to_device(&self.device)?)
+    /// The molecule `smiles` as the model reads it; [`InferError::InvalidSmiles`] (with the
+    /// position) when it cannot be read.
+    pub fn molecule(smiles: &str) -> Result<GraphFeatures> {
+        chem::featurize_smiles(smiles).map_err(|e| InferError::InvalidSmiles(e.render()))
     }
 
     /// Prompt embeddings `[1, s, d]` for `question` about the molecule `smiles` (the graph
     /// tokens go where the template puts `<image>`: before the question).
     pub fn prompt_embeds(&self, smiles: &str, question: &str) -> Result<Tensor> {
-        let graph = self.graph_tokens(smiles)?;
-        self.followup_embeds(&graph, &[], question)
+        self.followup_embeds(&Self::molecule(smiles)?, &[], question)
     }
 
-    /// Prompt embeddings `[1, s, d]` of a conversation: `history` (complete human/gpt pairs,
-    /// see [`Template::render_followup`]) and the new `question`, with `graph`
-    /// ([`Self::graph_tokens`]) spliced at the first turn's `<image>`. With an empty history
-    /// the question gets the `<image>` slot; later questions must not carry one.
+    /// Prompt embeddings `[1, s, d]` of a conversation about `molecule`: `history` (complete
+    /// human/gpt pairs, see [`Template::render_followup`]) and the new `question`, the graph
+    /// tokens at the first turn's `<image>`. With an empty history the question gets the
+    /// `<image>` slot; later questions must not carry one.
     pub fn followup_embeds(
         &self,
-        graph: &Tensor,
+        molecule: &GraphFeatures,
         history: &[Turn],
         question: &str,
     ) -> Result<Tensor> {
@@ -118,17 +87,13 @@ impl Assistant {
         let tokens = self
             .template
             .tokenize_followup(self.tokenizer.inner(), history, &question)
-            .map_err(input_err)?;
-        let item = SpliceItem {
+            .map_err(|e| InferError::Input(e.to_string()))?;
+        Ok(self.model.prompt_embeds(MolPrompt {
             ids: &tokens.input_ids,
             labels: &tokens.labels,
             image_position: tokens.image_position,
-            graph: Some(graph.clone()),
-        };
-        let batch = splice(&[item], &self.device, |ids| {
-            Ok(self.llama.embed(&ids.unsqueeze(0)?)?.squeeze(0)?)
-        })?;
-        Ok(batch.embeds)
+            graph: molecule,
+        })?)
     }
 
     /// Prompt embeddings for a row of an input file: its question about its molecule.
@@ -144,7 +109,7 @@ impl Assistant {
 
     /// Ids that end an answer: the tokenizer's end token and the template's stop text.
     pub fn stop_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self.llama.config().eos_ids();
+        let mut ids: Vec<u32> = self.model.decoder().config().eos_ids();
         ids.extend(self.tokenizer.eos_id());
         ids.extend(self.tokenizer.token_id(self.template.stop_text()));
         ids.sort_unstable();

@@ -3,11 +3,11 @@
 //! until an end token or the token budget. Each new token is handed to a callback as soon as
 //! it is chosen, so callers can stream text or count progress.
 //!
-//! The loop takes input *embeddings*, not ids: the molecule path splices graph-token
-//! embeddings into the prompt before calling it. [`generate`] runs one sequence through any
-//! [`CausalLm`]; [`generate_batch`] left-pads several prompts into one batch of a [`Llama`]
-//! and decodes all rows together. Both share one loop, so a row decodes the same way alone
-//! or in a batch.
+//! The loop takes input *embeddings*, not ids: the molecule path puts graph-token embeddings
+//! into the prompt before calling it ([`crate::model::InstructMol::prompt_embeds`]). Both entry
+//! points run over any [`Decode`] model (a plain LLaMA, or an InstructMol): [`generate`] one
+//! sequence, [`generate_batch`] several prompts left-padded into one batch and decoded
+//! together. Both share one loop, so a row decodes the same way alone or in a batch.
 
 use std::time::{Duration, Instant};
 
@@ -16,18 +16,7 @@ use candle_core::{DType, Tensor};
 use super::sampling::{Sampler, SamplingConfig};
 use super::yes_no::YesNoIds;
 use super::{InferError, Result};
-use crate::model::llama::{KvCache, Llama};
-
-/// A causal language model that can be run step by step with a KV cache.
-pub trait CausalLm {
-    /// Input embeddings of token ids: `[1, ids.len(), d]`.
-    fn embed_ids(&self, ids: &[u32]) -> Result<Tensor>;
-    /// Runs `embeds` (`[1, s, d]`) after the positions already cached, appends them to the cache
-    /// and returns the logits of the last position (`[vocab]` or `[1, vocab]`).
-    fn forward_step(&mut self, embeds: &Tensor) -> Result<Tensor>;
-    /// Empties the KV cache.
-    fn reset(&mut self);
-}
+use crate::model::{Decode, KvCache};
 
 /// Settings of one generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,13 +103,6 @@ pub struct BatchGeneration {
     pub decode_steps: usize,
 }
 
-impl BatchGeneration {
-    /// Generated tokens over all rows (end tokens included).
-    pub fn generated_tokens(&self) -> usize {
-        self.rows.iter().map(|r| r.tokens.len()).sum()
-    }
-}
-
 /// Per-row state of the shared decode loop.
 struct RowState {
     sampler: Sampler,
@@ -187,10 +169,10 @@ fn decode_loop(
     }
 }
 
-/// Generates from `prompt_embeds` (`[1, s, d]`), calling `on_token` with each new id as soon as
-/// it is chosen (end tokens excluded). The model's cache is reset first.
-pub fn generate<M: CausalLm + ?Sized>(
-    model: &mut M,
+/// Generates from `prompt_embeds` (`[1, s, d]`) with a fresh KV cache, calling `on_token` with
+/// each new id as soon as it is chosen (end tokens excluded).
+pub fn generate<D: Decode + ?Sized>(
+    model: &D,
     prompt_embeds: &Tensor,
     cfg: &GenerationConfig,
     mut on_token: impl FnMut(u32) -> Result<()>,
@@ -202,7 +184,7 @@ pub fn generate<M: CausalLm + ?Sized>(
             prompt_embeds.dims()
         )));
     }
-    model.reset();
+    let mut cache = model.new_cache(1);
     let start = Instant::now();
     if cfg.max_new_tokens == 0 {
         return Ok(Generation {
@@ -214,7 +196,7 @@ pub fn generate<M: CausalLm + ?Sized>(
             decode_steps: 0,
         });
     }
-    let first = model.forward_step(prompt_embeds)?;
+    let first = model.forward_cached(prompt_embeds, None, &mut cache)?;
     let prompt_time = start.elapsed();
     let decode_start = Instant::now();
     let (mut rows, decode_steps) = decode_loop(
@@ -225,8 +207,9 @@ pub fn generate<M: CausalLm + ?Sized>(
             let Some(id) = next.first().copied().flatten() else {
                 return Err(InferError::Input("no token to feed back".to_string()));
             };
-            let emb = model.embed_ids(&[id])?;
-            model.forward_step(&emb)
+            let ids = Tensor::new(&[[id]], model.device())?;
+            let emb = model.embed_ids(&ids)?;
+            Ok(model.forward_cached(&emb, None, &mut cache)?)
         },
         |_, id| on_token(id),
     )?;
@@ -245,19 +228,19 @@ pub fn generate<M: CausalLm + ?Sized>(
 
 /// Generates from several prompts at once: the prompts are left-padded into one
 /// `[b, max_s, d]` batch with an attention mask, prefilled once, then decoded together with
-/// [`Llama::forward_cached`]. Each row has its own sampler (seeded from [`RowPrompt::seed`]) and
+/// [`Decode::forward_cached`]. Each row has its own sampler (seeded from [`RowPrompt::seed`]) and
 /// stops on its own; a finished row is fed masked padding until the whole batch is done, and
 /// its tokens are not extended. `yes_no` adds each row's probability of "Yes" at the first
 /// answer position. `on_token(row, id)` is called with each new id (end tokens excluded).
-pub fn generate_batch(
-    llama: &Llama,
+pub fn generate_batch<D: Decode + ?Sized>(
+    model: &D,
     prompts: &[RowPrompt],
     cfg: &GenerationConfig,
     yes_no: Option<&YesNoIds>,
     on_token: impl FnMut(usize, u32) -> Result<()>,
 ) -> Result<BatchGeneration> {
     let b = prompts.len();
-    let d = llama.config().hidden_size;
+    let d = model.hidden_size();
     let mut lens = Vec::with_capacity(b);
     for (r, p) in prompts.iter().enumerate() {
         match p.embeds.dims3()? {
@@ -289,8 +272,8 @@ pub fn generate_batch(
         return Ok(empty(prompt_tokens));
     }
     let width = lens.iter().copied().max().unwrap_or(0);
-    let device = llama.device();
-    let dtype = llama.dtype();
+    let device = model.device();
+    let dtype = model.dtype();
     let mut padded = Vec::with_capacity(b);
     let mut mask = Vec::with_capacity(b * width);
     for (p, &s) in prompts.iter().zip(&lens) {
@@ -305,9 +288,9 @@ pub fn generate_batch(
     }
     let embeds = Tensor::cat(&padded, 0)?;
     let mask = Tensor::from_vec(mask, (b, width), device)?;
-    let mut cache: KvCache = llama.new_cache(b);
+    let mut cache: KvCache = model.new_cache(b);
     let start = Instant::now();
-    let first = llama.forward_cached(&embeds, Some(&mask), &mut cache)?;
+    let first = model.forward_cached(&embeds, Some(&mask), &mut cache)?;
     let prompt_time = start.elapsed();
     let prob_yes: Vec<Option<f64>> = match yes_no {
         Some(yn) => first
@@ -335,7 +318,7 @@ pub fn generate_batch(
         |next| {
             let ids: Vec<u32> = next.iter().map(|id| id.unwrap_or(0)).collect();
             let ids = Tensor::from_vec(ids, (b, 1), device)?;
-            let x = llama.embed(&ids)?;
+            let x = model.embed_ids(&ids)?;
             let mask = if next.iter().all(Option::is_some) {
                 None
             } else {
@@ -345,7 +328,7 @@ pub fn generate_batch(
                     .collect();
                 Some(Tensor::from_vec(m, (b, 1), device)?)
             };
-            Ok(llama.forward_cached(&x, mask.as_ref(), &mut cache)?)
+            Ok(model.forward_cached(&x, mask.as_ref(), &mut cache)?)
         },
         on_token,
     )?;
@@ -364,35 +347,4 @@ pub fn generate_batch(
         decode_time: decode_start.elapsed(),
         decode_steps,
     })
-}
-
-/// A [`Llama`] with its own KV cache, generating one sequence.
-pub struct LlamaLm<'a> {
-    llama: &'a Llama,
-    cache: KvCache,
-}
-
-impl<'a> LlamaLm<'a> {
-    /// Wraps `llama` with an empty cache.
-    pub fn new(llama: &'a Llama) -> Self {
-        Self {
-            llama,
-            cache: llama.new_cache(1),
-        }
-    }
-}
-
-impl CausalLm for LlamaLm<'_> {
-    fn embed_ids(&self, ids: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::new(ids, self.llama.device())?.unsqueeze(0)?;
-        Ok(self.llama.embed(&ids)?)
-    }
-
-    fn forward_step(&mut self, embeds: &Tensor) -> Result<Tensor> {
-        Ok(self.llama.forward_cached(embeds, None, &mut self.cache)?)
-    }
-
-    fn reset(&mut self) {
-        self.cache = self.llama.new_cache(1);
-    }
 }

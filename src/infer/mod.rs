@@ -1,16 +1,17 @@
 //! Inference: token selection ([`sampling`]), the decode loop ([`generate`]: one streamed
-//! sequence over any [`CausalLm`], or a left-padded batch of a LLaMA), the probability of
-//! "Yes" for yes/no questions ([`yes_no`]) and the molecular assistant ([`assistant`]).
+//! sequence or a left-padded batch, over any [`crate::model::Decode`] model), answering a file
+//! of questions ([`rows`]), the probability of "Yes" for yes/no questions ([`yes_no`]) and the
+//! molecular assistant ([`assistant`]).
 
 pub mod assistant;
-pub mod batch;
 pub mod generate;
+pub mod rows;
 pub mod sampling;
 pub mod yes_no;
 
 pub use generate::{
-    generate, generate_batch, BatchGeneration, CausalLm, Generation, GenerationConfig, LlamaLm,
-    RowGeneration, RowPrompt, StopReason,
+    generate, generate_batch, BatchGeneration, Generation, GenerationConfig, RowGeneration,
+    RowPrompt, StopReason,
 };
 pub use sampling::{Sampler, SamplingConfig};
 pub use yes_no::YesNoIds;
@@ -23,6 +24,9 @@ pub enum InferError {
     /// The model failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The run directory or checkpoint cannot be used.
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
     /// Tokenizing or decoding failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),

@@ -1,7 +1,7 @@
 //! Choosing the next token from logits: greedy, temperature and nucleus (top-p) sampling with a
 //! seeded random generator, so a run with the same seed gives the same text.
 
-use crate::model::rng::Rng;
+use crate::rng::Rng;
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]

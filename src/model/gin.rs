@@ -11,7 +11,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use candle_nn::{Init, VarMap};
 
-use super::batch::{GraphBatch, COLUMNS};
+use super::graph_batch::{GraphBatch, COLUMNS};
 use super::weights::{Builder, Source, Weights};
 use super::{ModelError, Result};
 

@@ -15,8 +15,8 @@ use candle_nn::VarMap;
 use super::config::LlamaConfig;
 use super::lora::{self, LoraAdapter, LoraConfig, LORA_MODULES};
 use super::ops;
-use super::rng::Rng;
 use super::{ModelError, Result};
+use crate::rng::Rng;
 
 /// Additive mask value of a hidden key (finite, so that a fully hidden row stays a number).
 const MASKED: f32 = -1e30;
@@ -52,8 +52,12 @@ impl Linear {
     }
 }
 
+/// Label of positions that carry no loss (PyTorch's `ignore_index`): prompt text, graph
+/// tokens and padding.
+pub const IGNORE_INDEX: i64 = -100;
+
 /// The next-token targets of each row of `labels [b, s]` for `logits [b, s, V]`: position `t`
-/// predicts `labels[t + 1]`, the last position nothing (-100).
+/// predicts `labels[t + 1]`, the last position nothing ([`IGNORE_INDEX`]).
 fn shifted_targets(logits: &Tensor, labels: &Tensor) -> Result<Vec<Vec<i64>>> {
     let (b, s, _) = logits.dims3()?;
     if labels.dims() != [b, s] {
@@ -68,7 +72,7 @@ fn shifted_targets(logits: &Tensor, labels: &Tensor) -> Result<Vec<Vec<i64>>> {
         .into_iter()
         .map(|row| {
             let mut t = row[1..].to_vec();
-            t.push(-100);
+            t.push(IGNORE_INDEX);
             t
         })
         .collect())
@@ -540,7 +544,7 @@ impl Llama {
     }
 
     /// Causal LM loss as transformers' `LlamaForCausalLM`: logits at position `t` predict
-    /// `labels[t + 1]`; labels < 0 (e.g. -100) are ignored; mean over supervised tokens.
+    /// `labels[t + 1]`; labels < 0 (e.g. [`IGNORE_INDEX`]) are ignored; mean over supervised tokens.
     /// `logits [b, s, V]`, `labels [b, s]` (i64 or u32). Returns an f32 scalar.
     pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
         let (b, s, v) = logits.dims3()?;

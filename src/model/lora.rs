@@ -16,8 +16,8 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::rng::Rng;
 use super::{ModelError, Result};
+use crate::rng::Rng;
 
 /// The seven linear layers of a LLaMA block that LoRA can adapt, in block order.
 pub const LORA_MODULES: [&str; 7] = [
@@ -38,8 +38,10 @@ pub fn module_parent(module: &str) -> &'static str {
     }
 }
 
-/// LoRA hyperparameters.
-#[derive(Debug, Clone, PartialEq)]
+/// LoRA hyperparameters (also the `[lora]` section of a run config, where the modules are
+/// called `targets`; a missing field takes InstructMol's default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoraConfig {
     /// Rank of the update.
     pub r: usize,
@@ -48,6 +50,7 @@ pub struct LoraConfig {
     /// Dropout probability on the LoRA branch's input (training only).
     pub dropout: f64,
     /// Adapted modules, a subset of [`LORA_MODULES`].
+    #[serde(rename = "targets")]
     pub target_modules: Vec<String>,
 }
 

@@ -1,36 +1,37 @@
-//! Neural networks of InstructMol on candle: the MoleculeSTM GIN graph encoder and the
-//! projector that maps its node embeddings into the language model's embedding space.
+//! The networks of InstructMol on candle and the loading of their weights: the MoleculeSTM GIN
+//! graph encoder, the projector, the LLaMA decoder with LoRA adapters and its tokenizer, and
+//! [`InstructMol`], the one type that owns all three networks.
 //!
-//! All networks run in f32 on the CPU device by default. Each can be built frozen (plain
-//! tensors, no gradient bookkeeping) or trainable (parameters registered as
-//! [`candle_nn::VarMap`] variables so that `loss.backward()` reaches them).
+//! The GIN and the projector run in f32 on the CPU; the decoder runs in f32, bf16 or f16 on
+//! the CPU or a CUDA device. Each network can be built frozen (plain tensors, no gradient
+//! bookkeeping) or trainable (parameters registered as [`candle_nn::VarMap`] variables so that
+//! `loss.backward()` reaches them).
 
-pub mod batch;
 pub mod config;
 pub mod device;
 pub mod gin;
+pub mod graph_batch;
+pub mod instructmol;
 pub mod llama;
 pub mod loader;
 pub mod lora;
 pub mod ops;
 pub mod projector;
-pub mod rng;
-pub mod splice;
 pub mod tokenizer;
 pub mod weights;
 
-pub use batch::{GraphBatch, GraphInput};
 pub use config::LlamaConfig;
 pub use device::{parse_device, parse_dtype, DeviceError, DeviceSpec};
 pub use gin::{Gin, GinConfig};
-pub use llama::{KvCache, Llama};
+pub use graph_batch::{GraphBatch, GraphInput};
+pub use instructmol::{Decode, InstructMol, LoraInit, MolPrompt, PromptBatch, TrainInit};
+pub use llama::{KvCache, Llama, IGNORE_INDEX};
 pub use loader::{load_model, LoadError, LoadedModel};
 pub use lora::{LoraConfig, LORA_MODULES};
 pub use projector::{Projector, ProjectorKind};
+use std::path::PathBuf;
 pub use tokenizer::{ChatMessage, ModelTokenizer, TextStream, TokenizerError};
 pub use weights::Weights;
-
-use std::path::PathBuf;
 
 /// Errors of the model layer.
 #[derive(Debug, thiserror::Error)]

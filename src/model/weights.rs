@@ -16,15 +16,6 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// Wraps an existing map of tensors (converted to f32).
-    pub fn from_map(tensors: HashMap<String, Tensor>) -> Result<Self> {
-        let tensors = tensors
-            .into_iter()
-            .map(|(k, t)| Ok((k, to_f32(t)?)))
-            .collect::<Result<HashMap<_, _>>>()?;
-        Ok(Self { tensors })
-    }
-
     /// Reads a file, choosing the format from its first bytes: a zip archive is a PyTorch
     /// file (`torch.save` since PyTorch 1.6), anything else is tried as safetensors.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
@@ -159,7 +150,7 @@ pub(crate) struct Builder<'a> {
     source: Source<'a>,
     varmap: Option<&'a VarMap>,
     /// Random stream for [`Source::Init`].
-    rng: super::rng::Rng,
+    rng: crate::rng::Rng,
     /// Every tensor built, under its full (prefixed) key, for saving.
     pub(crate) built: Vec<(String, Tensor)>,
 }
@@ -171,7 +162,7 @@ impl<'a> Builder<'a> {
             Source::Load { .. } => 0,
         };
         Self {
-            rng: super::rng::Rng::new(seed),
+            rng: crate::rng::Rng::new(seed),
             source,
             varmap,
             built: Vec::new(),

@@ -1,37 +1,21 @@
-//! Training: the two InstructMol stages (projector alignment, then LoRA instruction tuning)
-//! with AdamW, a cosine schedule, gradient accumulation and clipping, evaluation loss, a JSONL
-//! log and loss curve, and atomic checkpoints that resume exactly.
+//! Training: the two InstructMol stages (projector alignment, then LoRA instruction tuning).
+//! [`trainer`] is the loop, [`optim`] the optimizer (accumulation, clipping, AdamW),
+//! [`schedule`] the learning rate, [`plot`] the loss curve; the run directory it writes is
+//! [`crate::run`]'s.
 
-pub mod checkpoint;
-pub mod config;
 pub mod optim;
 pub mod plot;
 pub mod schedule;
 pub mod trainer;
 
-use std::path::PathBuf;
-
-pub use config::RunConfig;
+use crate::run::RunError;
 
 /// Errors of the training layer.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// A configuration file or override is invalid.
-    #[error("config {path}: {reason}")]
-    Config {
-        /// The file (or `--set` for command-line overrides).
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A checkpoint could not be written or is not a valid checkpoint.
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint {
-        /// The file or directory.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The run's configuration, checkpoints or files.
+    #[error(transparent)]
+    Run(#[from] RunError),
     /// The loss became NaN or infinite.
     #[error("loss is {loss} at step {step}: training stopped; the last good checkpoint is kept ({last_good})")]
     NonFinite {
@@ -41,14 +25,6 @@ pub enum TrainError {
         step: u64,
         /// Where the last good checkpoint is (or "none").
         last_good: String,
-    },
-    /// Writing the log or the plot failed.
-    #[error("{path}: {reason}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
     },
     /// The model layer failed.
     #[error(transparent)]

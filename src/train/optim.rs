@@ -1,6 +1,6 @@
-//! AdamW with decoupled weight decay (PyTorch's `torch.optim.AdamW`), global-norm gradient
-//! clipping (`torch.nn.utils.clip_grad_norm_`), and an optimizer state that can be saved and
-//! restored exactly for `--resume`.
+//! The optimizer of both stages: gradients accumulated over the micro-batches of an update,
+//! global-norm clipping (`torch.nn.utils.clip_grad_norm_`), AdamW with decoupled weight decay
+//! (`torch.optim.AdamW`), and a state that is saved and restored exactly for `--resume`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -8,9 +8,10 @@ use std::path::Path;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 
-use super::{Result, TrainError};
+use super::Result;
+use crate::run::RunError;
 
-/// AdamW hyperparameters (PyTorch defaults but for the learning rate).
+/// AdamW hyperparameters (PyTorch defaults but for the learning rate) and the clipping norm.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWConfig {
     /// Coefficient of the first moment.
@@ -21,6 +22,8 @@ pub struct AdamWConfig {
     pub eps: f64,
     /// Decoupled weight decay.
     pub weight_decay: f64,
+    /// Global gradient-norm clip applied before each update (0: off).
+    pub max_grad_norm: f64,
 }
 
 impl Default for AdamWConfig {
@@ -30,14 +33,17 @@ impl Default for AdamWConfig {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
+            max_grad_norm: 0.0,
         }
     }
 }
 
-/// AdamW over a fixed set of named variables.
+/// AdamW over a fixed set of named variables, with gradient accumulation and clipping.
 pub struct AdamW {
     config: AdamWConfig,
     params: BTreeMap<String, Var>,
+    /// Gradients summed over the micro-batches of the update in progress, by name.
+    pending: BTreeMap<String, Tensor>,
     /// First and second moments per parameter, created on the first step.
     moments: HashMap<String, (Tensor, Tensor)>,
     steps: u64,
@@ -49,6 +55,7 @@ impl AdamW {
         Self {
             config,
             params,
+            pending: BTreeMap::new(),
             moments: HashMap::new(),
             steps: 0,
         }
@@ -64,16 +71,35 @@ impl AdamW {
         self.steps
     }
 
-    /// One AdamW update at learning rate `lr` with the gradients in `grads` (parameters
-    /// without a gradient are left alone, as PyTorch does for `grad is None`).
-    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+    /// Adds the gradients of one micro-batch to the update in progress (parameters without
+    /// a gradient in `grads` are left out, as PyTorch does for `grad is None`).
+    pub fn accumulate(&mut self, grads: &GradStore) -> Result<()> {
+        for (name, var) in &self.params {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let sum = match self.pending.remove(name) {
+                Some(old) => (old + g)?,
+                None => g.clone(),
+            };
+            self.pending.insert(name.clone(), sum);
+        }
+        Ok(())
+    }
+
+    /// Ends the update in progress: clips the accumulated gradients to the configured norm,
+    /// applies one AdamW update at learning rate `lr` and clears them. Returns the gradient
+    /// norm before clipping.
+    pub fn step(&mut self, lr: f64) -> Result<f64> {
+        let mut grads = std::mem::take(&mut self.pending);
+        let norm = clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
         self.steps += 1;
         let c = self.config;
         let t = self.steps as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
         for (name, var) in &self.params {
-            let Some(g) = grads.get(var.as_tensor()) else {
+            let Some(g) = grads.get(name) else {
                 continue;
             };
             let g = g.to_dtype(DType::F32)?;
@@ -95,18 +121,18 @@ impl AdamW {
             var.set(&p.to_dtype(var.dtype())?)?;
             self.moments.insert(name.clone(), (m, v));
         }
-        Ok(())
+        Ok(norm)
     }
 
     /// Saves the moments (safetensors, keys `m.NAME` / `v.NAME`); the step count is kept by
     /// the caller's trainer state.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub fn save(&self, path: &Path) -> crate::run::Result<()> {
         let mut map = HashMap::new();
         for (name, (m, v)) in &self.moments {
             map.insert(format!("m.{name}"), m.clone());
             map.insert(format!("v.{name}"), v.clone());
         }
-        candle_core::safetensors::save(&map, path).map_err(|e| TrainError::Checkpoint {
+        candle_core::safetensors::save(&map, path).map_err(|e| RunError::Checkpoint {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
@@ -114,8 +140,8 @@ impl AdamW {
 
     /// Restores moments written by [`AdamW::save`] and the step count; every parameter's
     /// moments must be present with the parameter's shape (or none at all for step 0).
-    pub fn load(&mut self, path: &Path, steps: u64) -> Result<()> {
-        let bad = |reason: String| TrainError::Checkpoint {
+    pub fn load(&mut self, path: &Path, steps: u64) -> crate::run::Result<()> {
+        let bad = |reason: String| RunError::Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
@@ -159,31 +185,23 @@ impl AdamW {
 }
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm` (PyTorch's
-/// `clip_grad_norm_`: factor `max_norm / (norm + 1e-6)`, applied only when below 1).
-/// Returns the norm before clipping.
-pub fn clip_grad_norm(
-    grads: &mut GradStore,
-    params: &BTreeMap<String, Var>,
-    max_norm: f64,
-) -> Result<f64> {
+/// `clip_grad_norm_`: factor `max_norm / (norm + 1e-6)`, applied only when below 1; 0: no
+/// clipping). Returns the norm before clipping.
+fn clip_grad_norm(grads: &mut BTreeMap<String, Tensor>, max_norm: f64) -> Result<f64> {
     let mut total = 0f64;
-    for var in params.values() {
-        if let Some(g) = grads.get(var.as_tensor()) {
-            total += g
-                .to_dtype(DType::F32)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f32>()? as f64;
-        }
+    for g in grads.values() {
+        total += g
+            .to_dtype(DType::F32)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f32>()? as f64;
     }
     let norm = total.sqrt();
     if max_norm > 0.0 && norm.is_finite() {
         let coef = max_norm / (norm + 1e-6);
         if coef < 1.0 {
-            for var in params.values() {
-                if let Some(g) = grads.remove(var.as_tensor()) {
-                    grads.insert(var.as_tensor(), (g * coef)?);
-                }
+            for g in grads.values_mut() {
+                *g = (&*g * coef)?;
             }
         }
     }
@@ -226,8 +244,8 @@ mod tests {
                 .unwrap()
                 .sum_all()
                 .unwrap();
-            let grads = loss.backward().unwrap();
-            opt.step(&grads, 0.05).unwrap();
+            opt.accumulate(&loss.backward().unwrap()).unwrap();
+            opt.step(0.05).unwrap();
         };
         step(&mut opt);
         step(&mut opt);
@@ -260,14 +278,14 @@ mod tests {
             .unwrap()
             .sum_all()
             .unwrap();
-        let mut grads = loss.backward().unwrap();
-        let mut params = BTreeMap::new();
-        params.insert("a".to_string(), a.clone());
-        params.insert("b".to_string(), b.clone());
-        let norm = clip_grad_norm(&mut grads, &params, 1.0).unwrap();
+        let store = loss.backward().unwrap();
+        let mut grads = BTreeMap::new();
+        grads.insert("a".to_string(), store.get(a.as_tensor()).unwrap().clone());
+        grads.insert("b".to_string(), store.get(b.as_tensor()).unwrap().clone());
+        let norm = clip_grad_norm(&mut grads, 1.0).unwrap();
         assert!((norm - 5.0).abs() < 1e-6);
-        let ga = grads.get(a.as_tensor()).unwrap().to_vec1::<f32>().unwrap()[0];
-        let gb = grads.get(b.as_tensor()).unwrap().to_vec1::<f32>().unwrap()[0];
+        let ga = grads["a"].to_vec1::<f32>().unwrap()[0];
+        let gb = grads["b"].to_vec1::<f32>().unwrap()[0];
         assert!(
             (ga - 0.6).abs() < 1e-5 && (gb - 0.8).abs() < 1e-5,
             "{ga} {gb}"
@@ -281,7 +299,8 @@ mod tests {
         params.insert("w".to_string(), var.clone());
         let mut opt = AdamW::new(params, AdamWConfig::default());
         let loss = var.as_tensor().sum_all().unwrap();
-        opt.step(&loss.backward().unwrap(), 0.1).unwrap();
+        opt.accumulate(&loss.backward().unwrap()).unwrap();
+        opt.step(0.1).unwrap();
         let dir = std::env::temp_dir().join(format!("adamw-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         opt.save(&dir.join("opt.safetensors")).unwrap();

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{Result, TrainError};
+use super::Result;
 
 const W: usize = 800;
 const H: usize = 480;
@@ -102,7 +102,9 @@ fn label(v: f64) -> String {
 
 /// Draws `train` (step, loss) as a line and `eval` (step, loss) as dots into a PNG at `path`.
 /// Non-finite values are skipped.
-pub fn loss_curve(path: &Path, train: &[(u64, f64)], eval: &[(u64, f64)]) -> Result<()> {
+pub fn loss_curve(stem: &Path, history: &crate::run::History) -> Result<()> {
+    let path = &stem.with_extension("png");
+    let (train, eval) = (&history.train, &history.eval);
     let finite = |v: &&(u64, f64)| v.1.is_finite();
     let all: Vec<&(u64, f64)> = train.iter().chain(eval).filter(finite).collect();
     let mut c = Canvas::new();
@@ -152,10 +154,10 @@ pub fn loss_curve(path: &Path, train: &[(u64, f64)], eval: &[(u64, f64)]) -> Res
         let xl = format!("{}", xmax as u64);
         c.text(W - RIGHT - 8 * xl.len(), H - BOTTOM + 10, &xl);
     }
-    write_png(path, &c).map_err(|e| TrainError::Io {
+    Ok(write_png(path, &c).map_err(|e| crate::run::RunError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?)
 }
 
 fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
@@ -187,7 +189,7 @@ fn write_png(path: &Path, c: &Canvas) -> std::io::Result<()> {
     chunk(&mut out, b"IHDR", &ihdr);
     chunk(&mut out, b"IDAT", &idat);
     chunk(&mut out, b"IEND", &[]);
-    super::checkpoint::write_atomic(path, &out).map_err(|e| std::io::Error::other(e.to_string()))
+    crate::run::write_atomic(path, &out).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]
@@ -199,7 +201,12 @@ mod tests {
     fn writes_a_decodable_png_with_the_curve() {
         let path = std::env::temp_dir().join(format!("curve-{}.png", std::process::id()));
         let train: Vec<(u64, f64)> = (0..50).map(|s| (s, 3.0 / (1.0 + s as f64))).collect();
-        loss_curve(&path, &train, &[(25, 0.5), (49, f64::NAN)]).unwrap();
+        let h = crate::run::History {
+            train,
+            eval: vec![(25, 0.5), (49, f64::NAN)],
+            lr: Vec::new(),
+        };
+        loss_curve(&path, &h).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         // Inflate IDAT and check that blue curve pixels exist.

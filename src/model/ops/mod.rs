@@ -690,7 +690,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn rand(shape: &[usize], seed: u64) -> Tensor {
-        crate::model::rng::Rng::new(seed)
+        crate::rng::Rng::new(seed)
             .uniform(-1.0, 1.0, shape, &Device::Cpu)
             .unwrap()
     }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Result, TrainError};
+use super::{Result, RunError};
+use crate::model::LoraConfig;
 
 /// Which networks come from where and how they run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,33 +106,6 @@ pub struct TrainSection {
     pub threads: usize,
 }
 
-/// LoRA settings (stage 2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoraSection {
-    /// Rank.
-    pub r: usize,
-    /// Scale numerator (scale = alpha / r).
-    pub alpha: f64,
-    /// Dropout on the LoRA input.
-    pub dropout: f64,
-    /// Linear layers that get adapters.
-    pub targets: Vec<String>,
-}
-
-impl Default for LoraSection {
-    /// The model layer's default (InstructMol's: r 64, alpha 16, dropout 0.05, all seven modules).
-    fn default() -> Self {
-        let c = crate::model::LoraConfig::default();
-        Self {
-            r: c.r,
-            alpha: c.alpha,
-            dropout: c.dropout,
-            targets: c.target_modules,
-        }
-    }
-}
-
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,7 +120,7 @@ pub struct RunConfig {
     pub train: TrainSection,
     /// LoRA (stage 2 only).
     #[serde(default)]
-    pub lora: LoraSection,
+    pub lora: LoraConfig,
 }
 
 fn default_dtype() -> String {
@@ -182,7 +156,7 @@ impl RunConfig {
     /// bare string), then checks the result. Relative paths inside the file are kept as
     /// written (relative to the working directory, like every other path on the command line).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config {
+        let text = std::fs::read_to_string(path).map_err(|e| RunError::Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
@@ -191,7 +165,7 @@ impl RunConfig {
 
     /// Parses TOML text (`origin` names it in errors) and applies overrides.
     pub fn from_toml(text: &str, origin: &Path, overrides: &[String]) -> Result<Self> {
-        let bad = |reason: String| TrainError::Config {
+        let bad = |reason: String| RunError::Config {
             path: origin.to_path_buf(),
             reason,
         };
@@ -199,7 +173,7 @@ impl RunConfig {
             .parse()
             .map_err(|e: toml::de::Error| bad(e.to_string()))?;
         for item in overrides {
-            apply_override(&mut table, item).map_err(|reason| TrainError::Config {
+            apply_override(&mut table, item).map_err(|reason| RunError::Config {
                 path: PathBuf::from("--set"),
                 reason,
             })?;
@@ -314,7 +288,7 @@ lr = 2e-3
         assert_eq!(cfg.model.device, "cuda");
         assert_eq!(cfg.train.grad_accum, 1);
         assert_eq!(cfg.train.warmup_ratio, 0.03);
-        assert_eq!(cfg.lora.targets, vec!["q_proj"]);
+        assert_eq!(cfg.lora.target_modules, vec!["q_proj"]);
         assert_eq!(cfg.data.eval.as_deref(), Some("valid.jsonl"));
         let with_init = format!("{BASE}\n");
         let with_init = with_init.replace("[data]", "init_from = \"runs/s1\"\n[data]");

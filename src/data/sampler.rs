@@ -1,61 +1,12 @@
-//! Padded batches and the seeded length-grouped sampler.
+//! The seeded length-grouped sampler: which examples form each training batch.
 //!
-//! Batches are right-padded with the pad id; the attention mask is 1 on real tokens and
-//! padding gets label -100. The sampler follows LLaVA's `group_by_modality_length` idea:
+//! It follows LLaVA's `group_by_modality_length` idea:
 //! shuffle, cut into mega-batches, sort each by length (longest first), cut into batches,
 //! shuffle the batch order and put the batch with the longest example first (so memory
 //! problems show up at step 1). Its order is a pure function of (seed, epoch), so a resumed
 //! run sees exactly the batches an uninterrupted one would.
 
-use super::templates::{TokenizedExample, IGNORE_INDEX};
-use crate::model::rng::Rng;
-
-/// A right-padded batch, row-major `[batch_size, seq_len]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    /// Token ids.
-    pub input_ids: Vec<u32>,
-    /// 1 on real tokens, 0 on padding.
-    pub attention_mask: Vec<u8>,
-    /// Labels, [`IGNORE_INDEX`] on masked tokens and padding.
-    pub labels: Vec<i64>,
-    /// Per row, the `<image>` slot.
-    pub image_positions: Vec<Option<usize>>,
-    /// Rows.
-    pub batch_size: usize,
-    /// Columns (the longest row).
-    pub seq_len: usize,
-}
-
-/// Pads `examples` on the right with `pad_id` into one batch.
-pub fn collate(examples: &[&TokenizedExample], pad_id: u32) -> Batch {
-    let seq_len = examples
-        .iter()
-        .map(|e| e.input_ids.len())
-        .max()
-        .unwrap_or(0);
-    let batch_size = examples.len();
-    let mut b = Batch {
-        input_ids: Vec::with_capacity(batch_size * seq_len),
-        attention_mask: Vec::with_capacity(batch_size * seq_len),
-        labels: Vec::with_capacity(batch_size * seq_len),
-        image_positions: Vec::with_capacity(batch_size),
-        batch_size,
-        seq_len,
-    };
-    for e in examples {
-        let pad = seq_len - e.input_ids.len();
-        b.input_ids.extend_from_slice(&e.input_ids);
-        b.input_ids.extend(std::iter::repeat_n(pad_id, pad));
-        b.attention_mask
-            .extend(std::iter::repeat_n(1u8, e.input_ids.len()));
-        b.attention_mask.extend(std::iter::repeat_n(0u8, pad));
-        b.labels.extend_from_slice(&e.labels);
-        b.labels.extend(std::iter::repeat_n(IGNORE_INDEX, pad));
-        b.image_positions.push(e.image_position);
-    }
-    b
-}
+use crate::rng::Rng;
 
 /// Seeded length-grouped batch order over a dataset.
 #[derive(Debug, Clone)]

@@ -157,11 +157,6 @@ impl GraphBatch {
         self.num_edges
     }
 
-    /// Number of graphs.
-    pub fn num_graphs(&self) -> usize {
-        self.ranges.len()
-    }
-
     /// The rows of each graph's nodes in the encoder output, in input order.
     pub fn node_ranges(&self) -> &[Range<usize>] {
         &self.ranges

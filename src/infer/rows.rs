@@ -14,8 +14,7 @@ use super::generate::{generate_batch, GenerationConfig, RowPrompt};
 use super::yes_no::YesNoIds;
 use super::{InferError, Result};
 use crate::data::record::IMAGE_TOKEN;
-use crate::model::llama::Llama;
-use crate::model::ModelTokenizer;
+use crate::model::{Decode, ModelTokenizer};
 
 /// One question read from an input file.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,8 +170,8 @@ pub struct Progress {
 /// prediction, any other failure stops the run. Rows are sorted by length (question plus
 /// SMILES, in characters) so that a batch holds prompts of similar length, and returned in
 /// input order; the text is decoded with `tokenizer`.
-pub fn generate_rows(
-    llama: &Llama,
+pub fn generate_rows<D: Decode + ?Sized>(
+    model: &D,
     tokenizer: &ModelTokenizer,
     rows: &[InputRow],
     options: &BatchOptions,
@@ -215,7 +214,7 @@ pub fn generate_rows(
             }
         }
         let result = generate_batch(
-            llama,
+            model,
             &prompts,
             &options.generation,
             options.yes_no.as_ref(),

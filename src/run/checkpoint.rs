@@ -1,7 +1,7 @@
 //! Checkpoints of a training run, written atomically and verified on load.
 //!
-//! A checkpoint is a directory `RUN/checkpoint-NNNNNNN/` holding whatever the trainer saves
-//! (projector and GIN safetensors, the PEFT adapter, the optimizer moments) plus
+//! A checkpoint is a directory `RUN/checkpoint-NNNNNNN/` holding the model directory
+//! ([`crate::model::InstructMol::save`]: GIN, projector, PEFT adapter), the optimizer moments, plus
 //! `trainer_state.json`: the step, the position in the data, and a manifest with the size and
 //! CRC-32 of every file. It is first written as `checkpoint-NNNNNNN.tmp/`, synced, and renamed
 //! into place; `RUN/latest` (itself replaced by rename) names the newest complete one. A
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Result, TrainError};
+use super::{Result, RunError};
 
 /// Name of the state file inside a checkpoint.
 pub const STATE_FILE: &str = "trainer_state.json";
@@ -52,8 +52,24 @@ pub struct TrainerState {
     pub manifest: BTreeMap<String, FileEntry>,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint {
+impl TrainerState {
+    /// The state of a run that has not taken a step yet.
+    pub fn start(stage: &str, config: serde_json::Value) -> Self {
+        Self {
+            stage: stage.to_string(),
+            step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            examples_seen: 0,
+            eval_loss: None,
+            config,
+            manifest: BTreeMap::new(),
+        }
+    }
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> RunError {
+    RunError::Checkpoint {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }

@@ -1,44 +1,6 @@
-//! Padding, masks and the seeded length-grouped sampler.
+//! The seeded length-grouped sampler.
 
-use instructmol::data::batch::{collate, LengthGroupedSampler};
-use instructmol::data::templates::{TokenizedExample, IGNORE_INDEX};
-
-fn example(len: usize, image: Option<usize>) -> TokenizedExample {
-    TokenizedExample {
-        input_ids: (1..=len as u32).collect(),
-        labels: (1..=len as i64)
-            .map(|i| if i % 2 == 0 { i } else { IGNORE_INDEX })
-            .collect(),
-        image_position: image,
-        truncated: false,
-    }
-}
-
-#[test]
-fn collate_pads_right_with_masks() {
-    let a = example(3, Some(0));
-    let b = example(5, None);
-    let batch = collate(&[&a, &b], 99);
-    assert_eq!((batch.batch_size, batch.seq_len), (2, 5));
-    assert_eq!(batch.input_ids, [1, 2, 3, 99, 99, 1, 2, 3, 4, 5]);
-    assert_eq!(batch.attention_mask, [1, 1, 1, 0, 0, 1, 1, 1, 1, 1]);
-    assert_eq!(
-        batch.labels,
-        [
-            IGNORE_INDEX,
-            2,
-            IGNORE_INDEX,
-            IGNORE_INDEX,
-            IGNORE_INDEX,
-            IGNORE_INDEX,
-            2,
-            IGNORE_INDEX,
-            4,
-            IGNORE_INDEX
-        ]
-    );
-    assert_eq!(batch.image_positions, [Some(0), None]);
-}
+use instructmol::data::sampler::LengthGroupedSampler;
 
 fn lengths(n: usize) -> Vec<usize> {
     // Deterministic spread of lengths 10..500.
