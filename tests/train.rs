@@ -139,6 +139,7 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
     assert_eq!(l1.len(), 6, "{l1:?}");
     assert!(l1.iter().all(|(_, l)| l.is_finite()));
     assert!(run1.join("loss_curve.png").exists());
+    assert!(run1.join("loss_curve.svg").exists());
     assert!(run1.join("latest").exists());
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["steps"], 6);

@@ -16,7 +16,6 @@ pub mod llama;
 pub mod loader;
 pub mod lora;
 pub mod ops;
-pub mod projector;
 pub mod tokenizer;
 pub mod weights;
 
@@ -24,11 +23,12 @@ pub use config::LlamaConfig;
 pub use device::{parse_device, parse_dtype, DeviceError, DeviceSpec};
 pub use gin::{Gin, GinConfig};
 pub use graph_batch::{GraphBatch, GraphInput};
-pub use instructmol::{Decode, InstructMol, LoraInit, MolPrompt, PromptBatch, TrainInit};
+pub use instructmol::{
+    Decode, InstructMol, LoraInit, MolPrompt, Projector, ProjectorKind, PromptBatch, TrainInit,
+};
 pub use llama::{KvCache, Llama, IGNORE_INDEX};
 pub use loader::{load_model, LoadError, LoadedModel};
 pub use lora::{LoraConfig, LORA_MODULES};
-pub use projector::{Projector, ProjectorKind};
 use std::path::PathBuf;
 pub use tokenizer::{ChatMessage, ModelTokenizer, TextStream, TokenizerError};
 pub use weights::Weights;

@@ -26,6 +26,9 @@ pub enum TrainError {
         /// Where the last good checkpoint is (or "none").
         last_good: String,
     },
+    /// The loss curve could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
     /// The model layer failed.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),

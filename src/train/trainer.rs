@@ -328,7 +328,10 @@ impl<'a> Trainer<'a> {
                     opt.save(&dir.join(OPTIMIZER_FILE))
                 })?;
         self.last_good = Some(dir);
-        plot::loss_curve(&self.run.file(CURVE_STEM), &self.log.history()?)
+        Ok(plot::loss_curve(
+            &self.run.file(CURVE_STEM),
+            &self.log.history()?,
+        )?)
     }
 
     /// The summary (also written to the run), checkpointing first if nothing was saved yet.

@@ -117,86 +117,43 @@ impl CustomOp1 for GradNode {
     }
 }
 
-impl CustomOp2 for GradNode {
-    fn name(&self) -> &'static str {
-        self.name
-    }
+/// The two- and three-input nodes differ only in arity: one macro writes both impls.
+macro_rules! grad_node_op {
+    ($op:ident, $(($x:ident, $layout:ident)),+) => {
+        impl $op for GradNode {
+            fn name(&self) -> &'static str {
+                self.name
+            }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.copy_out()
-    }
+            fn cpu_fwd(&self, $($x: &CpuStorage, $layout: &Layout),+) -> Result<(CpuStorage, Shape)> {
+                self.copy_out()
+            }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.copy_out_cuda()
-    }
+            #[cfg(feature = "cuda")]
+            fn cuda_fwd(
+                &self,
+                $($x: &candle_core::CudaStorage, $layout: &Layout),+
+            ) -> Result<(candle_core::CudaStorage, Shape)> {
+                self.copy_out_cuda()
+            }
 
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let mut g = self.grads(&[a, b], res, grad)?.into_iter();
-        Ok((g.next().flatten(), g.next().flatten()))
-    }
+            fn bwd(
+                &self,
+                $($x: &Tensor,)+
+                res: &Tensor,
+                grad: &Tensor,
+            ) -> Result<($(grad_node_op!(@grad $x)),+)> {
+                let mut g = self.grads(&[$($x),+], res, grad)?.into_iter();
+                Ok(($(grad_node_op!(@next g $x)),+))
+            }
+        }
+    };
+    (@grad $x:ident) => { Option<Tensor> };
+    (@next $g:ident $x:ident) => { $g.next().flatten() };
 }
 
-impl CustomOp3 for GradNode {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.copy_out()
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.copy_out_cuda()
-    }
-
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        c: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let mut g = self.grads(&[a, b, c], res, grad)?.into_iter();
-        Ok((g.next().flatten(), g.next().flatten(), g.next().flatten()))
-    }
-}
+grad_node_op!(CustomOp2, (_a, _la), (_b, _lb));
+grad_node_op!(CustomOp3, (_a, _la), (_b, _lb), (_c, _lc));
 
 /// Ties `output` (computed from the detached `inputs`, one to three of them) back to them
 /// with the given backward. When no input tracks a gradient the output is returned as is.
