@@ -506,12 +506,12 @@ fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// A non-empty range around `[lo, hi]`: `below`/`above` are fractions of the
 /// span added on each side. A flat or nearly flat range is first widened to
-/// 20% of its magnitude (to `0..1` when it is all zeros), without crossing
+/// 2% of its magnitude (to `0..1` when it is all zeros), without crossing
 /// below 0 for non-negative data, so that axis ticks stay meaningful.
 fn padded(lo: f64, hi: f64, below: f64, above: f64) -> Range<f64> {
     let mag = lo.abs().max(hi.abs());
     let min_span = if mag > 0.0 {
-        (mag * 0.2).max(1e-12)
+        (mag * 0.02).max(1e-12)
     } else {
         1.0
     };
