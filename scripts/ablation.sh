@@ -19,13 +19,13 @@ bin=${INSTRUCTMOL_BIN:-target/release/instructmol}
 out=runs/ablation
 common=(--set data.max_train_examples="$n" --set data.max_eval_examples="$m" --set train.eval_every=0)
 
-"$bin" pretrain --config configs/smollm2-stage1.toml --set output_dir="$out/stage1" \
+"$bin" pretrain --overwrite --config configs/smollm2-stage1.toml --set output_dir="$out/stage1" \
     --set model.train_gin="$train_gin" "${common[@]}"
-"$bin" finetune --config configs/smollm2-stage2.toml --set output_dir="$out/s12-graph" \
+"$bin" finetune --overwrite --config configs/smollm2-stage2.toml --set output_dir="$out/s12-graph" \
     --set model.init_from="$out/stage1" "${common[@]}"
-"$bin" finetune --config configs/smollm2-stage2.toml --set output_dir="$out/s12-zero" \
+"$bin" finetune --overwrite --config configs/smollm2-stage2.toml --set output_dir="$out/s12-zero" \
     --set model.init_from="$out/stage1" --set model.zero_graph=true "${common[@]}"
-"$bin" finetune --config configs/smollm2-stage2.toml --set output_dir="$out/s2-only" \
+"$bin" finetune --overwrite --config configs/smollm2-stage2.toml --set output_dir="$out/s2-only" \
     --set model.init_from= "${common[@]}"
 
 {

@@ -249,7 +249,7 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
 }
 
 #[test]
-fn a_diverging_run_stops_with_a_clear_message() {
+fn a_diverging_run_stops_before_saving_anything_non_finite() {
     let dir = temp_dir("nan");
     let data = prepare(&dir);
     let c = write_config(&dir, "boom", "chatml", &data, "");
@@ -263,15 +263,37 @@ fn a_diverging_run_stops_with_a_clear_message() {
             "train.max_grad_norm=0",
             "--set",
             "train.warmup_ratio=0",
+            "--set",
+            "train.save_every=1",
         ],
         &[],
     );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("training stopped") && err.contains("last good checkpoint"),
+        err.contains("at step 1") && err.contains("nothing from this step was saved"),
         "{err}"
     );
+    // The update of step 1 made the weights infinite: no checkpoint may hold them.
+    let run = dir.join("boom");
+    assert!(!run.join("latest").exists(), "a checkpoint was written");
+    let saved: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("checkpoint-"))
+        .collect();
+    assert!(saved.is_empty(), "{saved:?}");
+
+    // A huge but finite learning rate is not silent.
+    let c = write_config(&dir, "hot", "chatml", &data, "");
+    let o = train(
+        "finetune",
+        &c,
+        &["--set", "train.lr=1e6", "--set", "train.max_steps=2"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("far too high"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -286,4 +308,108 @@ fn shipped_configs_parse() {
         }
     }
     assert!(n >= 6, "{n} configs");
+}
+
+#[test]
+fn run_directories_are_locked_guarded_and_resumable_with_clear_messages() {
+    let dir = temp_dir("guard");
+    let data = prepare(&dir);
+    let c = write_config(&dir, "g", "plain", &data, "");
+    let run = dir.join("g");
+    let o = train("pretrain", &c, &[], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A finished run is not silently replaced...
+    let o = train("pretrain", &c, &[], &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already holds a run") && err.contains("--overwrite"),
+        "{err}"
+    );
+    // ...unless asked, and then nothing of the old run is mixed in.
+    let o = train("pretrain", &c, &["--overwrite"], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(losses(&run).len(), 6);
+
+    // Two runs never share a directory.
+    let lock = std::fs::File::open(run.join(".lock")).unwrap();
+    lock.try_lock().unwrap();
+    let o = train("pretrain", &c, &["--overwrite"], &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("in use by another training run"), "{err}");
+    drop(lock);
+
+    // A damaged latest checkpoint: the message names the file and the previous checkpoint.
+    let victim = run.join("checkpoint-0000006").join("projector.safetensors");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() - 1]).unwrap();
+    let o = train("pretrain", &c, &["--resume", run.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("projector.safetensors") && err.contains("checkpoint-0000004"),
+        "{err}"
+    );
+    // An empty `latest`.
+    std::fs::write(run.join("latest"), "").unwrap();
+    let o = train("pretrain", &c, &["--resume", run.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("does not name a checkpoint"),
+        "{err}"
+    );
+    // Resuming a run that never saved a checkpoint.
+    let early = dir.join("early");
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::write(early.join("log.jsonl"), "{\"step\":1,\"loss\":1.0}\n").unwrap();
+    let o = train("pretrain", &c, &["--resume", early.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no checkpoint yet") && err.contains("--overwrite"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_run_works_from_anywhere_and_without_its_optimizer_state() {
+    let dir = temp_dir("portable");
+    let data = prepare(&dir);
+    // The base model is given relative to the repository root, where training runs.
+    let text = std::fs::read_to_string(write_config(&dir, "p", "chatml", &data, ""))
+        .unwrap()
+        .replace(
+            &root().join("tests/data/tiny_model").display().to_string(),
+            "tests/data/tiny_model",
+        )
+        .replace("epochs = 2", "epochs = 1\nmax_steps = 1");
+    let config = dir.join("p-relative.toml");
+    std::fs::write(&config, text).unwrap();
+    let o = train_command("finetune", &config, &[])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = dir.join("p");
+    let ckpt = run.join(std::fs::read_to_string(run.join("latest")).unwrap().trim());
+    std::fs::remove_file(ckpt.join("optimizer.safetensors")).unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let o = bin()
+        .args([
+            "generate",
+            "--max-new-tokens",
+            "3",
+            "--smiles",
+            "CCO",
+            "--run",
+        ])
+        .arg(&run)
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&dir).ok();
 }

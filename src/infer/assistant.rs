@@ -38,11 +38,16 @@ impl Assistant {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let ckpt = Checkpoint::open(run)?;
+        let ckpt = Checkpoint::open_model(run)?;
         let cfg = ckpt.config()?;
         let llm = model_override.unwrap_or(&cfg.model.llm);
-        let loaded =
-            load_model(llm, dtype, device).map_err(|e| InferError::Input(e.to_string()))?;
+        let loaded = load_model(llm, dtype, device).map_err(|e| {
+            let hint = match model_override {
+                Some(_) => "",
+                None => " (the base model this run was trained on; if it moved, pass --model PATH)",
+            };
+            InferError::Input(format!("{e}{hint}"))
+        })?;
         let decoder = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)?;
         let model = InstructMol::load(&ckpt.dir, decoder)?;
         let template =

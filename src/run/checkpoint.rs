@@ -199,8 +199,9 @@ fn prune(run_dir: &Path, keep: usize, current: &str) -> Result<()> {
 }
 
 /// Reads and verifies a checkpoint directory: the state must parse and every file of the
-/// manifest must be present with its recorded size and checksum.
-pub fn load(dir: &Path) -> Result<TrainerState> {
+/// manifest except those named in `optional` must be present with its recorded size and
+/// checksum (an optional file that is present is checked too).
+pub fn load(dir: &Path, optional: &[&str]) -> Result<TrainerState> {
     let state_path = dir.join(STATE_FILE);
     let text = fs::read_to_string(&state_path).map_err(|e| {
         io_err(
@@ -220,6 +221,9 @@ pub fn load(dir: &Path) -> Result<TrainerState> {
     })?;
     for (rel, want) in &state.manifest {
         let path = dir.join(rel);
+        if !path.exists() && optional.contains(&rel.as_str()) {
+            continue;
+        }
         if !path.exists() {
             return Err(io_err(
                 &path,
@@ -250,13 +254,48 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     let latest = path.join(LATEST_FILE);
-    let name = fs::read_to_string(&latest).map_err(|e| {
-        io_err(
-            path,
-            format!("{e}: neither a checkpoint (no {STATE_FILE}) nor a run directory with a `{LATEST_FILE}` file"),
-        )
-    })?;
-    Ok(path.join(name.trim()))
+    if !latest.exists() {
+        let reason = if path.join(super::LOG_FILE).exists() {
+            format!(
+                "the run has no checkpoint yet (it stopped before its first save; see train.save_every): \
+                 start it afresh with --overwrite instead of --resume"
+            )
+        } else if path.is_dir() {
+            format!("neither a checkpoint (no {STATE_FILE}) nor a run directory (no `{LATEST_FILE}` file)")
+        } else {
+            "no such directory".to_string()
+        };
+        return Err(io_err(path, reason));
+    }
+    let name = fs::read_to_string(&latest).map_err(|e| io_err(&latest, e))?;
+    let name = name.trim();
+    if name.is_empty() || name.contains(['/', '\\']) || name == ".." {
+        return Err(io_err(
+            &latest,
+            format!(
+                "does not name a checkpoint (it should hold e.g. `{}`): pass a checkpoint directory instead",
+                checkpoint_name(1)
+            ),
+        ));
+    }
+    Ok(path.join(name))
+}
+
+/// Complete checkpoints of a run directory, oldest first.
+pub fn list(run_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(run_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("checkpoint-") && !n.ends_with(".tmp")
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
 }
 
 #[cfg(test)]
@@ -297,7 +336,7 @@ mod tests {
         }
         let dir = resolve(&run).unwrap();
         assert!(dir.ends_with(checkpoint_name(30)));
-        let st = load(&dir).unwrap();
+        let st = load(&dir, &[]).unwrap();
         assert_eq!(st.step, 30);
         assert_eq!(st.manifest.len(), 2);
         assert!(!run.join(checkpoint_name(10)).exists());
@@ -315,7 +354,7 @@ mod tests {
         .unwrap();
         // Truncated.
         fs::write(dir.join("w.safetensors"), vec![7u8; 60]).unwrap();
-        let err = load(&dir).unwrap_err().to_string();
+        let err = load(&dir, &[]).unwrap_err().to_string();
         assert!(
             err.contains("truncated") && err.contains("w.safetensors"),
             "{err}"
@@ -324,19 +363,19 @@ mod tests {
         let mut bytes = vec![7u8; 64];
         bytes[3] = 8;
         fs::write(dir.join("w.safetensors"), bytes).unwrap();
-        let err = load(&dir).unwrap_err().to_string();
+        let err = load(&dir, &[]).unwrap_err().to_string();
         assert!(err.contains("corrupted"), "{err}");
         // Missing file.
         fs::remove_file(dir.join("w.safetensors")).unwrap();
-        assert!(load(&dir).unwrap_err().to_string().contains("missing"));
+        assert!(load(&dir, &[]).unwrap_err().to_string().contains("missing"));
         // Interrupted while writing: no state file.
         let partial = run.join("checkpoint-0000009.tmp");
         fs::create_dir_all(&partial).unwrap();
-        let err = load(&partial).unwrap_err().to_string();
+        let err = load(&partial, &[]).unwrap_err().to_string();
         assert!(err.contains("not a complete checkpoint"), "{err}");
         // Corrupt state JSON.
         fs::write(dir.join(STATE_FILE), b"{\"stage\": ").unwrap();
-        let err = load(&dir).unwrap_err().to_string();
+        let err = load(&dir, &[]).unwrap_err().to_string();
         assert!(err.contains("corrupt state file"), "{err}");
         fs::remove_dir_all(&run).ok();
     }

@@ -172,20 +172,50 @@ impl RunConfig {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        let from_file = table.clone();
+        let bad_set = |reason: String| RunError::Config {
+            path: PathBuf::from("--set"),
+            reason,
+        };
         for item in overrides {
-            apply_override(&mut table, item).map_err(|reason| RunError::Config {
-                path: PathBuf::from("--set"),
-                reason,
-            })?;
+            apply_override(&mut table, item).map_err(bad_set)?;
         }
-        let mut cfg: RunConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        let mut cfg: RunConfig = match toml::Value::Table(table).try_into() {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                // Blame the overrides when the file alone is fine.
+                let file_ok = toml::Value::Table(from_file)
+                    .try_into::<RunConfig>()
+                    .is_ok();
+                return Err(if file_ok && !overrides.is_empty() {
+                    bad_set(format!("{} (in {})", e.message(), overrides.join(" ")))
+                } else {
+                    bad(e.to_string())
+                });
+            }
+        };
         // An empty path means none (so `--set model.init_from=` can switch stage 1 off).
         for path in [&mut cfg.model.gin, &mut cfg.model.init_from] {
             if path.as_deref().is_some_and(|p| p.trim().is_empty()) {
                 *path = None;
             }
+        }
+        // Paths that exist are stored absolute, so that a run (whose checkpoints keep this
+        // configuration) works from any working directory.
+        for path in [
+            &mut cfg.model.gin,
+            &mut cfg.model.init_from,
+            &mut cfg.data.eval,
+        ]
+        .into_iter()
+        .flatten()
+        .chain([&mut cfg.model.llm, &mut cfg.data.train])
+        {
+            absolute_if_present(path);
+        }
+        if let Ok(abs) = std::path::absolute(&cfg.output_dir) {
+            cfg.output_dir = abs.to_string_lossy().into_owned();
         }
         cfg.validate().map_err(bad)?;
         Ok(cfg)
@@ -217,7 +247,42 @@ impl RunConfig {
         if self.lora.r == 0 {
             return Err("lora.r must be at least 1".into());
         }
+        for (name, v) in [
+            ("train.weight_decay", t.weight_decay),
+            ("train.max_grad_norm", t.max_grad_norm),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} must be a number >= 0, got {v}"));
+            }
+        }
+        if !(self.lora.alpha.is_finite() && self.lora.alpha > 0.0) {
+            return Err(format!(
+                "lora.alpha must be a positive number, got {}",
+                self.lora.alpha
+            ));
+        }
+        self.lora.validate().map_err(|e| format!("[lora]: {e}"))?;
+        if t.threads > MAX_THREADS {
+            return Err(format!(
+                "train.threads = {} is not a thread count this machine can run; use 0 (all cores) or at most {MAX_THREADS}",
+                t.threads
+            ));
+        }
         Ok(())
+    }
+}
+
+/// The most CPU threads a run may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+/// Replaces a relative path that exists with its absolute form (a Hugging Face repository id
+/// such as `org/name`, which is not a local path, is kept).
+fn absolute_if_present(path: &mut String) {
+    let p = Path::new(path.as_str());
+    if p.is_relative() && p.exists() {
+        if let Ok(abs) = std::path::absolute(p) {
+            *path = abs.to_string_lossy().into_owned();
+        }
     }
 }
 
@@ -325,5 +390,22 @@ lr = 2e-3
             .unwrap_err()
             .to_string();
         assert!(err.contains("bad.toml"), "{err}");
+        // A bad override is blamed on --set, not on the file.
+        let err = RunConfig::from_toml(BASE, Path::new("x.toml"), &["train.lr=\"fast\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--set") && !err.contains("x.toml"), "{err}");
+        for (set, named) in [
+            ("train.threads=100000", "train.threads"),
+            ("train.weight_decay=-0.1", "train.weight_decay"),
+            ("train.max_grad_norm=-1", "train.max_grad_norm"),
+            ("lora.alpha=-16.0", "lora.alpha"),
+            ("lora.targets=[\"qkv\"]", "qkv"),
+        ] {
+            let err = RunConfig::from_toml(BASE, Path::new("x.toml"), &[set.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{set}: {err}");
+        }
     }
 }

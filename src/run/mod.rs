@@ -55,6 +55,20 @@ pub enum RunError {
         /// What is wrong.
         reason: String,
     },
+    /// Another process is training into the same run directory.
+    #[error("{path} is in use by another training run (it holds {path}/.lock); wait for it to finish or choose another output_dir")]
+    Busy {
+        /// The run directory.
+        path: PathBuf,
+    },
+    /// A new run was pointed at a directory that already holds files.
+    #[error("{path} already holds a run ({found}): pass --resume {path} to continue it, --overwrite to replace it, or choose another output_dir")]
+    NotEmpty {
+        /// The run directory.
+        path: PathBuf,
+        /// Some of what is there.
+        found: String,
+    },
     /// Another file of the run could not be read or written.
     #[error("{path}: {reason}")]
     Io {
@@ -75,18 +89,99 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> RunError {
     }
 }
 
-/// A run directory being written.
-#[derive(Debug, Clone)]
+/// The lock file that marks a run directory as in use.
+pub const LOCK_FILE: &str = ".lock";
+
+/// How a training command may use its run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new run: the directory must be empty or absent.
+    Fresh,
+    /// Continue the run that is there (`--resume`).
+    Resume,
+    /// Replace the run that is there (`--overwrite`): its files are removed first.
+    Overwrite,
+}
+
+/// A run directory being written, locked for one process while this value lives.
+#[derive(Debug)]
 pub struct RunDir {
     root: PathBuf,
+    /// Holds the exclusive lock on [`LOCK_FILE`].
+    _lock: std::fs::File,
+}
+
+/// Whether a directory entry is one of the files a run writes.
+fn is_run_file(name: &str) -> bool {
+    name.starts_with("checkpoint-")
+        || name.starts_with(CURVE_STEM)
+        || [
+            checkpoint::LATEST_FILE,
+            LOG_FILE,
+            EVAL_EXAMPLES_FILE,
+            DATA_REPORT_FILE,
+            SUMMARY_FILE,
+        ]
+        .contains(&name)
+        || name.ends_with(".tmp")
 }
 
 impl RunDir {
-    /// Creates (if needed) the run directory `path`.
-    pub fn create(path: &Path) -> Result<Self> {
+    /// Creates (if needed) and locks the run directory `path`. Another process using it, or
+    /// (for [`Start::Fresh`]) a directory that already holds files, is refused with what to do.
+    pub fn create(path: &Path, start: Start) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| io_err(path, e))?;
+        let lock_path = path.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_err(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(RunError::Busy {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, e)),
+        }
+        let mut present: Vec<String> = std::fs::read_dir(path)
+            .map_err(|e| io_err(path, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != LOCK_FILE)
+            .collect();
+        present.sort();
+        match start {
+            Start::Fresh if !present.is_empty() => {
+                let shown: Vec<&str> = present.iter().take(4).map(String::as_str).collect();
+                return Err(RunError::NotEmpty {
+                    path: path.to_path_buf(),
+                    found: format!(
+                        "{}{}",
+                        shown.join(", "),
+                        if present.len() > 4 { ", ..." } else { "" }
+                    ),
+                });
+            }
+            Start::Overwrite => {
+                for name in present.iter().filter(|n| is_run_file(n)) {
+                    let p = path.join(name);
+                    let removed = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                    removed.map_err(|e| io_err(&p, e))?;
+                }
+            }
+            _ => {}
+        }
         Ok(Self {
             root: path.to_path_buf(),
+            _lock: lock,
         })
     }
 
@@ -223,12 +318,41 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `path`: a checkpoint directory, or a run directory (its `latest` checkpoint).
-    /// Every file is checked against the checkpoint's manifest.
+    /// Opens `path` to continue training: a checkpoint directory, or a run directory (its
+    /// `latest` checkpoint). Every file is checked against the checkpoint's manifest.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &[])
+    }
+
+    /// Opens `path` to use the model (generation, evaluation): as [`Checkpoint::open`], but
+    /// the optimizer state may have been deleted.
+    pub fn open_model(path: &Path) -> Result<Self> {
+        Self::open_with(path, &[OPTIMIZER_FILE])
+    }
+
+    fn open_with(path: &Path, optional: &[&str]) -> Result<Self> {
         let dir = checkpoint::resolve(path)?;
-        let state = checkpoint::load(&dir)?;
-        Ok(Self { dir, state })
+        match checkpoint::load(&dir, optional) {
+            Ok(state) => Ok(Self { dir, state }),
+            Err(RunError::Checkpoint { path: bad, reason }) if dir != path => {
+                // The run's latest checkpoint is damaged: an older one may be intact.
+                let hint = checkpoint::list(path)
+                    .into_iter()
+                    .rfind(|d| d != &dir)
+                    .map(|older| {
+                        format!(
+                            "; the previous checkpoint may be intact: pass {}",
+                            older.display()
+                        )
+                    })
+                    .unwrap_or_default();
+                Err(RunError::Checkpoint {
+                    path: bad,
+                    reason: format!("{reason}{hint}"),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The configuration the run was made with.

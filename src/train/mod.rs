@@ -16,16 +16,20 @@ pub enum TrainError {
     /// The run's configuration, checkpoints or files.
     #[error(transparent)]
     Run(#[from] RunError),
-    /// The loss became NaN or infinite.
-    #[error("loss is {loss} at step {step}: training stopped; the last good checkpoint is kept ({last_good})")]
+    /// The loss, the gradients or the parameters became NaN or infinite. Nothing from that
+    /// update is saved.
+    #[error("{what} at step {step}: training stopped and nothing from this step was saved; the last good checkpoint is kept ({last_good}). Lower train.lr, or set train.max_grad_norm to clip gradients")]
     NonFinite {
-        /// The offending value.
-        loss: f64,
-        /// Optimizer step.
+        /// What went wrong (e.g. "the loss is NaN").
+        what: String,
+        /// The update (1-based) in which it happened.
         step: u64,
         /// Where the last good checkpoint is (or "none").
         last_good: String,
     },
+    /// An optimizer update that would leave the model unusable.
+    #[error(transparent)]
+    Step(#[from] optim::StepError),
     /// The loss curve could not be drawn or written.
     #[error(transparent)]
     Plot(#[from] plot::PlotError),

@@ -38,6 +38,43 @@ impl Default for AdamWConfig {
     }
 }
 
+/// What one update did (global L2 norms over all parameters).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Norm of the change applied to the parameters.
+    pub update_norm: f64,
+    /// Parameter norm before the update.
+    pub param_norm: f64,
+}
+
+impl StepStats {
+    /// Size of the update relative to the parameters: far below 1 in healthy training; above
+    /// 1 the update is larger than the weights themselves (a learning rate far too high).
+    pub fn update_ratio(&self) -> f64 {
+        self.update_norm / self.param_norm.max(1e-12)
+    }
+}
+
+/// An update that would leave the model unusable.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum StepError {
+    /// The accumulated gradient is NaN or infinite (the update was not applied).
+    #[error("the gradient norm is {0}")]
+    Gradient(f64),
+    /// The update made parameters NaN or infinite.
+    #[error("the update made parameters NaN or infinite")]
+    Parameters,
+}
+
+fn sum_sq(t: &Tensor) -> Result<f64> {
+    Ok(t.sqr()?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?)
+}
+
 /// AdamW over a fixed set of named variables, with gradient accumulation and clipping.
 pub struct AdamW {
     config: AdamWConfig,
@@ -88,12 +125,18 @@ impl AdamW {
     }
 
     /// Ends the update in progress: clips the accumulated gradients to the configured norm,
-    /// applies one AdamW update at learning rate `lr` and clears them. Returns the gradient
-    /// norm before clipping.
-    pub fn step(&mut self, lr: f64) -> Result<f64> {
+    /// applies one AdamW update at learning rate `lr` and clears them. A gradient that is not
+    /// finite is refused before anything changes ([`StepError::Gradient`]); parameters that are
+    /// not finite after the update are reported ([`StepError::Parameters`]): either way the
+    /// caller must not save them.
+    pub fn step(&mut self, lr: f64) -> Result<StepStats> {
         let mut grads = std::mem::take(&mut self.pending);
-        let norm = clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
+        let grad_norm = clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
+        if !grad_norm.is_finite() {
+            return Err(StepError::Gradient(grad_norm).into());
+        }
         self.steps += 1;
+        let (mut update_sq, mut before_sq, mut after_sq) = (0f64, 0f64, 0f64);
         let c = self.config;
         let t = self.steps as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
@@ -104,6 +147,7 @@ impl AdamW {
             };
             let g = g.to_dtype(DType::F32)?;
             let p = var.as_tensor().to_dtype(DType::F32)?;
+            before_sq += sum_sq(&p)?;
             let (m, v) = match self.moments.remove(name) {
                 Some(mv) => mv,
                 None => (p.zeros_like()?, p.zeros_like()?),
@@ -117,11 +161,20 @@ impl AdamW {
             };
             let denom = ((v.sqrt()? / bc2.sqrt())? + c.eps)?;
             let update = ((&m / denom)? * (lr / bc1))?;
-            let p = (p - update)?;
+            let p = (p - &update)?;
+            update_sq += sum_sq(&update)?;
+            after_sq += sum_sq(&p)?;
             var.set(&p.to_dtype(var.dtype())?)?;
             self.moments.insert(name.clone(), (m, v));
         }
-        Ok(norm)
+        if !after_sq.is_finite() {
+            return Err(StepError::Parameters.into());
+        }
+        Ok(StepStats {
+            grad_norm,
+            update_norm: update_sq.sqrt(),
+            param_norm: before_sq.sqrt(),
+        })
     }
 
     /// Saves the moments (safetensors, keys `m.NAME` / `v.NAME`); the step count is kept by

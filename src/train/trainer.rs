@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use candle_core::DType;
 
-use super::optim::{AdamW, AdamWConfig};
+use super::optim::{AdamW, AdamWConfig, StepStats};
 use super::schedule::CosineSchedule;
 use super::{plot, Result, TrainError};
 use crate::data::dataset::{Dataset, Example};
@@ -29,8 +29,8 @@ use crate::model::{
 };
 use crate::rng::Rng;
 use crate::run::{
-    Checkpoint, RunConfig, RunDir, RunError, RunLog, TrainerState, CURVE_STEM, DATA_REPORT_FILE,
-    EVAL_EXAMPLES_FILE, OPTIMIZER_FILE, SUMMARY_FILE,
+    Checkpoint, RunConfig, RunDir, RunError, RunLog, Start, TrainerState, CURVE_STEM,
+    DATA_REPORT_FILE, EVAL_EXAMPLES_FILE, OPTIMIZER_FILE, SUMMARY_FILE,
 };
 
 /// Which stage runs.
@@ -69,9 +69,15 @@ pub struct RunSummary {
     pub checkpoint: PathBuf,
 }
 
-/// Runs a stage from its configuration; `resume` continues from a run or checkpoint directory.
-pub fn run(stage: Stage, cfg: &RunConfig, resume: Option<&Path>) -> Result<RunSummary> {
-    let mut t = Trainer::build(stage, cfg, resume)?;
+/// Runs a stage from its configuration; `resume` continues from a run or checkpoint directory,
+/// `overwrite` replaces the run already in `output_dir` (without either, it must be empty).
+pub fn run(
+    stage: Stage,
+    cfg: &RunConfig,
+    resume: Option<&Path>,
+    overwrite: bool,
+) -> Result<RunSummary> {
+    let mut t = Trainer::build(stage, cfg, resume, overwrite)?;
     while t.state.step < t.total_steps {
         let update = t.update()?;
         t.log_update(&update)?;
@@ -111,13 +117,15 @@ struct Trainer<'a> {
     started: Instant,
     tokens_done: usize,
     last_loss: f64,
+    /// Whether the "updates explode" warning was given.
+    warned_explosion: bool,
 }
 
 /// What one update did.
 struct Update {
     loss: f64,
     lr: f64,
-    grad_norm: f64,
+    stats: StepStats,
     tokens: usize,
     seconds: f64,
 }
@@ -132,8 +140,18 @@ fn config_err(field: &str, reason: impl std::fmt::Display) -> TrainError {
 
 impl<'a> Trainer<'a> {
     /// Build: resume point, decoder, template, data, model, optimizer, schedule, log.
-    fn build(stage: Stage, cfg: &'a RunConfig, resume: Option<&Path>) -> Result<Self> {
-        let run = RunDir::create(Path::new(&cfg.output_dir))?;
+    fn build(
+        stage: Stage,
+        cfg: &'a RunConfig,
+        resume: Option<&Path>,
+        overwrite: bool,
+    ) -> Result<Self> {
+        let start = match (resume, overwrite) {
+            (Some(_), _) => Start::Resume,
+            (None, true) => Start::Overwrite,
+            (None, false) => Start::Fresh,
+        };
+        let run = RunDir::create(Path::new(&cfg.output_dir), start)?;
         // A checkpoint to resume from is verified before anything is loaded.
         let resume_from = resume.map(Checkpoint::open).transpose()?;
         if let Some(ckpt) = &resume_from {
@@ -206,6 +224,7 @@ impl<'a> Trainer<'a> {
             started: Instant::now(),
             tokens_done: 0,
             last_loss: f64::NAN,
+            warned_explosion: false,
         })
     }
 
@@ -242,8 +261,7 @@ impl<'a> Trainer<'a> {
             let loss = self.model.loss(&prompts, true, seed)?;
             let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
             if !value.is_finite() {
-                self.bar.abandon();
-                return Err(self.non_finite(value));
+                return Err(self.non_finite(format!("the loss is {value}")));
             }
             loss_sum += value;
             self.opt.accumulate(&(loss / accum as f64)?.backward()?)?;
@@ -253,23 +271,28 @@ impl<'a> Trainer<'a> {
                 break;
             }
         }
-        let grad_norm = self.opt.step(lr)?;
+        let stats = match self.opt.step(lr) {
+            Err(TrainError::Step(e)) => return Err(self.non_finite(e.to_string())),
+            other => other?,
+        };
         self.state.step += 1;
         self.last_loss = loss_sum / micro as f64;
         self.tokens_done += tokens;
         Ok(Update {
             loss: self.last_loss,
             lr,
-            grad_norm,
+            stats,
             tokens,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
 
-    fn non_finite(&self, loss: f64) -> TrainError {
+    /// The error that stops a run whose update `state.step + 1` went NaN or infinite.
+    fn non_finite(&self, what: String) -> TrainError {
+        self.bar.abandon();
         TrainError::NonFinite {
-            loss,
-            step: self.state.step,
+            what,
+            step: self.state.step + 1,
             last_good: self
                 .last_good
                 .as_ref()
@@ -283,7 +306,7 @@ impl<'a> Trainer<'a> {
         let elapsed = self.started.elapsed().as_secs_f64();
         self.log.append(&serde_json::json!({
             "step": self.state.step, "epoch": self.state.epoch, "loss": u.loss, "lr": u.lr,
-            "grad_norm": u.grad_norm, "tokens": u.tokens,
+            "grad_norm": u.stats.grad_norm, "update_ratio": u.stats.update_ratio(), "tokens": u.tokens,
             "tokens_per_s": u.tokens as f64 / u.seconds, "elapsed_s": elapsed,
         }))?;
         self.bar.set_message(format!(
@@ -293,7 +316,25 @@ impl<'a> Trainer<'a> {
             self.tokens_done as f64 / elapsed
         ));
         self.bar.set_position(self.state.step);
+        let ratio = u.stats.update_ratio();
+        if ratio > 1.0 && !self.warned_explosion {
+            self.warned_explosion = true;
+            self.say(format!(
+                "warning: step {}: the update is {ratio:.1e} times the size of the weights (weight norm {:.3e}): \
+                 the learning rate ({:.2e}) is far too high; `update_ratio` in log.jsonl shows every step",
+                self.state.step, u.stats.param_norm, u.lr
+            ));
+        }
         Ok(())
+    }
+
+    /// A line for the user above the progress bar (or plain stderr when there is no bar).
+    fn say(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
     }
 
     /// The evaluation loss over the held-out examples (no dropout), logged; at the end of the
@@ -309,8 +350,7 @@ impl<'a> Trainer<'a> {
         self.state.eval_loss = Some(loss);
         self.log
             .append(&serde_json::json!({"step": self.state.step, "eval_loss": loss}))?;
-        self.bar
-            .println(format!("step {}: eval loss {loss:.4}", self.state.step));
+        self.say(format!("step {}: eval loss {loss:.4}", self.state.step));
         Ok(())
     }
 
@@ -409,7 +449,7 @@ fn build_model(
     let init_from = match (resume, &cfg.model.init_from) {
         (Some(_), _) | (None, None) => None,
         (None, Some(p)) => {
-            let ckpt = Checkpoint::open(Path::new(p))?;
+            let ckpt = Checkpoint::open_model(Path::new(p))?;
             eprintln!("starting from {}", ckpt.dir.display());
             Some(ckpt)
         }
