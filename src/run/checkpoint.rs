@@ -256,10 +256,9 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     let latest = path.join(LATEST_FILE);
     if !latest.exists() {
         let reason = if path.join(super::LOG_FILE).exists() {
-            format!(
-                "the run has no checkpoint yet (it stopped before its first save; see train.save_every): \
-                 start it afresh with --overwrite instead of --resume"
-            )
+            "the run has no checkpoint yet (it stopped before its first save; see train.save_every): \
+             start it afresh with --overwrite instead of --resume"
+                .to_string()
         } else if path.is_dir() {
             format!("neither a checkpoint (no {STATE_FILE}) nor a run directory (no `{LATEST_FILE}` file)")
         } else {
