@@ -423,3 +423,75 @@ fn pubchem_pairs_read_headerless_caption_tsv() {
         assert_eq!(r.task.as_deref(), Some("pubchem-pairs"));
     }
 }
+
+/// Writes `text` as a CSV file in a fresh temporary directory and prepares it as BBBP.
+fn prepare_csv(name: &str, text: &str, split: Option<SplitMethod>) -> Result<Prepared, String> {
+    let dir = std::env::temp_dir().join(format!("im-prep-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join(format!("{name}.csv"));
+    std::fs::write(&input, text).unwrap();
+    let out = prepare(&PrepareOptions {
+        task: Task::Bbbp,
+        input,
+        variant: Variant::G,
+        split,
+        seed: 3,
+    })
+    .map_err(|e| e.to_string());
+    std::fs::remove_dir_all(&dir).ok();
+    out
+}
+
+#[test]
+fn one_molecule_never_sits_in_two_splits_and_repeats_are_counted() {
+    // 40 molecules, each written again with the other label, and 3 rows copied verbatim.
+    let lines = data_lines("bbbp.csv");
+    let header = &lines[0];
+    let rows: Vec<&String> = lines[1..].iter().take(40).collect();
+    let mut text = format!("{header}\n");
+    for r in &rows {
+        text.push_str(&format!("{r}\n"));
+    }
+    for r in &rows {
+        // Same molecule again, label flipped.
+        let (smiles, label) = r.rsplit_once(',').unwrap();
+        let flipped = if label == "1" { "0" } else { "1" };
+        text.push_str(&format!("{smiles},{flipped}\n"));
+    }
+    for r in rows.iter().take(3) {
+        text.push_str(&format!("{r}\n"));
+    }
+    for method in [SplitMethod::Random, SplitMethod::Scaffold] {
+        let p = prepare_csv("dups", &text, Some(method)).unwrap();
+        assert!(p.report.repeated_molecules >= 43, "{:?}", p.report);
+        let mut home: BTreeMap<String, String> = BTreeMap::new();
+        for (name, records) in &p.splits {
+            for r in records {
+                let key = canonical_from_smiles(&r.smiles, false).unwrap();
+                if let Some(other) = home.insert(key.clone(), name.clone()) {
+                    assert_eq!(&other, name, "{method:?}: {key} is in {other} and {name}");
+                }
+            }
+        }
+        assert_eq!(p.report.written.values().sum::<usize>(), 83);
+    }
+}
+
+#[test]
+fn a_file_with_no_usable_row_is_an_error() {
+    let lines = data_lines("bbbp.csv");
+    let header = &lines[0];
+    let cols: Vec<&str> = header.split(',').collect();
+    let label = cols.iter().position(|c| *c == "p_np").unwrap();
+    let mut text = format!("{header}\n");
+    for r in lines[1..].iter().take(10) {
+        let mut f: Vec<&str> = r.split(',').collect();
+        f[label] = "";
+        text.push_str(&(f.join(",") + "\n"));
+    }
+    let err = prepare_csv("nolabels", &text, Some(SplitMethod::Random)).unwrap_err();
+    assert!(
+        err.contains("no usable row") && err.contains("bad_label"),
+        "{err}"
+    );
+}

@@ -78,6 +78,18 @@ fn run_prepare(a: PrepareArgs) -> Result<()> {
             lines.join(", ")
         );
     }
+    if r.repeated_molecules > 0 {
+        eprintln!(
+            "  {} rows repeat a molecule of an earlier row (kept; each molecule's rows are in one split)",
+            r.repeated_molecules
+        );
+    }
+    if r.cross_split_molecules > 0 {
+        eprintln!(
+            "  warning: the input's own split puts {} molecules in more than one split",
+            r.cross_split_molecules
+        );
+    }
     for (name, n) in &r.written {
         eprintln!("  {name}: {n} examples");
     }

@@ -296,8 +296,14 @@ pub struct Report {
     pub invalid_total: usize,
     /// The same, per reason.
     pub invalid: BTreeMap<String, ReasonCount>,
-    /// Rows skipped as duplicates.
+    /// Rows skipped as duplicates (repeated QM9 `mol_id`s).
     pub duplicates: usize,
+    /// Rows kept whose molecule (non-isomeric canonical SMILES) an earlier row already showed
+    /// (QM9's three questions about one molecule do not count); all rows of one molecule go to
+    /// the same split.
+    pub repeated_molecules: usize,
+    /// Molecules that the input's own split assignment (`as given`) puts in more than one split.
+    pub cross_split_molecules: usize,
     /// SELFIES made from the canonical SMILES because the written SMILES was not encodable.
     pub selfies_from_canonical: usize,
 }
@@ -343,13 +349,141 @@ pub fn prepare(opts: &PrepareOptions) -> Result<Prepared, DataError> {
         .file_stem()
         .map(|s| s.to_string_lossy().trim_end_matches(".csv").to_string())
         .unwrap_or_else(|| "data".to_string());
-    let splits = assign_splits(&examples.items, method, opts.seed, &fallback);
-    let report = make_report(opts, &examples, method, &splits);
+    if examples.items.is_empty() {
+        return Err(nothing_usable(path, &examples));
+    }
+    let molecules = MoleculeGroups::new(&examples);
+    let splits = assign_splits(&examples.items, &molecules, method, opts.seed, &fallback);
+    let mut report = make_report(opts, &examples, method, &splits);
+    report.repeated_molecules = molecules.repeated;
+    report.cross_split_molecules = cross_split_molecules(&splits, &examples.items, &molecules);
     Ok(Prepared { splits, report })
+}
+
+/// The error for an input of which no row could be used, with the reasons.
+fn nothing_usable(path: &Path, ex: &Examples) -> DataError {
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for inv in &ex.invalid {
+        *reasons.entry(inv.reason).or_default() += 1;
+    }
+    let first = ex
+        .invalid
+        .first()
+        .map(|i| format!("; line {}: {}", i.line, i.message))
+        .unwrap_or_default();
+    DataError::format(
+        path,
+        0,
+        format!(
+            "no usable row among {} ({}){first}: check the task and the file's columns",
+            ex.rows,
+            reasons
+                .iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+}
+
+/// Which examples show the same molecule: the same non-isomeric canonical SMILES (the raw
+/// SMILES when it has none) or the same reader group (e.g. one QM9 `mol_id`). Examples of one
+/// molecule always land in the same split.
+struct MoleculeGroups {
+    /// Group of each (kept) example.
+    of: Vec<usize>,
+    /// Number of groups.
+    count: usize,
+    /// Examples whose molecule an earlier example of another reader group already showed.
+    repeated: usize,
+}
+
+impl MoleculeGroups {
+    fn new(ex: &Examples) -> Self {
+        let keys: Vec<String> = ex
+            .items
+            .iter()
+            .map(|e| {
+                crate::chem::canon::canonical_from_smiles(&e.record.smiles, false)
+                    .unwrap_or_else(|_| e.record.smiles.clone())
+            })
+            .collect();
+        // Union of "same molecule" and "same reader group".
+        let n = ex.items.len();
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        let mut by_key: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut by_group: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut repeated = 0;
+        for (i, e) in ex.items.iter().enumerate() {
+            let group_first = *by_group.entry(e.group.as_str()).or_insert(i);
+            let (a, b) = (root(&mut parent, i), root(&mut parent, group_first));
+            parent[a] = b;
+            match by_key.get(keys[i].as_str()) {
+                Some(&j) => {
+                    if ex.items[j].group != e.group && group_first == i {
+                        repeated += 1;
+                    }
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a] = b;
+                }
+                None => {
+                    by_key.insert(keys[i].as_str(), i);
+                }
+            }
+        }
+        // Number the groups in order of first appearance.
+        let mut number: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut of = Vec::with_capacity(n);
+        for i in 0..n {
+            let r = root(&mut parent, i);
+            let next = number.len();
+            of.push(*number.entry(r).or_insert(next));
+        }
+        Self {
+            count: number.len(),
+            of,
+            repeated,
+        }
+    }
+}
+
+/// Molecules that the input's own split assignment puts in more than one split (0 for splits
+/// made here, which never do).
+fn cross_split_molecules(
+    splits: &[(String, Vec<Record>)],
+    items: &[Example],
+    molecules: &MoleculeGroups,
+) -> usize {
+    if splits.len() < 2 {
+        return 0;
+    }
+    let mut split_of: BTreeMap<usize, &str> = BTreeMap::new();
+    let mut leaked = std::collections::BTreeSet::new();
+    for (e, &g) in items.iter().zip(&molecules.of) {
+        let name = e.split.as_deref().unwrap_or("");
+        match split_of.get(&g) {
+            Some(&other) if other != name => {
+                leaked.insert(g);
+            }
+            Some(_) => {}
+            None => {
+                split_of.insert(g, name);
+            }
+        }
+    }
+    leaked.len()
 }
 
 fn assign_splits(
     items: &[Example],
+    molecules: &MoleculeGroups,
     method: Option<SplitMethod>,
     seed: u64,
     fallback: &str,
@@ -365,25 +499,18 @@ fn assign_splits(
         }
         return out;
     };
-    // Groups in order of first appearance; each group's molecule is its first example's.
-    let mut group_of = Vec::with_capacity(items.len());
-    let mut groups: Vec<&str> = Vec::new();
-    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut group_smiles: Vec<&str> = Vec::new();
-    for e in items {
-        let g = *index.entry(e.group.as_str()).or_insert_with(|| {
-            groups.push(e.group.as_str());
-            group_smiles.push(e.record.smiles.as_str());
-            groups.len() - 1
-        });
-        group_of.push(g);
+    // Each molecule group is split as one item; its SMILES is its first example's.
+    let group_of = &molecules.of;
+    let mut group_smiles: Vec<&str> = vec![""; molecules.count];
+    for (e, &g) in items.iter().zip(group_of).rev() {
+        group_smiles[g] = e.record.smiles.as_str();
     }
     let fractions = Fractions::default();
     let split = match method {
         SplitMethod::Scaffold => scaffold_split(&scaffold_keys(&group_smiles), fractions),
-        SplitMethod::Random => random_split(groups.len(), fractions, seed),
+        SplitMethod::Random => random_split(molecules.count, fractions, seed),
     };
-    let mut which = vec![0usize; groups.len()];
+    let mut which = vec![0usize; molecules.count];
     for (k, part) in [&split.train, &split.valid, &split.test]
         .into_iter()
         .enumerate()
@@ -396,7 +523,7 @@ fn assign_splits(
         .iter()
         .map(|n| (n.to_string(), Vec::new()))
         .collect();
-    for (e, &g) in items.iter().zip(&group_of) {
+    for (e, &g) in items.iter().zip(group_of) {
         out[which[g]].1.push(e.record.clone());
     }
     out
@@ -436,6 +563,8 @@ fn make_report(
         invalid_total: ex.invalid.len(),
         invalid,
         duplicates: ex.duplicates,
+        repeated_molecules: 0,
+        cross_split_molecules: 0,
         selfies_from_canonical: ex.selfies_from_canonical,
     }
 }
