@@ -164,3 +164,34 @@ fn plain_model_prompt_file_is_answered_the_same_at_every_batch_size() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn decoding_stops_at_the_context_length_whatever_the_token_budget() {
+    use instructmol::infer::{generate, StopReason};
+    use instructmol::model::Decode;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_model");
+    let m = load_model(dir.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
+    let mut cfg = m.config.clone();
+    cfg.max_position_embeddings = 40;
+    let llama = Llama::from_weights(&cfg, m.weights, DType::F32, &Device::Cpu).unwrap();
+    let ids = Tensor::new(&[[1u32, 5, 9, 12, 7, 3]], &Device::Cpu).unwrap();
+    let prompt = llama.embed_ids(&ids).unwrap();
+    let budget = GenerationConfig {
+        max_new_tokens: 1_000_000_000,
+        sampling: SamplingConfig::default(),
+        stop_ids: Vec::new(),
+    };
+    let g = generate(&llama, &prompt, &budget, |_| Ok(())).unwrap();
+    assert_eq!((g.tokens.len(), g.stop), (34, StopReason::Context));
+    let rows = [RowPrompt {
+        embeds: prompt.clone(),
+        seed: 0,
+    }];
+    let b = generate_batch(&llama, &rows, &budget, None, |_, _| Ok(())).unwrap();
+    assert_eq!(b.rows[0].tokens, g.tokens);
+    assert_eq!(b.rows[0].stop, StopReason::Context);
+    // A prompt that fills the context is refused.
+    let long = Tensor::zeros((1, 40, cfg.hidden_size), DType::F32, &Device::Cpu).unwrap();
+    let err = generate(&llama, &long, &budget, |_| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("context"), "{err}");
+}

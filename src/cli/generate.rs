@@ -415,6 +415,7 @@ fn stream<D: Decode + ?Sized>(
         match result.stop {
             StopReason::Eos => "end of sequence",
             StopReason::Length => "--max-new-tokens",
+            StopReason::Context => "the model's context length",
         }
     );
     Ok(())

@@ -36,6 +36,8 @@ pub enum StopReason {
     Eos,
     /// `max_new_tokens` tokens were generated.
     Length,
+    /// The model's context length was reached (before `max_new_tokens`).
+    Context,
 }
 
 /// The outcome of one generation, with timings.
@@ -118,6 +120,7 @@ fn decode_loop(
     first: Tensor,
     samplers: Vec<Sampler>,
     cfg: &GenerationConfig,
+    room: usize,
     mut step: impl FnMut(&[Option<u32>]) -> Result<Tensor>,
     mut on_token: impl FnMut(usize, u32) -> Result<()>,
 ) -> Result<(Vec<RowState>, usize)> {
@@ -157,6 +160,8 @@ fn decode_loop(
             on_token(r, id)?;
             if state.tokens.len() >= cfg.max_new_tokens {
                 state.stop = Some(StopReason::Length);
+            } else if state.tokens.len() >= room {
+                state.stop = Some(StopReason::Context);
             } else {
                 next[r] = Some(id);
             }
@@ -166,6 +171,18 @@ fn decode_loop(
         }
         logits = step(&next)?;
         steps += 1;
+    }
+}
+
+/// Positions left for new tokens after a prompt of `width` positions; an error when the prompt
+/// fills the model's context.
+fn room<D: Decode + ?Sized>(model: &D, width: usize) -> Result<usize> {
+    let context = model.context_len();
+    match context.checked_sub(width) {
+        Some(room) if room > 0 => Ok(room),
+        _ => Err(InferError::Input(format!(
+            "the prompt has {width} positions, but the model's context is {context}: shorten it"
+        ))),
     }
 }
 
@@ -184,6 +201,7 @@ pub fn generate<D: Decode + ?Sized>(
             prompt_embeds.dims()
         )));
     }
+    let room = room(model, s)?;
     let mut cache = model.new_cache(1);
     let start = Instant::now();
     if cfg.max_new_tokens == 0 {
@@ -203,6 +221,7 @@ pub fn generate<D: Decode + ?Sized>(
         first,
         vec![Sampler::new(cfg.sampling)],
         cfg,
+        room,
         |next| {
             let Some(id) = next.first().copied().flatten() else {
                 return Err(InferError::Input("no token to feed back".to_string()));
@@ -272,6 +291,7 @@ pub fn generate_batch<D: Decode + ?Sized>(
         return Ok(empty(prompt_tokens));
     }
     let width = lens.iter().copied().max().unwrap_or(0);
+    let room = room(model, width)?;
     let device = model.device();
     let dtype = model.dtype();
     let mut padded = Vec::with_capacity(b);
@@ -315,6 +335,7 @@ pub fn generate_batch<D: Decode + ?Sized>(
         first,
         samplers,
         cfg,
+        room,
         |next| {
             let ids: Vec<u32> = next.iter().map(|id| id.unwrap_or(0)).collect();
             let ids = Tensor::from_vec(ids, (b, 1), device)?;

@@ -97,6 +97,8 @@ pub trait Decode {
     fn device(&self) -> &Device;
     /// Compute dtype of the decoder.
     fn dtype(&self) -> DType;
+    /// Most positions (prompt and generated tokens) the decoder was trained for.
+    fn context_len(&self) -> usize;
     /// Token embeddings: `ids [b, s]` (u32) -> `[b, s, d]`.
     fn embed_ids(&self, ids: &Tensor) -> Result<Tensor>;
     /// Appends `embeds [b, s, d]` to `cache` and returns the last position's logits `[b, vocab]`
@@ -120,6 +122,9 @@ impl Decode for Llama {
     }
     fn dtype(&self) -> DType {
         Llama::dtype(self)
+    }
+    fn context_len(&self) -> usize {
+        self.config().max_position_embeddings
     }
     fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
         self.embed(ids)
@@ -583,6 +588,9 @@ impl Decode for InstructMol {
     }
     fn dtype(&self) -> DType {
         self.decoder.dtype()
+    }
+    fn context_len(&self) -> usize {
+        self.decoder.config().max_position_embeddings
     }
     fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
         self.decoder.embed(ids)
