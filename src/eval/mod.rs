@@ -159,8 +159,8 @@ fn parse_line(text: &str, line: usize) -> Result<Prediction, String> {
     let prob_yes = match obj.get("prob_yes") {
         None | Some(Json::Null) => None,
         Some(Json::Number(n)) => match n.as_f64() {
-            Some(p) if p.is_finite() => Some(p),
-            _ => return Err(format!("prob_yes {n} is not a finite number")),
+            Some(p) if (0.0..=1.0).contains(&p) => Some(p),
+            _ => return Err(format!("prob_yes {n} is not a probability in [0, 1]")),
         },
         Some(other) => return Err(format!("prob_yes must be a number, not {other}")),
     };
@@ -180,19 +180,28 @@ fn parse_line(text: &str, line: usize) -> Result<Prediction, String> {
 }
 
 /// Parses predictions JSONL text (`source_name` names it in errors). Empty lines are skipped;
-/// any other line must be an object with `id`, `prediction` and `reference` (strings; numbers
-/// are accepted and kept as their JSON text) and may have `prob_yes` and `property`.
+/// any other line must be an object with a unique `id`, `prediction` and `reference` (strings;
+/// numbers are accepted and kept as their JSON text) and may have `prob_yes` (in [0, 1]) and
+/// `property`.
 pub fn parse_predictions(text: &str, source_name: &str) -> Result<Vec<Prediction>, EvalError> {
     let mut rows = Vec::new();
+    let mut first_line_of: std::collections::HashMap<String, usize> = Default::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let row = parse_line(line, i + 1).map_err(|message| EvalError::Line {
+        let bad = |message: String| EvalError::Line {
             source_name: source_name.to_string(),
             line: i + 1,
             message,
-        })?;
+        };
+        let row = parse_line(line, i + 1).map_err(bad)?;
+        if let Some(first) = first_line_of.insert(row.id.clone(), i + 1) {
+            return Err(bad(format!(
+                "id \"{}\" was already given on line {first}: each example must be scored once",
+                row.id
+            )));
+        }
         rows.push(row);
     }
     if rows.is_empty() {
@@ -340,6 +349,17 @@ mod tests {
                 .starts_with("p.jsonl, line 3: missing field \"reference\""),
             "{err}"
         );
+        let twice = "{\"id\":7,\"prediction\":\"a\",\"reference\":\"b\"}\n".repeat(2);
+        let err = parse_predictions(&twice, "p.jsonl").expect_err("duplicate id");
+        assert!(
+            err.to_string().contains("line 2") && err.to_string().contains("line 1"),
+            "{err}"
+        );
+        for p in ["1.5", "-0.1"] {
+            let row = format!("{{\"id\":1,\"prediction\":\"Yes\",\"reference\":\"Yes\",\"prob_yes\":{p}}}");
+            let err = parse_predictions(&row, "p.jsonl").expect_err("not a probability");
+            assert!(err.to_string().contains("[0, 1]"), "{err}");
+        }
         let err = parse_predictions("{oops", "p.jsonl").expect_err("bad json");
         assert!(err.to_string().contains("line 1: bad JSON"), "{err}");
         assert!(matches!(
