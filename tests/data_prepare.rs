@@ -495,3 +495,75 @@ fn a_file_with_no_usable_row_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn truncated_gzip_non_utf8_bytes_and_a_file_as_out_get_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("im-prep-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = |input: PathBuf| PrepareOptions {
+        task: Task::Hiv,
+        input,
+        variant: Variant::G,
+        split: Some(SplitMethod::Random),
+        seed: 0,
+    };
+    // A gzip file cut in half.
+    let gz = std::fs::read(Path::new(DATA).join("hiv.csv.gz")).unwrap();
+    let cut = dir.join("hiv.csv.gz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let err = prepare(&opts(cut.clone())).unwrap_err().to_string();
+    assert!(
+        err.contains("hiv.csv.gz") && err.contains("truncated or corrupt"),
+        "{err}"
+    );
+    // A Latin-1 byte on line 3.
+    let lines = data_lines("bbbp.csv");
+    let mut bytes = format!("{}\n{}\n", lines[0], lines[1]).into_bytes();
+    bytes.extend_from_slice(b"CC\xe9O,1\n");
+    let latin = dir.join("latin.csv");
+    std::fs::write(&latin, bytes).unwrap();
+    let err = prepare(&PrepareOptions {
+        task: Task::Bbbp,
+        ..opts(latin)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("latin.csv:3") && err.contains("byte 3"),
+        "{err}"
+    );
+    // --out naming a file.
+    let p = run(Task::Bbbp, "bbbp.csv", Variant::G, None, 0);
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = instructmol::data::prepare::write(&p, &file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a file"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_non_utf8_line_in_prepared_data_is_reported_and_the_rest_is_read() {
+    let dir = std::env::temp_dir().join(format!("im-jsonl-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = run(Task::Bbbp, "bbbp.csv", Variant::G, None, 0);
+    let path = dir.join("train.jsonl");
+    instructmol::data::record::write_jsonl(&path, &p.splits[0].1).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let second_line = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes[second_line + 10] = 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let contents = read_jsonl(&path).unwrap();
+    assert_eq!(contents.records.len(), p.splits[0].1.len() - 1);
+    assert_eq!(contents.bad.len(), 1);
+    assert_eq!(contents.bad[0].line, 2);
+    assert!(
+        contents.bad[0]
+            .message
+            .contains(&format!("offset {}", second_line + 10)),
+        "{}",
+        contents.bad[0].message
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -151,7 +151,7 @@ pub fn score_and_write(
         println!("{json}");
         return Ok(());
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    out_dir(dir)?;
     let md = report::markdown(&metrics, label);
     let json_path = dir.join("metrics.json");
     let md_path = dir.join("report.md");
@@ -260,7 +260,7 @@ fn generate_predictions(
         &options,
         |row| assistant.row_embeds(row),
     )?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    out_dir(out)?;
     let path = out.join("predictions.jsonl");
     let mut text = String::new();
     for row in &answered {
@@ -283,4 +283,15 @@ fn generate_predictions(
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("eval: wrote {}", path.display());
     Ok(path)
+}
+
+/// Creates the `--out` directory; a file of that name is refused.
+fn out_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "--out {} is a file: give a directory for the results",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create --out {}", dir.display()))
 }

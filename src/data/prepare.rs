@@ -571,6 +571,12 @@ fn make_report(
 
 /// Writes `DIR/{split}.jsonl` for every split and `DIR/prepare_report.json`.
 pub fn write(prepared: &Prepared, dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(DataError::Usage(format!(
+            "--out {} is a file: give a directory for the split files",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     let mut written = Vec::new();
     for (name, records) in &prepared.splits {

@@ -117,18 +117,43 @@ pub fn validate(record: &Record) -> Result<(), String> {
 pub fn read_jsonl(path: &Path) -> Result<JsonlContents, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut out = JsonlContents::default();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| DataError::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut bytes = Vec::new();
+    let (mut line_no, mut offset) = (0usize, 0usize);
+    loop {
+        bytes.clear();
+        let n = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| DataError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let start = offset;
+        offset += n;
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                out.bad.push(BadLine {
+                    line: line_no,
+                    message: format!(
+                        "not UTF-8 text: invalid byte at file offset {}",
+                        start + e.valid_up_to()
+                    ),
+                });
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<Record>(&line)
+        let parsed = serde_json::from_str::<Record>(line)
             .map_err(|e| format!("not a record: {e}"))
             .and_then(|r| validate(&r).map(|()| r));
         match parsed {
             Ok(r) => out.records.push(r),
             Err(message) => out.bad.push(BadLine {
-                line: i + 1,
+                line: line_no,
                 message,
             }),
         }

@@ -31,18 +31,48 @@ impl Table {
     }
 }
 
-/// Reads a whole text file, gunzipping it when the name ends in `.gz`.
+/// Reads a whole text file, gunzipping it when the name ends in `.gz`. A truncated or corrupt
+/// gzip stream, or bytes that are not UTF-8, are errors naming the file and where.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut text = String::new();
-    let gz = path.extension().is_some_and(|e| e == "gz");
-    let result = if gz {
-        flate2::read::GzDecoder::new(file).read_to_string(&mut text)
+    let mut bytes = Vec::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                DataError::format(
+                    path,
+                    0,
+                    format!(
+                        "the gzip data is truncated or corrupt ({e}); check the file with `gzip -t` \
+                         or download it again"
+                    ),
+                )
+            })?;
     } else {
-        BufReader::new(file).read_to_string(&mut text)
-    };
-    result.map_err(|e| DataError::io(path, e))?;
-    Ok(text)
+        BufReader::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(|e| DataError::io(path, e))?;
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = at
+            - bytes[..at]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1);
+        DataError::format(
+            path,
+            line,
+            format!(
+                "not UTF-8 text: invalid byte at byte {} of the line (file offset {at}); \
+                 convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+                column + 1
+            ),
+        )
+    })
 }
 
 /// Reads the lines of a text file (gunzipped for `.gz`), without line terminators.

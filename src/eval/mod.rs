@@ -356,7 +356,9 @@ mod tests {
             "{err}"
         );
         for p in ["1.5", "-0.1"] {
-            let row = format!("{{\"id\":1,\"prediction\":\"Yes\",\"reference\":\"Yes\",\"prob_yes\":{p}}}");
+            let row = format!(
+                "{{\"id\":1,\"prediction\":\"Yes\",\"reference\":\"Yes\",\"prob_yes\":{p}}}"
+            );
             let err = parse_predictions(&row, "p.jsonl").expect_err("not a probability");
             assert!(err.to_string().contains("[0, 1]"), "{err}");
         }
