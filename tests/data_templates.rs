@@ -405,3 +405,17 @@ fn dataset_counts_truncations_and_skips() {
         d.first_errors
     );
 }
+
+#[test]
+fn llava_v1_is_vicuna_v1_with_the_official_evaluation_prompt() {
+    use instructmol::data::templates::LLAVA_SYSTEM;
+    assert_eq!(
+        LLAVA_SYSTEM,
+        "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions."
+    );
+    let q = "<image>\nDescribe this molecule.";
+    let vicuna = Template::new(TemplateKind::VicunaV1).render_prompt(q);
+    let llava = Template::new("llava_v1".parse().unwrap()).render_prompt(q);
+    assert_eq!(llava, vicuna.replace(VICUNA_SYSTEM, LLAVA_SYSTEM));
+    assert_ne!(llava, vicuna);
+}

@@ -30,6 +30,10 @@ pub struct Args {
     /// Replaces the run's base model path.
     #[arg(long)]
     pub model: Option<String>,
+    /// MoleculeSTM's `molecule_model.pth`, for a --run folder of the official InstructMol
+    /// code that holds no graph-encoder weights.
+    #[arg(long)]
+    pub graph_encoder: Option<PathBuf>,
     /// Most tokens per answer.
     #[arg(long, default_value_t = 256)]
     pub max_new_tokens: usize,
@@ -74,7 +78,13 @@ pub fn run(args: Args) -> Result<()> {
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
     let start = Instant::now();
-    let assistant = Assistant::from_run(&args.run, args.model.as_deref(), dtype, &device)?;
+    let assistant = Assistant::from_run(
+        &args.run,
+        args.model.as_deref(),
+        args.graph_encoder.as_deref(),
+        dtype,
+        &device,
+    )?;
     let interactive = std::io::stdin().is_terminal();
     eprintln!(
         "chat: loaded {} in {:.2} s; one question per line, `reset` clears the conversation, \

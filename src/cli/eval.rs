@@ -81,6 +81,10 @@ pub struct EvalGeneration {
     /// Replaces the run's base model path.
     #[arg(long)]
     pub model: Option<String>,
+    /// MoleculeSTM's `molecule_model.pth`, for a --run folder of the official InstructMol
+    /// code that holds no graph-encoder weights.
+    #[arg(long)]
+    pub graph_encoder: Option<PathBuf>,
     /// Weight and compute dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
@@ -228,7 +232,13 @@ fn generate_predictions(
     let device = crate::model::parse_device(&g.device)?;
     let dtype = crate::model::parse_dtype(&g.dtype)?;
     let start = std::time::Instant::now();
-    let assistant = Assistant::from_run(run, g.model.as_deref(), dtype, &device)?;
+    let assistant = Assistant::from_run(
+        run,
+        g.model.as_deref(),
+        g.graph_encoder.as_deref(),
+        dtype,
+        &device,
+    )?;
     eprintln!(
         "eval: loaded {} in {:.2} s; answering {} rows of {}",
         assistant.checkpoint.display(),

@@ -30,6 +30,10 @@ pub struct Args {
     /// Hugging Face cache (org/name[@revision]).
     #[arg(long)]
     pub model: Option<String>,
+    /// MoleculeSTM's `molecule_model.pth`, for a --run folder of the official InstructMol
+    /// code that holds no graph-encoder weights.
+    #[arg(long)]
+    pub graph_encoder: Option<PathBuf>,
     /// The prompt text (with --run: the question about the molecule; default: a description request).
     #[arg(long, conflicts_with = "input")]
     pub prompt: Option<String>,
@@ -164,7 +168,13 @@ fn plain_ids(
 
 fn load_assistant(run: &Path, args: &Args, dtype: DType, device: &Device) -> Result<Assistant> {
     let start = Instant::now();
-    let assistant = Assistant::from_run(run, args.model.as_deref(), dtype, device)?;
+    let assistant = Assistant::from_run(
+        run,
+        args.model.as_deref(),
+        args.graph_encoder.as_deref(),
+        dtype,
+        device,
+    )?;
     eprintln!(
         "generate: loaded {} in {:.2} s",
         assistant.checkpoint.display(),

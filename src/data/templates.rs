@@ -34,6 +34,10 @@ pub const DEFAULT_MAX_LEN: usize = 2048;
 /// Vicuna v1 system prompt (the reference's training prompt).
 pub const VICUNA_SYSTEM: &str = "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
 
+/// The official InstructMol code's evaluation prompt (LLaVA's `llava_v1`, "curious human"):
+/// the reference trains with [`VICUNA_SYSTEM`] and evaluates with this one.
+pub const LLAVA_SYSTEM: &str = "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.";
+
 /// SmolLM2-Instruct's default system prompt (from its chat template).
 pub const CHATML_SYSTEM: &str =
     "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
@@ -45,6 +49,9 @@ pub enum TemplateKind {
     Plain,
     /// Vicuna v1 (LLaVA `llava_v1`/`vicuna_v1`).
     VicunaV1,
+    /// LLaVA `llava_v1`: Vicuna v1 with the "curious human" system prompt (the official
+    /// code's evaluation template).
+    LlavaV1,
     /// ChatML (SmolLM2-Instruct).
     Chatml,
 }
@@ -55,6 +62,7 @@ impl TemplateKind {
         match self {
             TemplateKind::Plain => "plain",
             TemplateKind::VicunaV1 => "vicuna_v1",
+            TemplateKind::LlavaV1 => "llava_v1",
             TemplateKind::Chatml => "chatml",
         }
     }
@@ -65,10 +73,11 @@ impl std::str::FromStr for TemplateKind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "plain" => Ok(TemplateKind::Plain),
-            "vicuna_v1" | "vicuna" | "llava_v1" => Ok(TemplateKind::VicunaV1),
+            "vicuna_v1" | "vicuna" | "v1" => Ok(TemplateKind::VicunaV1),
+            "llava_v1" => Ok(TemplateKind::LlavaV1),
             "chatml" => Ok(TemplateKind::Chatml),
             _ => Err(format!(
-                "unknown template `{s}` (expected plain, vicuna_v1 or chatml)"
+                "unknown template `{s}` (expected plain, vicuna_v1, llava_v1 or chatml)"
             )),
         }
     }
@@ -155,7 +164,9 @@ impl Template {
         let kind: TemplateKind = name.parse()?;
         let template = Self::for_tokenizer(kind, tokenizer.inner()).with_max_len(max_len);
         Ok(match kind {
-            TemplateKind::Plain | TemplateKind::VicunaV1 => template.with_bos(tokenizer.bos_id()),
+            TemplateKind::Plain | TemplateKind::VicunaV1 | TemplateKind::LlavaV1 => {
+                template.with_bos(tokenizer.bos_id())
+            }
             TemplateKind::Chatml => template,
         })
     }
@@ -177,6 +188,7 @@ impl Template {
         match self.kind {
             TemplateKind::Plain => "",
             TemplateKind::VicunaV1 => VICUNA_SYSTEM,
+            TemplateKind::LlavaV1 => LLAVA_SYSTEM,
             TemplateKind::Chatml => CHATML_SYSTEM,
         }
     }
@@ -185,7 +197,7 @@ impl Template {
     pub fn stop_text(&self) -> &'static str {
         match self.kind {
             TemplateKind::Plain => "\n",
-            TemplateKind::VicunaV1 => "</s>",
+            TemplateKind::VicunaV1 | TemplateKind::LlavaV1 => "</s>",
             TemplateKind::Chatml => "<|im_end|>",
         }
     }
@@ -237,7 +249,7 @@ impl Template {
                     put(&mut r, &format!("{}\n", answer.value), true);
                 }
             }
-            TemplateKind::VicunaV1 => {
+            TemplateKind::VicunaV1 | TemplateKind::LlavaV1 => {
                 put(&mut r, &format!("{} ", self.system_prompt()), false);
                 for (i, t) in turns.iter().enumerate() {
                     match t.from {
@@ -297,7 +309,9 @@ impl Template {
                     String::new()
                 }
             }
-            TemplateKind::VicunaV1 => format!("{} USER: {q} ASSISTANT:", self.system_prompt()),
+            TemplateKind::VicunaV1 | TemplateKind::LlavaV1 => {
+                format!("{} USER: {q} ASSISTANT:", self.system_prompt())
+            }
             TemplateKind::Chatml => format!(
                 "<|im_start|>system\n{}<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n",
                 self.system_prompt()
@@ -326,7 +340,9 @@ impl Template {
         let mut text = self.render(history)?.text;
         match self.kind {
             TemplateKind::Plain => return Ok(self.render_prompt(&first.value)),
-            TemplateKind::VicunaV1 => text.push_str(&format!("USER: {question} ASSISTANT:")),
+            TemplateKind::VicunaV1 | TemplateKind::LlavaV1 => {
+                text.push_str(&format!("USER: {question} ASSISTANT:"))
+            }
             TemplateKind::Chatml => text.push_str(&format!(
                 "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
             )),

@@ -12,8 +12,8 @@ use super::rows::InputRow;
 use super::{InferError, Result};
 use crate::chem::{self, GraphFeatures};
 use crate::data::record::{Turn, IMAGE_TOKEN};
-use crate::data::templates::Template;
-use crate::model::{load_model, InstructMol, Llama, ModelTokenizer, MolPrompt};
+use crate::data::templates::{Template, DEFAULT_MAX_LEN};
+use crate::model::{llava_graph, load_model, InstructMol, Llama, ModelTokenizer, MolPrompt};
 use crate::run::Checkpoint;
 
 /// A loaded run, ready to answer.
@@ -32,32 +32,65 @@ impl Assistant {
     /// Loads the latest checkpoint of `run` (a run directory or a checkpoint directory): its
     /// configuration names the base model and template; GIN, projector and LoRA adapter come
     /// from the checkpoint. `model_override` replaces the base model path (e.g. moved files).
+    ///
+    /// `run` may also be an output folder of the official InstructMol code
+    /// ([`crate::model::llava_graph`]): then the base model is `model_override` or the one its
+    /// adapter config names, the GIN comes from the folder or from `graph_encoder` (MoleculeSTM's
+    /// `molecule_model.pth`), and prompts use the official evaluation template (`llava_v1`).
     pub fn from_run(
         run: &Path,
         model_override: Option<&str>,
+        graph_encoder: Option<&Path>,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        if llava_graph::is_official_dir(run) {
+            return Self::from_official(run, model_override, graph_encoder, dtype, device);
+        }
         let ckpt = Checkpoint::open_model(run)?;
         let cfg = ckpt.config()?;
-        let llm = model_override.unwrap_or(&cfg.model.llm);
-        let loaded = load_model(llm, dtype, device).map_err(|e| {
-            let hint = match model_override {
-                Some(_) => "",
-                None => " (the base model this run was trained on; if it moved, pass --model PATH)",
-            };
-            InferError::Input(format!("{e}{hint}"))
-        })?;
-        let decoder = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)?;
+        let (decoder, tokenizer) = load_base(
+            model_override.unwrap_or(&cfg.model.llm),
+            model_override.is_some(),
+            dtype,
+            device,
+        )?;
         let model = InstructMol::load(&ckpt.dir, decoder)?;
-        let template =
-            Template::for_model(&cfg.model.template, &loaded.tokenizer, cfg.model.max_length)
-                .map_err(InferError::Input)?;
+        let template = Template::for_model(&cfg.model.template, &tokenizer, cfg.model.max_length)
+            .map_err(InferError::Input)?;
         Ok(Self {
             model,
-            tokenizer: loaded.tokenizer,
+            tokenizer,
             template,
             checkpoint: ckpt.dir,
+        })
+    }
+
+    fn from_official(
+        dir: &Path,
+        model_override: Option<&str>,
+        graph_encoder: Option<&Path>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let base = match model_override {
+            Some(m) => m.to_string(),
+            None => llava_graph::base_model_of(dir).ok_or_else(|| {
+                InferError::Input(format!(
+                    "{}: an official InstructMol folder whose base model is not named: pass --model VICUNA_DIR",
+                    dir.display()
+                ))
+            })?,
+        };
+        let (decoder, tokenizer) = load_base(&base, model_override.is_some(), dtype, device)?;
+        let model = InstructMol::load_official(dir, decoder, graph_encoder)?;
+        let template = Template::for_model("llava_v1", &tokenizer, DEFAULT_MAX_LEN)
+            .map_err(InferError::Input)?;
+        Ok(Self {
+            model,
+            tokenizer,
+            template,
+            checkpoint: dir.to_path_buf(),
         })
     }
 
@@ -121,4 +154,23 @@ impl Assistant {
         ids.dedup();
         ids
     }
+}
+
+/// The base decoder and its tokenizer; `overridden`: the user named it (no hint needed).
+fn load_base(
+    spec: &str,
+    overridden: bool,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Llama, ModelTokenizer)> {
+    let loaded = load_model(spec, dtype, device).map_err(|e| {
+        let hint = if overridden {
+            ""
+        } else {
+            " (the base model this run was trained on; if it moved, pass --model PATH)"
+        };
+        InferError::Input(format!("{e}{hint}"))
+    })?;
+    let decoder = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)?;
+    Ok((decoder, loaded.tokenizer))
 }

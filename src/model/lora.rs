@@ -318,12 +318,18 @@ pub(crate) fn register(
     })
 }
 
-/// Paths of an adapter directory's two files.
+/// Paths of an adapter directory's two files: the config and the tensors
+/// (`adapter_model.safetensors`, or the PyTorch `adapter_model.bin` that peft 0.4/0.5 write
+/// when only that one is there).
 pub fn adapter_paths(dir: &Path) -> (PathBuf, PathBuf) {
-    (
-        dir.join("adapter_config.json"),
-        dir.join("adapter_model.safetensors"),
-    )
+    let st = dir.join("adapter_model.safetensors");
+    let bin = dir.join("adapter_model.bin");
+    let tensors = if !st.exists() && bin.exists() {
+        bin
+    } else {
+        st
+    };
+    (dir.join("adapter_config.json"), tensors)
 }
 
 /// Reads an adapter directory: its LoRA config and tensors (f32 on the CPU as stored).
@@ -341,16 +347,22 @@ pub fn read_adapter(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)>
     if !st_path.exists() {
         return Err(ModelError::Read {
             path: st_path,
-            reason: "file not found (a PEFT adapter directory needs adapter_model.safetensors; \
-                     .bin adapters are not supported)"
+            reason: "file not found (a PEFT adapter directory needs adapter_model.safetensors \
+                     or adapter_model.bin)"
                 .into(),
         });
     }
-    let tensors =
+    let tensors = if st_path.extension().is_some_and(|e| e == "bin") {
+        let w = super::Weights::load(&st_path)?;
+        w.keys()
+            .filter_map(|k| w.get(k).map(|t| (k.to_string(), t.clone())))
+            .collect()
+    } else {
         candle_core::safetensors::load(&st_path, &Device::Cpu).map_err(|e| ModelError::Read {
             path: st_path.clone(),
             reason: e.to_string(),
-        })?;
+        })?
+    };
     Ok((cfg, tensors))
 }
 

@@ -13,6 +13,7 @@ pub mod gin;
 pub mod graph_batch;
 pub mod instructmol;
 pub mod llama;
+pub mod llava_graph;
 pub mod loader;
 pub mod lora;
 pub mod ops;
