@@ -161,11 +161,15 @@ pub fn kekulize_with_rings(mol: &mut Mol, rings: &RingInfo) -> Result<(), ChemEr
     }
     let mut k = Kekulizer::new(mol, rings);
     k.run()?;
+    let mut in_ring = vec![false; mol.atoms.len()];
+    for &a in rings.atom_rings.iter().flatten() {
+        in_ring[a] = true;
+    }
     for (i, atom) in mol.atoms.iter_mut().enumerate() {
         if !atom.aromatic {
             continue;
         }
-        if rings.num_atom_rings(i) == 0 {
+        if !in_ring[i] {
             return Err(ChemError {
                 kind: ErrorKind::Kekulize,
                 message: format!("non-ring atom {i} marked aromatic"),
@@ -192,6 +196,11 @@ struct Kekulizer<'a> {
     aromatic_atom: Vec<bool>,
     /// Valence state of each atom before any change.
     valence: Vec<RawValence>,
+    /// Number of rings through each atom.
+    ring_count: Vec<usize>,
+    /// Number of rings through each atom that cannot hold a double-bond candidate (no
+    /// aromatic atom of theirs is in that ring only).
+    not_cand_rings: Vec<usize>,
 }
 
 impl<'a> Kekulizer<'a> {
@@ -202,15 +211,30 @@ impl<'a> Kekulizer<'a> {
             .map(|b| b.kind == BondType::Aromatic)
             .collect();
         let valence = (0..mol.atoms.len()).map(|a| raw_valence(mol, a)).collect();
-        let aromatic_atom = (0..mol.atoms.len())
+        let aromatic_atom: Vec<bool> = (0..mol.atoms.len())
             .map(|a| is_aromatic_atom(mol, a))
             .collect();
+        // Per-molecule ring counts, computed once rather than for every ring system.
+        let mut ring_count = vec![0; mol.atoms.len()];
+        for &a in rings.atom_rings.iter().flatten() {
+            ring_count[a] += 1;
+        }
+        let mut not_cand_rings = vec![0; mol.atoms.len()];
+        for ring in &rings.atom_rings {
+            if !ring.iter().any(|&a| aromatic_atom[a] && ring_count[a] == 1) {
+                for &a in ring {
+                    not_cand_rings[a] += 1;
+                }
+            }
+        }
         Kekulizer {
             mol,
             rings,
             aromatic_bond,
             aromatic_atom,
             valence,
+            ring_count,
+            not_cand_rings,
         }
     }
 
@@ -289,25 +313,6 @@ impl<'a> Kekulizer<'a> {
         {
             return;
         }
-        let ring_count: Vec<usize> = {
-            let mut c = vec![0; mol.atoms.len()];
-            for ring in &self.rings.atom_rings {
-                for &a in ring {
-                    c[a] += 1;
-                }
-            }
-            c
-        };
-        let ring_not_cand: Vec<bool> = self
-            .rings
-            .atom_rings
-            .iter()
-            .map(|ring| {
-                !ring
-                    .iter()
-                    .any(|&a| self.aromatic_atom[a] && ring_count[a] == 1)
-            })
-            .collect();
         let mut seen = vec![false; mol.atoms.len()];
         let mut make_single = Vec::new();
         for &a in atoms {
@@ -342,14 +347,8 @@ impl<'a> Kekulizer<'a> {
                     }
                 }
             }
-            let n_rings = ring_count[a];
-            let n_not_cand = self
-                .rings
-                .atom_rings
-                .iter()
-                .zip(&ring_not_cand)
-                .filter(|(ring, &nc)| nc && ring.contains(&a))
-                .count();
+            let n_rings = self.ring_count[a];
+            let n_not_cand = self.not_cand_rings[a];
             if atom.element == 0 && plain_neighbors < n_rings && n_not_cand < n_rings {
                 cands[a] = true;
                 questions.push(a);
@@ -579,25 +578,42 @@ fn ring_neighbors(
     max_overlap: Option<usize>,
 ) -> Vec<Vec<usize>> {
     let n = bond_rings.len();
-    let mut neighbors = vec![Vec::new(); n];
     let too_big = |r: &Vec<usize>| max_size.is_some_and(|m| r.len() > m);
+    // Rings through each bond, so that only rings that share a bond are compared.
+    let mut rings_of: std::collections::HashMap<usize, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (j, ring) in bond_rings.iter().enumerate() {
+        if too_big(ring) {
+            continue;
+        }
+        for &b in ring.iter() {
+            let list = rings_of.entry(b).or_default();
+            if list.last() != Some(&j) {
+                list.push(j);
+            }
+        }
+    }
+    let mut neighbors = vec![Vec::new(); n];
+    let mut shared: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
     for i in 0..n {
         if too_big(bond_rings[i]) {
             continue;
         }
-        for j in (i + 1)..n {
-            if too_big(bond_rings[j]) {
-                continue;
-            }
-            let shared = bond_rings[i]
-                .iter()
-                .filter(|b| bond_rings[j].contains(b))
-                .count();
-            if shared > 0 && max_overlap.is_none_or(|m| shared <= m) {
-                neighbors[i].push(j);
-                neighbors[j].push(i);
+        // For every other ring: how many bonds of ring `i` it contains.
+        shared.clear();
+        for b in bond_rings[i].iter() {
+            for &j in rings_of.get(b).into_iter().flatten() {
+                if j != i {
+                    *shared.entry(j).or_insert(0) += 1;
+                }
             }
         }
+        neighbors[i].extend(
+            shared
+                .iter()
+                .filter(|&(_, &count)| max_overlap.is_none_or(|m| count <= m))
+                .map(|(&j, _)| j),
+        );
     }
     neighbors
 }
@@ -1284,5 +1300,37 @@ mod tests {
         set_aromaticity(&mut naph);
         assert!(naph.atoms.iter().all(|a| a.aromatic));
         assert_eq!(kinds(&naph), "AAAAAAAAAAA");
+    }
+
+    /// Ring neighbours found through shared bonds equal the all-pairs comparison, with the
+    /// size and overlap limits.
+    #[test]
+    fn ring_neighbors_match_all_pairs() {
+        let rings: Vec<Vec<usize>> = vec![
+            vec![0, 1, 2, 3, 4, 5],
+            vec![5, 6, 7, 8, 9, 10],
+            vec![4, 5, 10, 11, 12, 13],
+            vec![20, 21, 22],
+            vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            vec![22, 23, 24, 25],
+            vec![30, 31, 32, 33, 34, 35, 36, 37, 38],
+        ];
+        let refs: Vec<&Vec<usize>> = rings.iter().collect();
+        for (max_size, max_overlap) in [(None, None), (Some(8), Some(1)), (Some(10), None)] {
+            let too_big = |r: &Vec<usize>| max_size.is_some_and(|m| r.len() > m);
+            let mut expected = vec![Vec::new(); rings.len()];
+            for i in 0..rings.len() {
+                for j in 0..rings.len() {
+                    if i == j || too_big(&rings[i]) || too_big(&rings[j]) {
+                        continue;
+                    }
+                    let shared = rings[i].iter().filter(|b| rings[j].contains(b)).count();
+                    if shared > 0 && max_overlap.is_none_or(|m| shared <= m) {
+                        expected[i].push(j);
+                    }
+                }
+            }
+            assert_eq!(ring_neighbors(&refs, max_size, max_overlap), expected);
+        }
     }
 }

@@ -31,10 +31,10 @@ pub struct RingInfo {
 impl RingInfo {
     /// Perceives the rings of `mol`.
     pub fn new(mol: &Mol) -> Self {
-        let core = cyclic_core(mol);
+        let cycle = CycleParts::new(mol);
         let mut atom_rings = Vec::new();
         for component in ring_components(mol) {
-            atom_rings.extend(relevant_cycles(mol, &component, &core));
+            atom_rings.extend(relevant_cycles(mol, &component, &cycle));
         }
         let bond_rings = atom_rings
             .iter()
@@ -123,39 +123,71 @@ fn ring_components(mol: &Mol) -> Vec<Vec<usize>> {
     components
 }
 
-/// Atoms left after repeatedly removing atoms with at most one (ring-capable) bond:
-/// the only atoms that can lie on a cycle.
-fn cyclic_core(mol: &Mol) -> Vec<bool> {
-    let n = mol.atoms.len();
-    let mut degree: Vec<usize> = (0..n)
-        .map(|a| {
-            mol.atom_bonds[a]
-                .iter()
-                .filter(|&&b| active_bond(mol, b))
-                .count()
-        })
-        .collect();
-    let mut core = vec![true; n];
-    let mut leaves: Vec<usize> = (0..n).filter(|&a| degree[a] < 2).collect();
-    while let Some(a) = leaves.pop() {
-        if !core[a] {
-            continue;
-        }
-        core[a] = false;
-        for &b in &mol.atom_bonds[a] {
-            if !active_bond(mol, b) {
+/// The bonds and atoms that lie on some cycle: every ring-capable bond that is not a bridge,
+/// and the atoms at its ends. A chain between two rings (a linker, a polymer backbone)
+/// holds none, so the cycle search neither starts from nor walks through it: its cost does
+/// not grow with the length of such chains.
+struct CycleParts {
+    /// Per bond: on a cycle.
+    bond: Vec<bool>,
+    /// Per atom: on a cycle.
+    atom: Vec<bool>,
+}
+
+impl CycleParts {
+    /// Finds the bridges with one depth-first search (Tarjan's low-link), iteratively.
+    fn new(mol: &Mol) -> Self {
+        let n = mol.atoms.len();
+        let mut disc = vec![usize::MAX; n];
+        let mut low = vec![0usize; n];
+        let mut bond = vec![false; mol.bonds.len()];
+        let mut timer = 0;
+        // Frames: (atom, bond to its parent, next position in its bond list).
+        let mut stack: Vec<(usize, usize, usize)> = Vec::new();
+        for start in 0..n {
+            if disc[start] != usize::MAX {
                 continue;
             }
-            let o = mol.bonds[b].other(a);
-            if core[o] {
-                degree[o] -= 1;
-                if degree[o] < 2 {
-                    leaves.push(o);
+            disc[start] = timer;
+            low[start] = timer;
+            timer += 1;
+            stack.push((start, usize::MAX, 0));
+            while let Some(&mut (v, up, ref mut next)) = stack.last_mut() {
+                if let Some(&b) = mol.atom_bonds[v].get(*next) {
+                    *next += 1;
+                    if b == up || !active_bond(mol, b) {
+                        continue;
+                    }
+                    let u = mol.bonds[b].other(v);
+                    if disc[u] == usize::MAX {
+                        disc[u] = timer;
+                        low[u] = timer;
+                        timer += 1;
+                        stack.push((u, b, 0));
+                    } else {
+                        // A bond back to an atom already on the search path closes a cycle.
+                        low[v] = low[v].min(disc[u]);
+                        bond[b] = true;
+                    }
+                    continue;
+                }
+                stack.pop();
+                if let Some(&(parent, _, _)) = stack.last() {
+                    low[parent] = low[parent].min(low[v]);
+                    // The tree bond is a bridge unless the subtree reaches above `parent`.
+                    if low[v] <= disc[parent] {
+                        bond[up] = true;
+                    }
                 }
             }
         }
+        let mut atom = vec![false; n];
+        for (b, _) in bond.iter().enumerate().filter(|(_, &on)| on) {
+            atom[mol.bonds[b].begin] = true;
+            atom[mol.bonds[b].end] = true;
+        }
+        CycleParts { bond, atom }
     }
-    core
 }
 
 /// Vertex order used by the cycle search and the ring sort: (degree, index).
@@ -163,80 +195,121 @@ fn rank(mol: &Mol, a: usize) -> (usize, usize) {
     (mol.degree(a), a)
 }
 
-/// Shortest-path structure from one root: distance and all shortest-path parents.
+/// Shortest-path structure from one root: distance and all shortest-path parents of the
+/// atoms the search reached. Reused from root to root and reset only where the last search
+/// went, so a search costs what it reaches, not the size of the molecule.
 struct ShortestPaths {
     dist: Vec<usize>,
     parents: Vec<Vec<usize>>,
+    /// Atoms reached by the last search, in the order they were found.
+    reached: Vec<usize>,
 }
 
-/// Breadth-first search from `root` through the atoms marked in `allowed`.
-fn shortest_paths(mol: &Mol, root: usize, allowed: &[bool]) -> ShortestPaths {
-    let n = mol.atoms.len();
-    let mut dist = vec![usize::MAX; n];
-    let mut parents = vec![Vec::new(); n];
-    dist[root] = 0;
-    let mut queue = VecDeque::from([root]);
-    while let Some(a) = queue.pop_front() {
-        for &b in &mol.atom_bonds[a] {
-            if !active_bond(mol, b) {
-                continue;
-            }
-            let o = mol.bonds[b].other(a);
-            if !allowed[o] {
-                continue;
-            }
-            if dist[o] == usize::MAX {
-                dist[o] = dist[a] + 1;
-                parents[o].push(a);
-                queue.push_back(o);
-            } else if dist[o] == dist[a] + 1 {
-                parents[o].push(a);
+impl ShortestPaths {
+    /// Room for the atoms of `mol`, nothing reached.
+    fn new(mol: &Mol) -> Self {
+        let n = mol.atoms.len();
+        ShortestPaths {
+            dist: vec![usize::MAX; n],
+            parents: vec![Vec::new(); n],
+            reached: Vec::new(),
+        }
+    }
+
+    /// Breadth-first search from `root` through the atoms `allowed` accepts, along bonds on a
+    /// cycle (a path over a bridge never closes a ring).
+    fn search(
+        &mut self,
+        mol: &Mol,
+        root: usize,
+        allowed: impl Fn(usize) -> bool,
+        cycle_bond: &[bool],
+    ) {
+        for &a in &self.reached {
+            self.dist[a] = usize::MAX;
+            self.parents[a].clear();
+        }
+        self.reached.clear();
+        self.dist[root] = 0;
+        self.reached.push(root);
+        let mut queue = VecDeque::from([root]);
+        while let Some(a) = queue.pop_front() {
+            for &b in &mol.atom_bonds[a] {
+                if !cycle_bond[b] {
+                    continue;
+                }
+                let o = mol.bonds[b].other(a);
+                if !allowed(o) {
+                    continue;
+                }
+                if self.dist[o] == usize::MAX {
+                    self.dist[o] = self.dist[a] + 1;
+                    self.parents[o].push(a);
+                    self.reached.push(o);
+                    queue.push_back(o);
+                } else if self.dist[o] == self.dist[a] + 1 {
+                    self.parents[o].push(a);
+                }
             }
         }
     }
-    ShortestPaths { dist, parents }
 }
 
-/// All shortest paths from the root to `target`, each listed root first.
+/// All shortest paths from the root to `target`, each listed root first (at most
+/// [`MAX_PATHS_PER_ATOM`], in parent order). Atoms are filled into `memo` nearest first, so
+/// a deep target (a large ring) needs no deep recursion.
 fn paths_to(
     sp: &ShortestPaths,
     target: usize,
     memo: &mut [Option<Vec<Vec<usize>>>],
 ) -> Vec<Vec<usize>> {
-    if let Some(p) = &memo[target] {
-        return p.clone();
-    }
-    let result = if sp.parents[target].is_empty() {
-        vec![vec![target]]
-    } else {
-        let mut out = Vec::new();
-        for &p in &sp.parents[target] {
-            for mut path in paths_to(sp, p, memo) {
-                if out.len() >= MAX_PATHS_PER_ATOM {
-                    break;
-                }
-                path.push(target);
-                out.push(path);
-            }
+    // The target's ancestors whose paths are not known yet, found going up.
+    let mut missing = Vec::new();
+    let mut stack = vec![target];
+    while let Some(a) = stack.pop() {
+        if memo[a].is_some() {
+            continue;
         }
-        out
-    };
-    memo[target] = Some(result.clone());
-    result
+        memo[a] = Some(Vec::new());
+        missing.push(a);
+        stack.extend(&sp.parents[a]);
+    }
+    // Nearest to the root first: every parent's paths are complete before its children's.
+    missing.sort_by_key(|&a| sp.dist[a]);
+    for a in missing {
+        let paths = if sp.parents[a].is_empty() {
+            vec![vec![a]]
+        } else {
+            let mut out = Vec::new();
+            for &p in &sp.parents[a] {
+                for path in memo[p].iter().flatten() {
+                    if out.len() >= MAX_PATHS_PER_ATOM {
+                        break;
+                    }
+                    let mut longer = Vec::with_capacity(path.len() + 1);
+                    longer.extend_from_slice(path);
+                    longer.push(a);
+                    out.push(longer);
+                }
+            }
+            out
+        };
+        memo[a] = Some(paths);
+    }
+    memo[target].clone().unwrap_or_default()
 }
 
-/// A candidate cycle: atoms in ring order and its bond set as a bit vector.
+/// A candidate cycle: atoms in ring order and its bonds, sorted.
 struct Cycle {
     atoms: Vec<usize>,
-    bits: Vec<u64>,
+    bonds: Vec<usize>,
 }
 
-fn bond_bits(mol: &Mol, ring: &[usize]) -> Vec<u64> {
-    let mut bits = vec![0u64; mol.bonds.len().div_ceil(64)];
-    for b in ring_bonds(mol, ring) {
-        bits[b / 64] |= 1 << (b % 64);
-    }
-    bits
+/// The bonds of a ring given as atoms in ring order, sorted: the ring's identity.
+fn sorted_ring_bonds(mol: &Mol, ring: &[usize]) -> Vec<usize> {
+    let mut bonds = ring_bonds(mol, ring);
+    bonds.sort_unstable();
+    bonds
 }
 
 /// Joins two root-first paths that share only the root into a ring.
@@ -251,29 +324,36 @@ fn join(first: &[usize], second: &[usize]) -> Option<Vec<usize>> {
 
 /// Every cycle made of two shortest paths from a common root (plus one bond for odd
 /// cycles), without duplicates. As in Vismara's algorithm, the search from a root only
-/// uses core atoms ranked below it, so each cycle is built from its top-ranked atom;
+/// uses atoms on a cycle ranked below it, so each cycle is built from its top-ranked atom;
 /// relevant cycles are isometric, so none is missed.
-fn candidate_cycles(mol: &Mol, component: &[usize], core: &[bool]) -> Vec<Cycle> {
-    let mut seen: HashSet<Vec<u64>> = HashSet::new();
+fn candidate_cycles(mol: &Mol, component: &[usize], cycle: &CycleParts) -> Vec<Cycle> {
+    let mut seen: HashSet<Vec<usize>> = HashSet::new();
     let mut cycles = Vec::new();
     let mut add = |ring: Vec<usize>, cycles: &mut Vec<Cycle>| {
-        let bits = bond_bits(mol, &ring);
-        if seen.insert(bits.clone()) {
-            cycles.push(Cycle { atoms: ring, bits });
+        let bonds = sorted_ring_bonds(mol, &ring);
+        if seen.insert(bonds.clone()) {
+            cycles.push(Cycle { atoms: ring, bonds });
         }
     };
-    let ring_atoms: Vec<usize> = component.iter().copied().filter(|&a| core[a]).collect();
-    let mut allowed = vec![false; mol.atoms.len()];
+    let ring_atoms: Vec<usize> = component
+        .iter()
+        .copied()
+        .filter(|&a| cycle.atom[a])
+        .collect();
+    let mut sp = ShortestPaths::new(mol);
+    let mut memo: Vec<Option<Vec<Vec<usize>>>> = vec![None; mol.atoms.len()];
+    let mut targets: Vec<usize> = Vec::new();
     for &root in &ring_atoms {
-        for &a in &ring_atoms {
-            allowed[a] = rank(mol, a) <= rank(mol, root);
+        let allowed = |a: usize| cycle.atom[a] && rank(mol, a) <= rank(mol, root);
+        for &a in &sp.reached {
+            memo[a] = None;
         }
-        let sp = shortest_paths(mol, root, &allowed);
-        let mut memo: Vec<Option<Vec<Vec<usize>>>> = vec![None; mol.atoms.len()];
-        for &a in &ring_atoms {
-            if a == root || sp.dist[a] == usize::MAX {
-                continue;
-            }
+        sp.search(mol, root, allowed, &cycle.bond);
+        // The reached atoms in atom order, as the component lists them.
+        targets.clear();
+        targets.extend(sp.reached.iter().copied().filter(|&a| a != root));
+        targets.sort_unstable();
+        for &a in &targets {
             // Even cycles: two shortest paths meeting at `a` from different parents.
             let parents = &sp.parents[a];
             for (i, &y) in parents.iter().enumerate() {
@@ -293,11 +373,11 @@ fn candidate_cycles(mol: &Mol, component: &[usize], core: &[bool]) -> Vec<Cycle>
             }
             // Odd cycles: a bond between two atoms at the same distance.
             for &b in &mol.atom_bonds[a] {
-                if !active_bond(mol, b) {
+                if !cycle.bond[b] {
                     continue;
                 }
                 let o = mol.bonds[b].other(a);
-                if o > a && allowed[o] && sp.dist[o] == sp.dist[a] {
+                if o > a && allowed(o) && sp.dist[o] == sp.dist[a] {
                     let pa = paths_to(&sp, a, &mut memo);
                     let po = paths_to(&sp, o, &mut memo);
                     for p in &pa {
@@ -309,9 +389,6 @@ fn candidate_cycles(mol: &Mol, component: &[usize], core: &[bool]) -> Vec<Cycle>
                     }
                 }
             }
-        }
-        for &a in &ring_atoms {
-            allowed[a] = false;
         }
     }
     cycles
@@ -355,36 +432,67 @@ fn insert(basis: &mut Vec<(usize, Vec<u64>)>, v: Vec<u64>) {
 }
 
 /// The relevant cycles of one component, ordered and normalized like RDKit's.
-fn relevant_cycles(mol: &Mol, component: &[usize], core: &[bool]) -> Vec<Vec<usize>> {
-    let mut candidates = candidate_cycles(mol, component, core);
+///
+/// The cycle space is the direct sum of its blocks' (biconnected components'), so a cycle is
+/// a sum of shorter ones exactly when it is a sum of shorter ones of its own block: the
+/// elimination runs block by block, on bit sets as long as the block has bonds.
+fn relevant_cycles(mol: &Mol, component: &[usize], cycle: &CycleParts) -> Vec<Vec<usize>> {
+    let mut candidates = candidate_cycles(mol, component, cycle);
     candidates.sort_by_key(|c| c.atoms.len());
-    let mut basis: Vec<(usize, Vec<u64>)> = Vec::new();
-    let mut relevant = Vec::new();
-    let mut start = 0;
-    while start < candidates.len() {
-        let len = candidates[start].atoms.len();
-        let end = start
-            + candidates[start..]
-                .iter()
-                .take_while(|c| c.atoms.len() == len)
-                .count();
-        // Relevance is judged against strictly shorter cycles only.
-        let mut reduced = Vec::new();
-        for cycle in &candidates[start..end] {
-            let mut v = cycle.bits.clone();
-            if !reduce(&basis, &mut v) {
-                relevant.push(normalize(&cycle.atoms));
-                reduced.push(v);
-            }
-        }
-        for mut v in reduced {
-            if !reduce(&basis, &mut v) {
-                insert(&mut basis, v);
-            }
-        }
-        start = end;
-    }
     let blocks = block_order(mol, component);
+    // Each bond's position among its block's bonds, and the candidates of each block (in
+    // length order).
+    let mut local = vec![0usize; mol.bonds.len()];
+    let mut block_bonds: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for (b, &block) in blocks.iter().enumerate() {
+        if block != usize::MAX {
+            let count = block_bonds.entry(block).or_insert(0);
+            local[b] = *count;
+            *count += 1;
+        }
+    }
+    let mut by_block: std::collections::BTreeMap<usize, Vec<&Cycle>> =
+        std::collections::BTreeMap::new();
+    for c in &candidates {
+        let block = c.bonds.first().map_or(usize::MAX, |&b| blocks[b]);
+        by_block.entry(block).or_default().push(c);
+    }
+    let mut relevant = Vec::new();
+    for (block, cycles) in by_block {
+        let words = block_bonds.get(&block).copied().unwrap_or(0).div_ceil(64);
+        let bits = |c: &Cycle| {
+            let mut v = vec![0u64; words];
+            for &b in &c.bonds {
+                v[local[b] / 64] |= 1 << (local[b] % 64);
+            }
+            v
+        };
+        let mut basis: Vec<(usize, Vec<u64>)> = Vec::new();
+        let mut start = 0;
+        while start < cycles.len() {
+            let len = cycles[start].atoms.len();
+            let end = start
+                + cycles[start..]
+                    .iter()
+                    .take_while(|c| c.atoms.len() == len)
+                    .count();
+            // Relevance is judged against strictly shorter cycles only.
+            let mut reduced = Vec::new();
+            for c in &cycles[start..end] {
+                let mut v = bits(c);
+                if !reduce(&basis, &mut v) {
+                    relevant.push(normalize(&c.atoms));
+                    reduced.push(v);
+                }
+            }
+            for mut v in reduced {
+                if !reduce(&basis, &mut v) {
+                    insert(&mut basis, v);
+                }
+            }
+            start = end;
+        }
+    }
     relevant.sort_by_cached_key(|r| RingKey::new(mol, r, &blocks));
     relevant
 }
@@ -656,5 +764,71 @@ mod tests {
         assert!(!info.is_atom_in_ring(3));
         assert!(info.is_bond_in_ring(2));
         assert!(!info.is_bond_in_ring(3));
+    }
+
+    /// A chain between rings (linker, polymer backbone) is on no cycle: the search neither
+    /// starts from it nor walks it (before, a 16k-atom linker took 12 s and a 100k-atom one
+    /// ran out of memory).
+    #[test]
+    fn chains_between_rings_are_not_searched() {
+        let n = 5000;
+        let mut bonds: Vec<(usize, usize)> = (0..5).map(|i| (i, i + 1)).collect();
+        bonds.push((5, 0));
+        for i in 5..6 + n {
+            bonds.push((i, i + 1));
+        }
+        let end = 6 + n;
+        bonds.extend((end..end + 5).map(|i| (i, i + 1)));
+        bonds.push((end + 5, end));
+        let mol = skeleton(end + 6, &bonds);
+        let parts = CycleParts::new(&mol);
+        assert_eq!(parts.atom.iter().filter(|&&on| on).count(), 12);
+        assert_eq!(parts.bond.iter().filter(|&&on| on).count(), 12);
+        let mut rings = RingInfo::new(&mol).atom_rings;
+        rings.sort();
+        assert_eq!(
+            rings,
+            vec![(0..6).collect::<Vec<_>>(), (end..end + 6).collect()]
+        );
+    }
+
+    /// Many rings hung on one backbone (polystyrene-like): each found once, in atom order.
+    #[test]
+    fn many_pendant_rings() {
+        let units = 1000;
+        let mut bonds = Vec::new();
+        // Unit u: backbone atom 7u, ring atoms 7u+1..7u+6 hung on it.
+        for u in 0..units {
+            let b = 7 * u;
+            if u > 0 {
+                bonds.push((b - 7, b));
+            }
+            bonds.push((b, b + 1));
+            for i in 1..6 {
+                bonds.push((b + i, b + i + 1));
+            }
+            bonds.push((b + 6, b + 1));
+        }
+        let info = RingInfo::new(&skeleton(7 * units, &bonds));
+        assert_eq!(info.atom_rings.len(), units);
+        for (u, ring) in info.atom_rings.iter().enumerate() {
+            assert_eq!(*ring, (7 * u + 1..7 * u + 7).collect::<Vec<_>>());
+        }
+    }
+
+    /// The paths around a large ring are built without recursion: a small thread stack
+    /// suffices (the recursive version overflowed a worker thread's stack at 20k atoms).
+    #[test]
+    fn a_large_ring_needs_no_deep_stack() {
+        let n = 3000;
+        let bonds: Vec<(usize, usize)> = (0..n).map(|i| (i, (i + 1) % n)).collect();
+        let mol = skeleton(n, &bonds);
+        let rings = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || RingInfo::new(&mol).atom_rings)
+            .expect("thread starts")
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(rings, vec![(0..n).collect::<Vec<_>>()]);
     }
 }

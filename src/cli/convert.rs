@@ -83,16 +83,18 @@ pub fn run(args: Args) -> Result<()> {
         _ => Source::Smiles,
     });
     let to = args.to;
-    let tally = run_lines(&args.io, |input| match convert(input, from, to) {
-        Ok(output) => Ok(to_json(&OkLine { input, output })),
-        Err(e) => Err(to_json(&ErrLine {
-            input,
-            error: e.to_string(),
-        })),
-    })?;
-    eprintln!(
+    let error_line = |input: &str, error: String| to_json(&ErrLine { input, error });
+    let tally = run_lines(
+        &args.io,
+        |input| match convert(input, from, to) {
+            Ok(output) => Ok(to_json(&OkLine { input, output })),
+            Err(e) => Err(error_line(input, e.to_string())),
+        },
+        |input, error| error_line(input, error.to_string()),
+    )?;
+    tally.report(format_args!(
         "convert: {} converted, {} invalid (see \"error\" lines)",
         tally.ok, tally.failed
-    );
+    ));
     Ok(())
 }

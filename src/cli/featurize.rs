@@ -39,10 +39,15 @@ pub fn featurize_line(smiles: &str) -> std::result::Result<String, String> {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    let tally = run_lines(&args.io, featurize_line)?;
-    eprintln!(
+    let tally = run_lines(&args.io, featurize_line, |smiles, error| {
+        to_json(&ErrorLine {
+            smiles,
+            error: error.to_string(),
+        })
+    })?;
+    tally.report(format_args!(
         "featurize: {} molecules featurized, {} invalid (see \"error\" lines)",
         tally.ok, tally.failed
-    );
+    ));
     Ok(())
 }

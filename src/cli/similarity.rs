@@ -105,10 +105,20 @@ pub fn run(args: Args) -> Result<()> {
         radius: args.radius,
         bits: args.bits,
     };
-    let tally = run_whole_lines(&args.io, |line| score(line, &opts))?;
-    eprintln!(
+    let tally = run_whole_lines(
+        &args.io,
+        |line| score(line, &opts),
+        |line, error| {
+            to_json(&ErrLine {
+                a: line,
+                b: "",
+                error: error.to_string(),
+            })
+        },
+    )?;
+    tally.report(format_args!(
         "similarity: {} pairs scored, {} invalid (see \"error\" lines)",
         tally.ok, tally.failed
-    );
+    ));
     Ok(())
 }

@@ -42,7 +42,11 @@ pub fn canonical_smiles(mol: &Mol, isomeric: bool) -> String {
         scratch: Scratch::default(),
         leaves_left: (SEARCH_WORK / mol.atoms.len().max(1)).max(MIN_LEAVES),
         best: None,
-        automorphisms: g.twin_swaps(&g.base),
+        automorphisms: g
+            .twin_swaps(&g.base)
+            .into_iter()
+            .map(|(u, v)| Automorphism::Swap(u, v))
+            .collect(),
         path: Vec::new(),
     };
     search.run(g.base.clone());
@@ -65,10 +69,57 @@ struct Search<'g, 'm> {
     leaves_left: usize,
     /// Smallest string so far and its atom order.
     best: Option<(String, Vec<usize>)>,
-    /// Automorphisms found so far, as atom maps.
-    automorphisms: Vec<Vec<usize>>,
+    /// Automorphisms found so far.
+    automorphisms: Vec<Automorphism>,
     /// Atoms individualized on the way to the current node.
     path: Vec<usize>,
+}
+
+/// An automorphism of the molecule graph.
+enum Automorphism {
+    /// Exchanges two atoms and fixes all others (interchangeable terminal atoms).
+    Swap(usize, usize),
+    /// A full atom map (`map[i]` is the image of atom `i`).
+    Map(Vec<usize>),
+}
+
+impl Automorphism {
+    /// Whether the automorphism leaves atom `a` in place.
+    fn fixes(&self, a: usize) -> bool {
+        match self {
+            Automorphism::Swap(u, v) => a != *u && a != *v,
+            Automorphism::Map(map) => map[a] == a,
+        }
+    }
+
+    /// Merges each atom's class with its image's in the union-find `parent`.
+    fn join_orbits(&self, parent: &mut [usize]) {
+        match self {
+            Automorphism::Swap(u, v) => union(parent, *u, *v),
+            Automorphism::Map(map) => {
+                for (i, &j) in map.iter().enumerate() {
+                    union(parent, i, j);
+                }
+            }
+        }
+    }
+}
+
+/// Root of `x`'s class in the union-find `parent` (with path halving).
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+/// Joins the classes of `a` and `b` in the union-find `parent`.
+fn union(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        parent[ra] = rb;
+    }
 }
 
 impl Search<'_, '_> {
@@ -84,9 +135,22 @@ impl Search<'_, '_> {
         };
         let members: Vec<usize> = (0..ranks.len()).filter(|&a| ranks[a] == cell).collect();
         let mut explored: Vec<usize> = Vec::new();
+        // Orbits under the automorphisms that fix the path, rebuilt when one is found.
+        let mut orbits: Option<(usize, Vec<usize>)> = None;
         for m in members {
-            if !explored.is_empty() && (self.leaves_left == 0 || self.equivalent(m, &explored)) {
-                continue;
+            if !explored.is_empty() {
+                if self.leaves_left == 0 {
+                    continue;
+                }
+                if orbits.as_ref().map(|o| o.0) != Some(self.automorphisms.len()) {
+                    orbits = Some((self.automorphisms.len(), self.orbits()));
+                }
+                if let Some((_, parent)) = &mut orbits {
+                    let root = find(parent, m);
+                    if explored.iter().any(|&e| find(parent, e) == root) {
+                        continue;
+                    }
+                }
             }
             explored.push(m);
             let mut branch = ranks.clone();
@@ -107,7 +171,7 @@ impl Search<'_, '_> {
                     map[from] = to;
                 }
                 if map.iter().enumerate().any(|(i, &j)| i != j) {
-                    self.automorphisms.push(map);
+                    self.automorphisms.push(Automorphism::Map(map));
                 }
             }
             Some((b, _)) if *b < s => {}
@@ -115,29 +179,15 @@ impl Search<'_, '_> {
         }
     }
 
-    /// Whether a known automorphism that fixes the current path links `atom` to an explored atom.
-    fn equivalent(&self, atom: usize, explored: &[usize]) -> bool {
+    /// The orbits of the known automorphisms that fix the current path, as a union-find.
+    fn orbits(&self) -> Vec<usize> {
         let n = self.g.mol.atoms.len();
         let mut parent: Vec<usize> = (0..n).collect();
-        fn find(parent: &mut [usize], mut x: usize) -> usize {
-            while parent[x] != x {
-                parent[x] = parent[parent[x]];
-                x = parent[x];
-            }
-            x
-        }
         for map in &self.automorphisms {
-            if self.path.iter().any(|&p| map[p] != p) {
-                continue;
-            }
-            for (i, &j) in map.iter().enumerate() {
-                let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
-                if ri != rj {
-                    parent[ri] = rj;
-                }
+            if self.path.iter().all(|&p| map.fixes(p)) {
+                map.join_orbits(&mut parent);
             }
         }
-        let root = find(&mut parent, atom);
-        explored.iter().any(|&e| find(&mut parent, e) == root)
+        parent
     }
 }

@@ -4,6 +4,13 @@
 //! Ranks follow the "number of atoms with a strictly smaller invariant" convention, so a
 //! class of `k` tied atoms with rank `r` owns the rank values `r..r + k`. Refinement only
 //! ever splits classes and keeps the relative order of existing ones.
+//!
+//! Each refinement round computes what a full round would (every atom's key from the ranks at
+//! the start of the round), but only for the atoms whose key can have changed: the neighbours
+//! of the atoms that moved to a new class in the previous round, except those of each split
+//! class's largest part, whose members all see the same change (Hopcroft's "all but the
+//! largest" rule). A long chain therefore takes O(n log n) instead of one O(n log n) pass per
+//! atom of its length.
 
 use crate::chem::nontetrahedral::Shape;
 use crate::chem::{BondDir, BondType, ChiralTag, Mol};
@@ -14,8 +21,6 @@ pub(super) const IMPLICIT_H: usize = usize::MAX;
 /// A tetrahedral stereocentre as read from the input molecule.
 #[derive(Debug, Clone)]
 pub(super) struct Center {
-    /// The chiral atom.
-    pub atom: usize,
     /// Neighbours in reference order (bond order, then the implicit H as [`IMPLICIT_H`]).
     pub nbrs: [usize; 4],
     /// How many entries of `nbrs` are used (3 or 4).
@@ -93,14 +98,123 @@ pub(super) struct Graph<'a> {
 /// map number, radicals (in this order of precedence).
 type AtomInvariant = (usize, u8, u16, u8, i8, bool, Option<u32>, u8);
 
-/// Working buffers reused across refinement rounds.
+/// Working buffers reused across refinement rounds: the partition into classes ("cells"),
+/// with each cell's members contiguous in `lab` and its rank value stored once, so that a
+/// class whose rank value moves is updated in O(1).
 #[derive(Default)]
 pub(super) struct Scratch {
-    keys: Vec<u64>,
+    /// Atoms grouped by cell: cell `c` holds `lab[lo[c]..hi[c]]`.
+    lab: Vec<usize>,
+    /// Index of each atom in `lab`.
+    pos: Vec<usize>,
+    /// Cell of each atom.
+    cell: Vec<usize>,
+    /// Start of each cell's range in `lab`.
+    lo: Vec<usize>,
+    /// End of each cell's range in `lab`.
+    hi: Vec<usize>,
+    /// Rank value of each cell.
+    value: Vec<u32>,
+    /// Stereo invariant of each atom under the current ranks (0 = none or not yet defined).
     stereo: Vec<u8>,
-    order: Vec<usize>,
-    next: Vec<u32>,
-    seen: Vec<bool>,
+    /// Atoms whose key is recomputed this round (`is_touched` marks them).
+    touched: Vec<usize>,
+    is_touched: Vec<bool>,
+    /// Stereo atoms whose invariant is recomputed this round (`is_checked` marks them).
+    checked: Vec<usize>,
+    is_checked: Vec<bool>,
+    /// Cells with touched members this round, and how many members each has touched.
+    cells: Vec<usize>,
+    touched_in: Vec<usize>,
+    /// Keys of the touched atoms: `(atom, start, end)` into `keybuf`.
+    entries: Vec<(usize, usize, usize)>,
+    keybuf: Vec<u64>,
+    /// Atoms of one cell in their new order.
+    reordered: Vec<usize>,
+    /// Keys computed since the scratch was created: the work refinement did.
+    keys_computed: usize,
+    /// Planned splits of this round: `(cell, first group, end of groups)` into `groups`.
+    splits: Vec<(usize, usize, usize)>,
+    /// Groups of the planned splits: `(start, end)` in `lab`, rank value, keeps the cell id.
+    groups: Vec<(usize, usize, u32, bool)>,
+}
+
+impl Scratch {
+    /// The partition of `ranks`, with rank values renumbered to the convention (a class's
+    /// value is the number of atoms ranked below it).
+    fn init(&mut self, ranks: &[u32]) {
+        let n = ranks.len();
+        self.lab.clear();
+        self.lab.extend(0..n);
+        self.lab.sort_by_key(|&a| ranks[a]);
+        self.pos.clear();
+        self.pos.resize(n, 0);
+        self.cell.clear();
+        self.cell.resize(n, 0);
+        self.lo.clear();
+        self.hi.clear();
+        self.value.clear();
+        for i in 0..n {
+            let a = self.lab[i];
+            self.pos[a] = i;
+            if i == 0 || ranks[self.lab[i - 1]] != ranks[a] {
+                if i > 0 {
+                    self.hi.push(i);
+                }
+                self.lo.push(i);
+                self.value.push(i as u32);
+            }
+            self.cell[a] = self.lo.len() - 1;
+        }
+        if n > 0 {
+            self.hi.push(n);
+        }
+        self.stereo.clear();
+        self.stereo.resize(n, 0);
+        self.touched.clear();
+        self.is_touched.clear();
+        self.is_touched.resize(n, false);
+        self.checked.clear();
+        self.is_checked.clear();
+        self.is_checked.resize(n, false);
+        self.touched_in.clear();
+        self.touched_in.resize(n, 0);
+    }
+
+    /// Number of atom keys computed by the refinements run with this scratch.
+    #[cfg(test)]
+    pub fn keys_computed(&self) -> usize {
+        self.keys_computed
+    }
+
+    /// The current rank of atom `a`.
+    fn rank(&self, a: usize) -> u32 {
+        self.value[self.cell[a]]
+    }
+
+    /// Marks `a` for a key recomputation this round.
+    fn touch(&mut self, a: usize) {
+        if !self.is_touched[a] {
+            self.is_touched[a] = true;
+            self.touched.push(a);
+        }
+    }
+
+    /// Marks stereo atom `a` for an invariant recomputation.
+    fn check(&mut self, a: usize) {
+        if !self.is_checked[a] {
+            self.is_checked[a] = true;
+            self.checked.push(a);
+        }
+    }
+
+    /// Puts atom `a` at index `i` of `lab`, moving the atom there to `a`'s old place.
+    fn place(&mut self, a: usize, i: usize) {
+        let (j, b) = (self.pos[a], self.lab[i]);
+        self.lab.swap(i, j);
+        self.pos[a] = i;
+        self.pos[b] = j;
+    }
 }
 
 fn bond_code(kind: BondType) -> u64 {
@@ -113,21 +227,6 @@ fn bond_code(kind: BondType) -> u64 {
         BondType::Zero => 6,
         BondType::Dative => 7,
     }
-}
-
-/// Number of distinct values in a rank vector (ranks are `0..n`).
-fn class_count(ranks: &[u32], seen: &mut Vec<bool>) -> usize {
-    seen.clear();
-    seen.resize(ranks.len(), false);
-    let mut count = 0;
-    for &r in ranks {
-        let r = r as usize;
-        if !seen[r] {
-            seen[r] = true;
-            count += 1;
-        }
-    }
-    count
 }
 
 /// Parity (true = odd) of the permutation that sorts `vals` ascending; `None` on ties.
@@ -203,7 +302,6 @@ impl<'a> Graph<'a> {
                 *slot = nb;
             }
             self.centers.push(Center {
-                atom: i,
                 nbrs,
                 len: deg + h,
                 ccw,
@@ -265,10 +363,8 @@ impl<'a> Graph<'a> {
             if self.dbond_of[a] != 0 || self.dbond_of[b] != 0 {
                 continue;
             }
-            if let Some(size) = self.min_ring_size(bi) {
-                if size < 8 {
-                    continue;
-                }
+            if self.in_ring_smaller_than(bi, 8) {
+                continue;
             }
             self.dbonds.push(StereoBond {
                 a,
@@ -305,35 +401,41 @@ impl<'a> Graph<'a> {
             .find_map(|&s| self.input_up(e, s).map(|up| (s, up)))
     }
 
-    /// Size of the smallest ring through bond `bi`, if it is a ring bond.
-    fn min_ring_size(&self, bi: usize) -> Option<usize> {
+    /// Whether bond `bi` lies in a ring of fewer than `size` atoms. The search stays within
+    /// that distance of the bond, so it costs the same in a small molecule and a large one.
+    fn in_ring_smaller_than(&self, bi: usize, size: usize) -> bool {
         let bond = &self.mol.bonds[bi];
-        let n = self.mol.atoms.len();
-        let mut dist = vec![usize::MAX; n];
+        // A ring of k atoms is a path of k - 1 bonds from one end to the other, avoiding `bi`.
+        let max_path = size.saturating_sub(2);
+        let mut dist = std::collections::HashMap::new();
         let mut queue = std::collections::VecDeque::new();
-        dist[bond.begin] = 0;
+        dist.insert(bond.begin, 0usize);
         queue.push_back(bond.begin);
         while let Some(v) = queue.pop_front() {
+            let d = dist[&v];
+            if d >= max_path {
+                continue;
+            }
             for &b in &self.mol.atom_bonds[v] {
                 if b == bi {
                     continue;
                 }
                 let u = self.mol.bonds[b].other(v);
-                if dist[u] == usize::MAX {
-                    dist[u] = dist[v] + 1;
-                    if u == bond.end {
-                        return Some(dist[u] + 1);
-                    }
+                if u == bond.end {
+                    return true;
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = dist.entry(u) {
+                    e.insert(d + 1);
                     queue.push_back(u);
                 }
             }
         }
-        None
+        false
     }
 
     /// Transpositions of interchangeable terminal atoms (same neighbour, same invariants,
     /// same bond type, the neighbour not a stereo element): automorphisms known up front.
-    pub fn twin_swaps(&self, ranks: &[u32]) -> Vec<Vec<usize>> {
+    pub fn twin_swaps(&self, ranks: &[u32]) -> Vec<(usize, usize)> {
         let mol = self.mol;
         let n = mol.atoms.len();
         let mut swaps = Vec::new();
@@ -352,9 +454,7 @@ impl<'a> Graph<'a> {
                     .iter()
                     .find(|&&(v, c)| c == code && ranks[v] == ranks[u]);
                 if let Some(&(v, _)) = twin {
-                    let mut map: Vec<usize> = (0..n).collect();
-                    map.swap(u, v);
-                    swaps.push(map);
+                    swaps.push((u, v));
                 }
             }
         }
@@ -398,39 +498,49 @@ impl<'a> Graph<'a> {
         ranks
     }
 
-    /// Stereo invariant of every atom under the current ranks (0 = none or not yet defined).
-    fn stereo_invariants(&self, ranks: &[u32], out: &mut Vec<u8>) {
-        out.clear();
-        out.resize(ranks.len(), 0);
-        for c in &self.centers {
-            if let Some(odd) = self.center_parity(c, ranks) {
-                out[c.atom] = 1 + u8::from(c.ccw ^ odd);
+    /// Stereo invariant of atom `a` under the ranks `rank` gives (0 = none or not yet
+    /// defined): 1 or 2 for a tetrahedral centre, 3 or 4 for a double-bond end (which wins).
+    pub fn stereo_of(&self, a: usize, rank: &impl Fn(usize) -> u32) -> u8 {
+        let mut v = 0;
+        if let Some(odd) = self
+            .center(a)
+            .and_then(|c| self.center_parity(c, rank).map(|o| c.ccw ^ o))
+        {
+            v = 1 + u8::from(odd);
+        }
+        if let Some(d) = self.dbond_of[a].checked_sub(1).map(|i| &self.dbonds[i]) {
+            if let Some(cis) = self.dbond_relation(d, rank) {
+                v = 3 + u8::from(cis);
             }
         }
-        for d in &self.dbonds {
-            if let Some(cis) = self.dbond_relation(d, ranks) {
-                let v = 3 + u8::from(cis);
-                out[d.a] = v;
-                out[d.b] = v;
-            }
-        }
+        v
+    }
+
+    /// Whether atom `a` carries a stereo element (so that its invariant can change).
+    fn is_stereo(&self, a: usize) -> bool {
+        self.center_of[a] != 0 || self.dbond_of[a] != 0
     }
 
     /// Parity of the centre's reference order against rank order; `None` while neighbours tie.
-    fn center_parity(&self, c: &Center, ranks: &[u32]) -> Option<bool> {
+    fn center_parity(&self, c: &Center, rank: &impl Fn(usize) -> u32) -> Option<bool> {
         let mut vals = [0i64; 4];
         for (v, &nb) in vals.iter_mut().zip(c.nbrs()) {
             *v = if nb == IMPLICIT_H {
                 -1
             } else {
-                i64::from(ranks[nb])
+                i64::from(rank(nb))
             };
         }
         sort_parity(&vals[..c.len])
     }
 
     /// The highest-ranked substituent of end `e`; `None` when two substituents tie.
-    fn top_substituent(&self, e: usize, partner: usize, ranks: &[u32]) -> Option<usize> {
+    fn top_substituent(
+        &self,
+        e: usize,
+        partner: usize,
+        rank: &impl Fn(usize) -> u32,
+    ) -> Option<usize> {
         let mut best: Option<usize> = None;
         let mut tie = false;
         for &(nb, _) in self.neighbors(e) {
@@ -438,8 +548,8 @@ impl<'a> Graph<'a> {
                 continue;
             }
             match best {
-                Some(b) if ranks[b] == ranks[nb] => tie = true,
-                Some(b) if ranks[b] > ranks[nb] => {}
+                Some(b) if rank(b) == rank(nb) => tie = true,
+                Some(b) if rank(b) > rank(nb) => {}
                 _ => {
                     best = Some(nb);
                     tie = false;
@@ -454,9 +564,9 @@ impl<'a> Graph<'a> {
     }
 
     /// Cis/trans relation of the two top-ranked substituents; `None` while they tie.
-    fn dbond_relation(&self, d: &StereoBond, ranks: &[u32]) -> Option<bool> {
-        let ta = self.top_substituent(d.a, d.b, ranks)?;
-        let tb = self.top_substituent(d.b, d.a, ranks)?;
+    fn dbond_relation(&self, d: &StereoBond, rank: &impl Fn(usize) -> u32) -> Option<bool> {
+        let ta = self.top_substituent(d.a, d.b, rank)?;
+        let tb = self.top_substituent(d.b, d.a, rank)?;
         Some(d.cis_of(ta, tb))
     }
 
@@ -465,44 +575,228 @@ impl<'a> Graph<'a> {
         &self.adj[self.off[a]..self.off[a + 1]]
     }
 
-    /// Refines `ranks` until stable: each round splits classes by the sorted multiset of
-    /// (neighbour rank, bond type) and by the stereo invariants.
+    /// Refines `ranks` until stable: each round splits classes by the stereo invariant and
+    /// the sorted multiset of (neighbour rank, bond type), both taken at the start of the
+    /// round; the parts of a class are ordered by that key, keeping the class's place.
     pub fn refine(&self, ranks: &mut [u32], s: &mut Scratch) {
         let n = ranks.len();
-        let mut count = class_count(ranks, &mut s.seen);
-        loop {
-            self.stereo_invariants(ranks, &mut s.stereo);
-            s.keys.clear();
-            s.keys.extend(
-                self.adj
-                    .iter()
-                    .map(|&(nb, code)| (u64::from(ranks[nb]) << 3) | code),
-            );
-            for a in 0..n {
-                s.keys[self.off[a]..self.off[a + 1]].sort_unstable();
-            }
-            s.order.clear();
-            s.order.extend(0..n);
-            let (keys, stereo, off) = (&s.keys, &s.stereo, &self.off);
-            let key = |a: usize| (ranks[a], stereo[a], &keys[off[a]..off[a + 1]]);
-            s.order.sort_by(|&x, &y| key(x).cmp(&key(y)));
-            s.next.clear();
-            s.next.resize(n, 0);
-            for i in 0..n {
-                let a = s.order[i];
-                s.next[a] = if i > 0 && key(s.order[i - 1]) == key(a) {
-                    s.next[s.order[i - 1]]
-                } else {
-                    i as u32
-                };
-            }
-            ranks.copy_from_slice(&s.next);
-            let new_count = class_count(ranks, &mut s.seen);
-            if new_count == count {
-                return;
-            }
-            count = new_count;
+        if n == 0 {
+            return;
         }
+        s.init(ranks);
+        // The first round looks at everything.
+        for a in 0..n {
+            s.touch(a);
+            if self.is_stereo(a) {
+                s.check(a);
+            }
+        }
+        loop {
+            self.update_stereo(s);
+            self.plan_splits(s);
+            if s.splits.is_empty() {
+                break;
+            }
+            self.apply_splits(s);
+        }
+        for (a, r) in ranks.iter_mut().enumerate() {
+            *r = s.rank(a);
+        }
+    }
+
+    /// Recomputes the stereo invariants marked for checking; an atom whose invariant changed
+    /// is touched.
+    fn update_stereo(&self, s: &mut Scratch) {
+        let checked = std::mem::take(&mut s.checked);
+        for &a in &checked {
+            s.is_checked[a] = false;
+            let v = self.stereo_of(a, &|x| s.rank(x));
+            if v != s.stereo[a] {
+                s.stereo[a] = v;
+                s.touch(a);
+            }
+        }
+        s.checked = checked;
+        s.checked.clear();
+    }
+
+    /// The key of atom `a` (stereo invariant, then the sorted neighbour codes), appended to
+    /// `s.keybuf`; returns its range there.
+    fn push_key(&self, a: usize, s: &mut Scratch) -> (usize, usize) {
+        s.keys_computed += 1;
+        let start = s.keybuf.len();
+        s.keybuf.push(u64::from(s.stereo[a]));
+        for &(nb, code) in self.neighbors(a) {
+            let r = u64::from(s.value[s.cell[nb]]);
+            s.keybuf.push((r << 3) | code);
+        }
+        s.keybuf[start + 1..].sort_unstable();
+        (start, s.keybuf.len())
+    }
+
+    /// Works out, from the current ranks, how each cell with touched members splits. Only
+    /// `lab` is reordered (within cells); the split itself waits for [`Self::apply_splits`].
+    fn plan_splits(&self, s: &mut Scratch) {
+        s.splits.clear();
+        s.groups.clear();
+        // Touched members go to the front of their cell.
+        s.cells.clear();
+        let touched = std::mem::take(&mut s.touched);
+        for &a in &touched {
+            s.is_touched[a] = false;
+            let c = s.cell[a];
+            if s.touched_in[c] == 0 {
+                s.cells.push(c);
+            }
+            let i = s.lo[c] + s.touched_in[c];
+            s.place(a, i);
+            s.touched_in[c] += 1;
+        }
+        s.touched = touched;
+        s.touched.clear();
+        let cells = std::mem::take(&mut s.cells);
+        for &c in &cells {
+            let t = std::mem::take(&mut s.touched_in[c]);
+            let (lo, hi) = (s.lo[c], s.hi[c]);
+            if hi - lo > 1 {
+                self.plan_cell(c, lo, lo + t, hi, s);
+            }
+        }
+        s.cells = cells;
+    }
+
+    /// Plans the split of cell `c`, whose members `lab[lo..mid]` are touched and
+    /// `lab[mid..hi]` are not (and so share one key).
+    fn plan_cell(&self, c: usize, lo: usize, mid: usize, hi: usize, s: &mut Scratch) {
+        s.keybuf.clear();
+        s.entries.clear();
+        for i in lo..mid {
+            let a = s.lab[i];
+            let (start, end) = self.push_key(a, s);
+            s.entries.push((a, start, end));
+        }
+        let rest = (mid < hi).then(|| self.push_key(s.lab[mid], s));
+        let Scratch {
+            lab,
+            pos,
+            value,
+            keybuf,
+            entries,
+            reordered,
+            splits,
+            groups,
+            ..
+        } = s;
+        let key = |start: usize, end: usize| &keybuf[start..end];
+        entries.sort_unstable_by(|x, y| key(x.1, x.2).cmp(key(y.1, y.2)));
+        let rest_key = rest.map(|(start, end)| key(start, end));
+        // The members that keep the cell's id: the untouched ones and the touched ones with
+        // the same key. The others form one new cell per key, in key order around them.
+        let stay = (hi - mid)
+            + rest_key.map_or(0, |rk| {
+                entries.iter().filter(|e| key(e.1, e.2) == rk).count()
+            });
+        let first = groups.len();
+        let r = value[c];
+        let mut below = 0u32;
+        let mut stay_placed = rest_key.is_none();
+        reordered.clear();
+        let mut i = 0;
+        while i < entries.len() {
+            let k = key(entries[i].1, entries[i].2);
+            let mut j = i + 1;
+            while j < entries.len() && key(entries[j].1, entries[j].2) == k {
+                j += 1;
+            }
+            if let Some(rk) = rest_key {
+                if k == rk {
+                    i = j;
+                    continue;
+                }
+                if k > rk && !stay_placed {
+                    groups.push((0, 0, r + below, true));
+                    below += stay as u32;
+                    stay_placed = true;
+                }
+            }
+            let start = lo + reordered.len();
+            reordered.extend(entries[i..j].iter().map(|e| e.0));
+            groups.push((start, lo + reordered.len(), r + below, false));
+            below += (j - i) as u32;
+            i = j;
+        }
+        if !stay_placed {
+            groups.push((0, 0, r + below, true));
+        }
+        if groups.len() - first == 1 {
+            groups.truncate(first);
+            return;
+        }
+        let stay_start = lo + reordered.len();
+        match rest_key {
+            Some(rk) => {
+                reordered.extend(entries.iter().filter(|e| key(e.1, e.2) == rk).map(|e| e.0));
+                for g in &mut groups[first..] {
+                    if g.3 {
+                        (g.0, g.1) = (stay_start, hi);
+                    }
+                }
+            }
+            // Every member was touched: the first part keeps the id.
+            None => groups[first].3 = true,
+        }
+        for (k, &a) in reordered.iter().enumerate() {
+            lab[lo + k] = a;
+            pos[a] = lo + k;
+        }
+        splits.push((c, first, groups.len()));
+    }
+
+    /// Carries out the planned splits and touches, for the next round, the neighbours of every
+    /// part but the largest of each split cell.
+    fn apply_splits(&self, s: &mut Scratch) {
+        let splits = std::mem::take(&mut s.splits);
+        for &(c, first, end) in &splits {
+            for gi in first..end {
+                let (start, stop, value, keeps) = s.groups[gi];
+                let id = if keeps {
+                    c
+                } else {
+                    s.lo.push(0);
+                    s.hi.push(0);
+                    s.value.push(0);
+                    for i in start..stop {
+                        let a = s.lab[i];
+                        s.cell[a] = s.lo.len() - 1;
+                    }
+                    s.lo.len() - 1
+                };
+                s.lo[id] = start;
+                s.hi[id] = stop;
+                s.value[id] = value;
+            }
+            let largest = (first..end)
+                .max_by_key(|&gi| (s.groups[gi].1 - s.groups[gi].0, std::cmp::Reverse(gi)))
+                .unwrap_or(first);
+            for gi in (first..end).filter(|&gi| gi != largest) {
+                let (start, stop, _, _) = s.groups[gi];
+                for i in start..stop {
+                    let x = s.lab[i];
+                    for &(y, _) in self.neighbors(x) {
+                        s.touch(y);
+                        if self.center_of[y] != 0 {
+                            s.check(y);
+                        }
+                        if let Some(d) = self.dbond_of[y].checked_sub(1).map(|i| &self.dbonds[i]) {
+                            s.check(d.a);
+                            s.check(d.b);
+                        }
+                    }
+                }
+            }
+        }
+        s.splits = splits;
+        s.splits.clear();
     }
 
     /// The smallest rank value of a class whose ties keep a stereo element undefined.

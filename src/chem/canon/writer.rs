@@ -402,6 +402,35 @@ fn written_chirality(g: &Graph, l: &Layout, a: usize) -> Option<AtomStereo> {
     Some(AtomStereo::Tetrahedral(c.ccw ^ odd))
 }
 
+/// Ring-closure digits: the lowest free one is taken, in O(log n) however many rings are
+/// open at once.
+#[derive(Default)]
+struct Digits {
+    /// Freed digits below `next`.
+    free: std::collections::BinaryHeap<std::cmp::Reverse<usize>>,
+    /// Digits from here on have never been used.
+    next: usize,
+}
+
+impl Digits {
+    /// The lowest digit (from 1) not in use, now in use.
+    fn take(&mut self) -> usize {
+        match self.free.pop() {
+            Some(std::cmp::Reverse(d)) => d,
+            None => {
+                self.next = self.next.max(1);
+                self.next += 1;
+                self.next - 1
+            }
+        }
+    }
+
+    /// Gives digit `d` back.
+    fn free(&mut self, d: usize) {
+        self.free.push(std::cmp::Reverse(d));
+    }
+}
+
 enum Step {
     Atom(usize),
     Open,
@@ -416,7 +445,7 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
     let dirs = bond_directions(g, &l);
     let mut out = String::with_capacity(mol.atoms.len() * 4);
     let mut digit_of = vec![0usize; mol.bonds.len()];
-    let mut used: Vec<bool> = vec![false];
+    let mut digits = Digits::default();
     let mut steps: Vec<Step> = Vec::new();
     for &root in &l.order {
         if l.parent_bond[root] != NONE {
@@ -462,12 +491,7 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
                     push_digit(&mut out, digit_of[b]);
                     freed.push(digit_of[b]);
                 } else {
-                    let d = (1..used.len()).find(|&d| !used[d]).unwrap_or(used.len());
-                    if d == used.len() {
-                        used.push(true);
-                    } else {
-                        used[d] = true;
-                    }
+                    let d = digits.take();
                     digit_of[b] = d;
                     if !zero {
                         push_bond(&mut out, g, b, a, dirs[b]);
@@ -476,7 +500,7 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
                 }
             }
             for d in freed {
-                used[d] = false;
+                digits.free(d);
             }
             // Last child continues the chain; earlier ones are branches.
             for (i, c) in l.children(a).rev().enumerate() {

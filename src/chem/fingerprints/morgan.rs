@@ -85,8 +85,20 @@ pub fn morgan_bits(target: &Target, radius: u32, n_bits: usize) -> BitVec {
 
 /// Every environment id the Morgan algorithm emits (with repeats), in no particular order.
 fn morgan_ids(mol: &Mol, invariants: &[u32], radius: u32) -> Vec<u32> {
+    morgan_environments(mol, invariants, radius).0
+}
+
+/// [`morgan_ids`], and the largest number of bond indices held at once for the environments
+/// (the memory the algorithm needs beyond the ids).
+///
+/// An atom's environment is the set of bonds it covers: its own bonds and, from the second
+/// round on, its neighbours' environments of the previous round (a dead atom's stays what it
+/// was when it died). RDKit keeps these as bit sets of all bonds, n x bonds bits; here each
+/// is a sorted list of bond indices, as long as the environment is. Equal sets are what
+/// matters (an environment seen before kills its atom; of the atoms sharing a new one, the
+/// smallest (invariant, atom) survives), not how the sets are ordered among themselves.
+fn morgan_environments(mol: &Mol, invariants: &[u32], radius: u32) -> (Vec<u32>, usize) {
     let n = mol.atoms.len();
-    let words = mol.bonds.len().div_ceil(64).max(1);
     let bond_inv: Vec<i32> = mol
         .bonds
         .iter()
@@ -95,14 +107,16 @@ fn morgan_ids(mol: &Mol, invariants: &[u32], radius: u32) -> Vec<u32> {
     let mut result: Vec<u32> = invariants.to_vec();
     let mut current: Vec<u32> = invariants.to_vec();
     let mut next = vec![0u32; n];
-    // Bonds covered by each atom's environment, as of the previous and the current round.
-    let mut prev_env = vec![vec![0u64; words]; n];
-    let mut round_env = prev_env.clone();
+    // Bonds covered by each atom's environment as of the previous round, sorted.
+    let mut env: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut held = 0usize;
+    let mut peak = 0usize;
     let mut dead = vec![false; n];
-    let mut seen: HashSet<Vec<u64>> = HashSet::new();
+    let mut seen: HashSet<Vec<u32>> = HashSet::new();
     let mut neighbours: Vec<(i32, u32)> = Vec::with_capacity(8);
     for layer in 0..radius {
-        let mut this_round: Vec<(Vec<u64>, u32, usize)> = Vec::with_capacity(n);
+        let mut this_round: Vec<(Vec<u32>, u32, usize)> = Vec::with_capacity(n);
+        let mut round_held = 0usize;
         for a in 0..n {
             if dead[a] {
                 continue;
@@ -112,14 +126,17 @@ fn morgan_ids(mol: &Mol, invariants: &[u32], radius: u32) -> Vec<u32> {
                 continue;
             }
             neighbours.clear();
+            let mut covered: Vec<u32> = env[a].clone();
             for &b in &mol.atom_bonds[a] {
                 let o = mol.bonds[b].other(a);
-                round_env[a][b / 64] |= 1u64 << (b % 64);
-                for w in 0..words {
-                    round_env[a][w] |= prev_env[o][w];
-                }
+                covered.push(b as u32);
+                covered.extend_from_slice(&env[o]);
                 neighbours.push((bond_inv[b], current[o]));
             }
+            covered.sort_unstable();
+            covered.dedup();
+            covered.shrink_to_fit();
+            round_held += covered.len();
             neighbours.sort_unstable();
             let mut invar = layer;
             hash_combine(&mut invar, current[a]);
@@ -127,20 +144,43 @@ fn morgan_ids(mol: &Mol, invariants: &[u32], radius: u32) -> Vec<u32> {
                 hash_combine(&mut invar, hash_pair(bt, inv));
             }
             next[a] = invar;
-            this_round.push((round_env[a].clone(), invar, a));
+            this_round.push((covered, invar, a));
         }
+        peak = peak.max(held + round_held);
         this_round.sort_unstable();
-        for (env, invar, a) in this_round {
-            if seen.contains(&env) {
+        for (covered, invar, a) in this_round {
+            if seen.contains(&covered) {
                 dead[a] = true;
             } else {
                 result.push(invar);
-                seen.insert(env);
+                held += covered.len();
+                seen.insert(covered.clone());
             }
+            held = held + covered.len() - env[a].len();
+            env[a] = covered;
         }
         std::mem::swap(&mut current, &mut next);
         next.iter_mut().for_each(|v| *v = 0);
-        prev_env.clone_from(&round_env);
     }
-    result
+    (result, peak)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chem::mol_from_smiles;
+
+    /// Environments are held as lists as long as they are: for radius 2 a chain needs a few
+    /// bond indices per atom, not one bit per bond per atom (n^2 / 8 bytes, 1.25 GB for
+    /// 100k atoms).
+    #[test]
+    fn environment_memory_is_linear_in_the_atom_count() {
+        for n in [1_000, 20_000] {
+            let mol = mol_from_smiles(&"C".repeat(n)).expect("chain");
+            let target = Target::new(&mol);
+            let (ids, held) = morgan_environments(&mol, &atom_invariants(&target), 2);
+            assert!(held <= 20 * n, "{held} bond indices held for {n} atoms");
+            assert!(ids.len() >= n);
+        }
+    }
 }

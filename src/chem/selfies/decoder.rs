@@ -125,7 +125,7 @@ impl Decoder<'_, '_> {
         ChemError::whole(
             ErrorKind::Syntax,
             self.input,
-            format!("invalid SELFIES symbol '{symbol}'"),
+            format!("invalid SELFIES symbol '{}'", crate::chem::excerpt(symbol)),
         )
     }
 
