@@ -84,11 +84,11 @@ enum Automorphism {
 }
 
 impl Automorphism {
-    /// Whether the automorphism leaves atom `a` in place.
-    fn fixes(&self, a: usize) -> bool {
+    /// Whether the automorphism leaves every atom of `path` in place (`on_path` marks them).
+    fn fixes_path(&self, path: &[usize], on_path: &[bool]) -> bool {
         match self {
-            Automorphism::Swap(u, v) => a != *u && a != *v,
-            Automorphism::Map(map) => map[a] == a,
+            Automorphism::Swap(u, v) => !on_path[*u] && !on_path[*v],
+            Automorphism::Map(map) => path.iter().all(|&p| map[p] == p),
         }
     }
 
@@ -183,8 +183,12 @@ impl Search<'_, '_> {
     fn orbits(&self) -> Vec<usize> {
         let n = self.g.mol.atoms.len();
         let mut parent: Vec<usize> = (0..n).collect();
+        let mut on_path = vec![false; n];
+        for &p in &self.path {
+            on_path[p] = true;
+        }
         for map in &self.automorphisms {
-            if self.path.iter().all(|&p| map.fixes(p)) {
+            if map.fixes_path(&self.path, &on_path) {
                 map.join_orbits(&mut parent);
             }
         }
