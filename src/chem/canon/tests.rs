@@ -615,3 +615,25 @@ fn many_twin_pairs_relabelled() {
         assert_eq!(canonical_smiles(&shuffled(&mol, seed), true), expected);
     }
 }
+
+/// A polymer with a symmetric ring per unit needs one search level per ring: the search
+/// keeps its own stack, so a small thread stack suffices (the recursive search overflowed a
+/// worker thread's stack at 8000 rings and aborted the run), and it holds one rank vector,
+/// not one per level (64k atoms: 2.3 GB before).
+#[test]
+fn deep_search_needs_no_deep_stack() {
+    let smiles = format!("C{}", "C(c1ccccc1)C".repeat(1500));
+    let mol = mol_from_smiles(&smiles).expect("valid SMILES");
+    let expected_len = smiles.len();
+    let written = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(move || canonical_smiles(&mol, true))
+        .expect("thread starts")
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(written.len(), expected_len);
+    assert_eq!(
+        canonical_smiles(&mol_from_smiles(&written).expect("reads back"), true),
+        written
+    );
+}
