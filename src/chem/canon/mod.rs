@@ -84,11 +84,11 @@ enum Automorphism {
 }
 
 impl Automorphism {
-    /// Whether the automorphism leaves atom `a` in place.
-    fn fixes(&self, a: usize) -> bool {
+    /// Whether the automorphism leaves every atom of `path` in place (`on_path` marks them).
+    fn fixes_path(&self, path: &[usize], on_path: &[bool]) -> bool {
         match self {
-            Automorphism::Swap(u, v) => a != *u && a != *v,
-            Automorphism::Map(map) => map[a] == a,
+            Automorphism::Swap(u, v) => !on_path[*u] && !on_path[*v],
+            Automorphism::Map(map) => path.iter().all(|&p| map[p] == p),
         }
     }
 
@@ -122,43 +122,109 @@ fn union(parent: &mut [usize], a: usize, b: usize) {
     }
 }
 
+/// One node of the search on the way down: the members of the tied cell it branches on,
+/// which of them were tried, and how to get its parent's ranks back.
+struct Node {
+    members: Vec<usize>,
+    /// Index in `members` of the next member to consider.
+    next: usize,
+    explored: Vec<usize>,
+    /// Orbits under the automorphisms that fix the path, with the number of automorphisms
+    /// they were built from (rebuilt when one is found).
+    orbits: Option<(usize, Vec<usize>)>,
+    /// The parent's rank of every atom whose rank differs here.
+    undo: Vec<(usize, u32)>,
+}
+
+impl Node {
+    /// A node branching on `members`, reached by a change that `undo` reverts.
+    fn new(members: Vec<usize>, undo: Vec<(usize, u32)>) -> Self {
+        Node {
+            members,
+            next: 0,
+            explored: Vec::new(),
+            orbits: None,
+            undo,
+        }
+    }
+}
+
 impl Search<'_, '_> {
+    /// Depth-first search from `ranks`, with an explicit stack: the tree is one level deeper
+    /// per tied cell, which is tens of thousands in a large symmetric polymer. Only the ranks
+    /// of the current node are held; each node keeps what it changed, to go back up.
     fn run(&mut self, mut ranks: Vec<u32>) {
         self.g.refine(&mut ranks, &mut self.scratch);
+        let mut stack: Vec<Node> = Vec::new();
+        match self.branch_cell(&ranks) {
+            Some(members) => stack.push(Node::new(members, Vec::new())),
+            None => self.leaf(&ranks),
+        }
+        let mut branch: Vec<u32> = Vec::new();
+        while let Some(node) = stack.last_mut() {
+            let Some(m) = self.next_member(node) else {
+                for &(a, r) in &node.undo {
+                    ranks[a] = r;
+                }
+                stack.pop();
+                // The member that led to the finished node.
+                self.path.pop();
+                continue;
+            };
+            branch.clone_from(&ranks);
+            individualize(&mut branch, m);
+            self.g.refine(&mut branch, &mut self.scratch);
+            self.path.push(m);
+            match self.branch_cell(&branch) {
+                Some(members) => {
+                    let undo = (0..ranks.len())
+                        .filter(|&a| branch[a] != ranks[a])
+                        .map(|a| (a, ranks[a]))
+                        .collect();
+                    std::mem::swap(&mut ranks, &mut branch);
+                    stack.push(Node::new(members, undo));
+                }
+                None => {
+                    self.leaf(&branch);
+                    self.path.pop();
+                }
+            }
+        }
+    }
+
+    /// The members of the cell to branch on under refined `ranks` (a class whose ties keep a
+    /// stereo element undefined, else the first tied class); `None` for a complete order.
+    fn branch_cell(&self, ranks: &[u32]) -> Option<Vec<usize>> {
         let cell = self
             .g
-            .undetermined_cell(&ranks)
-            .or_else(|| first_tied_cell(&ranks));
-        let Some(cell) = cell else {
-            self.leaf(&ranks);
-            return;
-        };
-        let members: Vec<usize> = (0..ranks.len()).filter(|&a| ranks[a] == cell).collect();
-        let mut explored: Vec<usize> = Vec::new();
-        // Orbits under the automorphisms that fix the path, rebuilt when one is found.
-        let mut orbits: Option<(usize, Vec<usize>)> = None;
-        for m in members {
-            if !explored.is_empty() {
+            .undetermined_cell(ranks)
+            .or_else(|| first_tied_cell(ranks))?;
+        Some((0..ranks.len()).filter(|&a| ranks[a] == cell).collect())
+    }
+
+    /// The next member of `node`'s cell to branch on: after the first, none once the budget
+    /// is spent, and none that a known automorphism fixing the path maps onto an explored one.
+    fn next_member(&self, node: &mut Node) -> Option<usize> {
+        while let Some(&m) = node.members.get(node.next) {
+            node.next += 1;
+            if !node.explored.is_empty() {
                 if self.leaves_left == 0 {
                     continue;
                 }
-                if orbits.as_ref().map(|o| o.0) != Some(self.automorphisms.len()) {
-                    orbits = Some((self.automorphisms.len(), self.orbits()));
+                if node.orbits.as_ref().map(|o| o.0) != Some(self.automorphisms.len()) {
+                    node.orbits = Some((self.automorphisms.len(), self.orbits()));
                 }
-                if let Some((_, parent)) = &mut orbits {
+                if let Some((_, parent)) = &mut node.orbits {
                     let root = find(parent, m);
-                    if explored.iter().any(|&e| find(parent, e) == root) {
+                    if node.explored.iter().any(|&e| find(parent, e) == root) {
                         continue;
                     }
                 }
             }
-            explored.push(m);
-            let mut branch = ranks.clone();
-            individualize(&mut branch, m);
-            self.path.push(m);
-            self.run(branch);
-            self.path.pop();
+            node.explored.push(m);
+            return Some(m);
         }
+        None
     }
 
     fn leaf(&mut self, ranks: &[u32]) {
@@ -183,8 +249,12 @@ impl Search<'_, '_> {
     fn orbits(&self) -> Vec<usize> {
         let n = self.g.mol.atoms.len();
         let mut parent: Vec<usize> = (0..n).collect();
+        let mut on_path = vec![false; n];
+        for &p in &self.path {
+            on_path[p] = true;
+        }
         for map in &self.automorphisms {
-            if self.path.iter().all(|&p| map.fixes(p)) {
+            if map.fixes_path(&self.path, &on_path) {
                 map.join_orbits(&mut parent);
             }
         }

@@ -516,3 +516,34 @@ pub(super) fn write(g: &Graph, ranks: &[u32]) -> (String, Vec<usize>) {
     }
     (out, l.order)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Digits;
+
+    /// The heap gives the digit the plain scan for the lowest free one gives.
+    #[test]
+    fn digits_are_the_lowest_free_ones() {
+        let mut digits = Digits::default();
+        let mut used = vec![false];
+        let mut open: Vec<usize> = Vec::new();
+        let mut state = 12345u64;
+        for _ in 0..5000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            if open.is_empty() || !(state >> 33).is_multiple_of(3) {
+                let expected = (1..used.len()).find(|&d| !used[d]).unwrap_or(used.len());
+                if expected == used.len() {
+                    used.push(true);
+                } else {
+                    used[expected] = true;
+                }
+                assert_eq!(digits.take(), expected);
+                open.push(expected);
+            } else {
+                let d = open.swap_remove((state >> 40) as usize % open.len());
+                used[d] = false;
+                digits.free(d);
+            }
+        }
+    }
+}
