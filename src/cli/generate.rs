@@ -376,16 +376,16 @@ pub fn answer_rows<D: Decode + ?Sized>(
     Ok(out)
 }
 
-/// Writes output rows as JSON lines to `path` (stdout for `-` or none).
+/// Writes output rows as JSON lines to `path` (stdout for `-` or none; a file is written under
+/// a temporary name and renamed when complete).
 pub fn write_rows(path: Option<&Path>, rows: &[OutputRow]) -> Result<()> {
-    let path = path.unwrap_or(Path::new("-"));
-    let mut w = super::lines::open_output(path)?;
+    let mut out = super::lines::Output::create(path.unwrap_or(Path::new("-")))?;
     for r in rows {
-        serde_json::to_writer(&mut w, r)?;
-        w.write_all(b"\n")?;
+        if !out.write_line(&serde_json::to_string(r)?)? {
+            return Ok(());
+        }
     }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.commit()?;
     Ok(())
 }
 

@@ -21,22 +21,6 @@ pub fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
 }
 
-/// Creates `path` for writing, or standard output for `-`.
-///
-/// The file is truncated at once; the line tools use [`Output`] instead, which leaves an
-/// existing file alone until the run has succeeded.
-pub fn open_output(path: &Path) -> Result<Box<dyn Write>> {
-    if is_std(path) {
-        return Ok(Box::new(BufWriter::with_capacity(
-            1 << 16,
-            io::stdout().lock(),
-        )));
-    }
-    let file = File::create(path)
-        .with_context(|| format!("cannot create output file {}", path.display()))?;
-    Ok(Box::new(BufWriter::with_capacity(1 << 16, file)))
-}
-
 /// Whether `path` is `-` (standard input or output).
 fn is_std(path: &Path) -> bool {
     path == Path::new("-")
