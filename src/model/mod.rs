@@ -16,6 +16,7 @@ pub mod llama;
 pub mod loader;
 pub mod lora;
 pub mod ops;
+pub mod sentencepiece;
 pub mod tokenizer;
 pub mod weights;
 
