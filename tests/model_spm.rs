@@ -49,6 +49,9 @@ fn streamed(tok: &ModelTokenizer, ids: &[u32]) -> String {
             out.push_str(&piece);
         }
     }
+    if let Some(rest) = stream.finish(tok).unwrap() {
+        out.push_str(&rest);
+    }
     out
 }
 
@@ -118,10 +121,9 @@ fn decode_joins_byte_pieces_like_sentencepiece() {
             continue;
         }
         assert_eq!(tok.decode(&want_ids, true).unwrap(), text, "{want_ids:?}");
-        if !text.ends_with('\u{fffd}') {
-            // A stream holds back an incomplete character until more bytes come.
-            assert_eq!(streamed(&tok, &want_ids), text, "stream of {want_ids:?}");
-        }
+        // A stream holds back an incomplete character until more bytes come; `finish` gives
+        // what never completed.
+        assert_eq!(streamed(&tok, &want_ids), text, "stream of {want_ids:?}");
         checked += 1;
     }
     assert!(checked >= 12, "{checked}");
@@ -134,6 +136,16 @@ fn decode_joins_byte_pieces_like_sentencepiece() {
     assert_eq!(
         out,
         vec![Some("Hello".into()), None, None, None, Some("🧪".into())]
+    );
+    assert_eq!(stream.finish(&tok).unwrap(), None);
+    // Two bytes of a 4-byte character, then the end: held back, then U+FFFD each.
+    let mut stream = tok.stream(true);
+    assert_eq!(stream.step(&tok, 15043).unwrap(), Some("Hello".into()));
+    assert_eq!(stream.step(&tok, 243).unwrap(), None);
+    assert_eq!(stream.step(&tok, 162).unwrap(), None);
+    assert_eq!(
+        stream.finish(&tok).unwrap(),
+        Some("\u{fffd}\u{fffd}".into())
     );
 }
 

@@ -526,6 +526,20 @@ impl TextStream {
         )
         .map_err(|e| TokenizerError::Codec(format!("cannot decode token {id}: {e}")))
     }
+
+    /// Ends the stream: the text still held back (bytes that never completed a character come
+    /// out as U+FFFD, as a whole decode shows them), if any.
+    pub fn finish(&mut self, tokenizer: &ModelTokenizer) -> Result<Option<String>> {
+        let full = tokenizer.decode(&self.ids, self.skip_special)?;
+        let rest = match full.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if !rest.is_empty() => Some(rest.to_string()),
+            _ => None,
+        };
+        self.ids.clear();
+        self.prefix.clear();
+        self.prefix_index = 0;
+        Ok(rest)
+    }
 }
 
 /// Python `str`/`dict` methods that Hugging Face chat templates call (`strip`, `startswith`,
