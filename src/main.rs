@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
         Command::Chat(args) => instructmol::cli::chat::run(args),
         Command::Device(args) => instructmol::cli::device::run(args),
         Command::Bench(args) => instructmol::cli::bench::run(args),
+        Command::Tokenize(args) => instructmol::cli::tokenize::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod featurize;
 pub mod generate;
 pub mod lines;
 pub mod similarity;
+pub mod tokenize;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -48,4 +49,6 @@ pub enum Command {
     Device(device::Args),
     /// Performance measurements (LoRA training step, ...).
     Bench(bench::Args),
+    /// Text -> token ids (or `--decode`: ids -> text) with a model's tokenizer (JSON lines).
+    Tokenize(tokenize::Args),
 }

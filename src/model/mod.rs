@@ -17,6 +17,7 @@ pub mod llava_graph;
 pub mod loader;
 pub mod lora;
 pub mod ops;
+pub mod sentencepiece;
 pub mod tokenizer;
 pub mod weights;
 

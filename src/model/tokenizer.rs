@@ -1,8 +1,9 @@
 //! The language model's tokenizer and chat template.
 //!
-//! [`ModelTokenizer`] wraps a `tokenizers::Tokenizer` built either from a Hugging Face
-//! `tokenizer.json` (+ `tokenizer_config.json`) or from the tokenizer metadata of a GGUF file
-//! (`tokenizer.ggml.*`). It knows the model's special ids (bos / eos / pad), encodes and
+//! [`ModelTokenizer`] wraps a `tokenizers::Tokenizer` built from a Hugging Face
+//! `tokenizer.json` (+ `tokenizer_config.json`), from a sentencepiece `tokenizer.model` (LLaMA,
+//! Vicuna; see [`super::sentencepiece`]) or from the tokenizer metadata of a GGUF file
+//! (`tokenizer.ggml.*`, byte-level `gpt2` or sentencepiece `llama`). It knows the model's special ids (bos / eos / pad), encodes and
 //! decodes text, decodes a token stream incrementally (multi-byte characters split over several
 //! tokens come out whole), and renders the model's chat template with minijinja the way
 //! transformers' `apply_chat_template` does.
@@ -18,6 +19,8 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
+
+use super::sentencepiece::{Piece, PieceKind, SentencePieceModel, SpOptions, SpVocab};
 
 /// Errors of tokenizer and chat-template handling.
 #[derive(Debug, thiserror::Error)]
@@ -104,59 +107,71 @@ impl ModelTokenizer {
             chat_template: None,
         };
         if let Some(path) = tokenizer_config {
-            let text = std::fs::read_to_string(path).map_err(|e| TokenizerError::Read {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-            let cfg: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| TokenizerError::Read {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "invalid JSON at line {}, column {}: {e}",
-                        e.line(),
-                        e.column()
-                    ),
-                })?;
-            let token_text = |key: &str| -> Option<String> {
-                match cfg.get(key)? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Object(o) => o
-                        .get("content")
-                        .and_then(|c| c.as_str())
-                        .map(str::to_string),
-                    _ => None,
-                }
-            };
+            let cfg = HfTokenizerConfig::read(path, None)?;
             let with_id =
                 |t: Option<String>| t.and_then(|t| tok.inner.token_to_id(&t).map(|id| (id, t)));
-            tok.bos = with_id(token_text("bos_token"));
-            tok.eos = with_id(token_text("eos_token"));
-            tok.pad = token_text("pad_token").and_then(|t| tok.inner.token_to_id(&t));
-            for key in ["unk_token", "pad_token"] {
-                if let Some(t) = token_text(key) {
-                    tok.extra_tokens.push((key.to_string(), t));
-                }
-            }
-            tok.chat_template = match cfg.get("chat_template") {
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                // A list of named templates: take "default", else the first.
-                Some(serde_json::Value::Array(list)) => {
-                    let named = |want: Option<&str>| {
-                        list.iter().find_map(|t| {
-                            let name = t.get("name")?.as_str()?;
-                            if want.is_none_or(|w| w == name) {
-                                t.get("template")?.as_str().map(str::to_string)
-                            } else {
-                                None
-                            }
-                        })
-                    };
-                    named(Some("default")).or_else(|| named(None))
-                }
-                _ => None,
-            };
+            tok.bos = with_id(cfg.bos.clone());
+            tok.eos = with_id(cfg.eos.clone());
+            tok.pad = cfg.pad.as_deref().and_then(|t| tok.inner.token_to_id(t));
+            tok.extra_tokens = cfg.extra_tokens();
+            tok.chat_template = cfg.chat_template;
         }
         Ok(tok)
+    }
+
+    /// Reads a sentencepiece `tokenizer.model` (LLaMA/Vicuna: BPE with byte fallback) with the
+    /// Hugging Face `tokenizer_config.json` and `special_tokens_map.json` beside it, when present:
+    /// `add_bos_token` (default true, as transformers' `LlamaTokenizer`), `add_eos_token`
+    /// (default false), `legacy` (default true: the text after a special token gets the dummy
+    /// prefix, as the `sentencepiece` library and llama.cpp do), the special tokens (default:
+    /// the model's own bos/eos ids) and the chat template.
+    pub fn from_sentencepiece_files(
+        model: &Path,
+        tokenizer_config: Option<&Path>,
+        special_tokens_map: Option<&Path>,
+    ) -> Result<Self> {
+        let read_err = |reason: String| TokenizerError::Read {
+            path: model.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(model).map_err(|e| read_err(e.to_string()))?;
+        let proto = SentencePieceModel::parse(&bytes).map_err(|e| read_err(e.to_string()))?;
+        let piece_text = |id: i64| {
+            usize::try_from(id)
+                .ok()
+                .and_then(|i| proto.pieces.get(i))
+                .map(|p| p.text.clone())
+        };
+        let (default_bos, default_eos) = (piece_text(proto.bos_id), piece_text(proto.eos_id));
+        let vocab = proto.into_vocab().map_err(|e| read_err(e.to_string()))?;
+        let cfg = match tokenizer_config {
+            Some(path) => HfTokenizerConfig::read(path, special_tokens_map)?,
+            None => HfTokenizerConfig::default(),
+        };
+        let with_id = |t: Option<String>| t.and_then(|t| vocab.id_of(&t).map(|id| (id, t)));
+        let bos = with_id(cfg.bos.clone().or(default_bos));
+        let eos = with_id(cfg.eos.clone().or(default_eos));
+        let opts = SpOptions {
+            bos: bos
+                .as_ref()
+                .filter(|_| cfg.add_bos.unwrap_or(true))
+                .map(|b| b.0),
+            eos: eos
+                .as_ref()
+                .filter(|_| cfg.add_eos.unwrap_or(false))
+                .map(|e| e.0),
+            legacy: cfg.legacy.unwrap_or(true),
+        };
+        let inner = vocab.build(opts).map_err(|e| read_err(e.to_string()))?;
+        Ok(Self {
+            pad: cfg.pad.as_deref().and_then(|t| vocab.id_of(t)),
+            extra_tokens: cfg.extra_tokens(),
+            chat_template: cfg.chat_template,
+            inner,
+            bos,
+            eos,
+            add_bos: false,
+        })
     }
 
     /// Builds the tokenizer a GGUF file describes in its `tokenizer.ggml.*` metadata.
@@ -166,12 +181,111 @@ impl ModelTokenizer {
     /// Hugging Face's tokenizer for the same model.
     pub fn from_gguf_metadata(md: &HashMap<String, Value>) -> Result<Self> {
         let kind = md_string(md, "tokenizer.ggml.model")?;
-        if kind != "gpt2" {
-            return Err(TokenizerError::Unsupported(format!(
-                "GGUF tokenizer.ggml.model `{kind}`: only byte-level BPE (`gpt2`) vocabularies can be built \
-                 from GGUF metadata; use the model's Hugging Face directory (tokenizer.json) instead"
-            )));
+        match kind.as_str() {
+            "gpt2" => Self::from_gguf_gpt2(md),
+            "llama" => Self::from_gguf_llama(md),
+            _ => Err(TokenizerError::Unsupported(format!(
+                "GGUF tokenizer.ggml.model `{kind}`: only byte-level BPE (`gpt2`) and sentencepiece BPE \
+                 (`llama`) vocabularies can be built from GGUF metadata; use the model's Hugging Face \
+                 directory (tokenizer.json) instead"
+            ))),
         }
+    }
+
+    /// A sentencepiece vocabulary (`tokenizer.ggml.model = llama`): tokens, scores and token
+    /// types; bos/eos/unk ids; `add_bos_token` (default true), `add_eos_token` (default false),
+    /// `add_space_prefix` (default true). Text after special tokens gets the dummy prefix, as
+    /// llama.cpp does.
+    fn from_gguf_llama(md: &HashMap<String, Value>) -> Result<Self> {
+        let tokens = md_string_array(md, "tokenizer.ggml.tokens")?;
+        let numbers = |key: &str| -> Result<Vec<&Value>> {
+            let list = md
+                .get(key)
+                .ok_or_else(|| TokenizerError::Metadata(format!("`{key}` is missing")))?
+                .to_vec()
+                .map_err(|e| TokenizerError::Metadata(format!("`{key}`: {e}")))?;
+            if list.len() != tokens.len() {
+                return Err(TokenizerError::Metadata(format!(
+                    "`{key}` has {} entries for {} tokens",
+                    list.len(),
+                    tokens.len()
+                )));
+            }
+            Ok(list.iter().collect())
+        };
+        let scores = numbers("tokenizer.ggml.scores")?;
+        let types = numbers("tokenizer.ggml.token_type")?;
+        let mut pieces = Vec::with_capacity(tokens.len());
+        for (i, text) in tokens.iter().enumerate() {
+            let score = match scores[i] {
+                Value::F32(x) => *x,
+                Value::F64(x) => *x as f32,
+                _ => {
+                    return Err(TokenizerError::Metadata(format!(
+                        "tokenizer.ggml.scores[{i}] is not a float"
+                    )))
+                }
+            };
+            let kind = value_as_i64(types[i])
+                .and_then(PieceKind::from_number)
+                .ok_or_else(|| {
+                    TokenizerError::Metadata(format!(
+                        "tokenizer.ggml.token_type[{i}] is not a token type (1..=6)"
+                    ))
+                })?;
+            pieces.push(Piece {
+                text: text.clone(),
+                score,
+                kind,
+            });
+        }
+        let flag = |key: &str, default: bool| match md.get(key) {
+            Some(Value::Bool(b)) => *b,
+            _ => default,
+        };
+        let vocab = SpVocab {
+            byte_fallback: pieces.iter().any(|p| p.kind == PieceKind::Byte),
+            add_dummy_prefix: flag("tokenizer.ggml.add_space_prefix", true),
+            pieces,
+        };
+        let bos = gguf_special(md, "tokenizer.ggml.bos_token_id", &tokens)?;
+        let eos = gguf_special(md, "tokenizer.ggml.eos_token_id", &tokens)?;
+        let pad = gguf_special(md, "tokenizer.ggml.padding_token_id", &tokens)?;
+        let unk = gguf_special(md, "tokenizer.ggml.unknown_token_id", &tokens)?;
+        let opts = SpOptions {
+            bos: bos
+                .as_ref()
+                .filter(|_| flag("tokenizer.ggml.add_bos_token", true))
+                .map(|b| b.0),
+            eos: eos
+                .as_ref()
+                .filter(|_| flag("tokenizer.ggml.add_eos_token", false))
+                .map(|e| e.0),
+            legacy: true,
+        };
+        let inner = vocab
+            .build(opts)
+            .map_err(|e| TokenizerError::Metadata(e.to_string()))?;
+        let mut extra_tokens = Vec::new();
+        if let Some((_, t)) = &unk {
+            extra_tokens.push(("unk_token".to_string(), t.clone()));
+        }
+        if let Some((_, t)) = &pad {
+            extra_tokens.push(("pad_token".to_string(), t.clone()));
+        }
+        Ok(Self {
+            inner,
+            bos,
+            eos,
+            pad: pad.map(|(id, _)| id),
+            extra_tokens,
+            add_bos: false,
+            chat_template: gguf_chat_template(md)?,
+        })
+    }
+
+    /// A byte-level BPE vocabulary (`tokenizer.ggml.model = gpt2`).
+    fn from_gguf_gpt2(md: &HashMap<String, Value>) -> Result<Self> {
         let tokens = md_string_array(md, "tokenizer.ggml.tokens")?;
         let merges = md_string_array(md, "tokenizer.ggml.merges")?;
         let types: Vec<i64> = match md.get("tokenizer.ggml.token_type") {
@@ -231,29 +345,10 @@ impl ModelTokenizer {
             TokenizerError::Metadata(format!("cannot add the user-defined tokens: {e}"))
         })?;
 
-        let special = |key: &str| -> Result<Option<(u32, String)>> {
-            match md.get(key) {
-                None => Ok(None),
-                Some(v) => {
-                    let id = value_as_i64(v)
-                        .and_then(|i| u32::try_from(i).ok())
-                        .ok_or_else(|| {
-                            TokenizerError::Metadata(format!("{key} is not a token id"))
-                        })?;
-                    let text = tokens.get(id as usize).ok_or_else(|| {
-                        TokenizerError::Metadata(format!(
-                            "{key} = {id} is outside the vocabulary ({} tokens)",
-                            tokens.len()
-                        ))
-                    })?;
-                    Ok(Some((id, text.clone())))
-                }
-            }
-        };
-        let bos = special("tokenizer.ggml.bos_token_id")?;
-        let eos = special("tokenizer.ggml.eos_token_id")?;
-        let pad = special("tokenizer.ggml.padding_token_id")?;
-        let unk = special("tokenizer.ggml.unknown_token_id")?;
+        let bos = gguf_special(md, "tokenizer.ggml.bos_token_id", &tokens)?;
+        let eos = gguf_special(md, "tokenizer.ggml.eos_token_id", &tokens)?;
+        let pad = gguf_special(md, "tokenizer.ggml.padding_token_id", &tokens)?;
+        let unk = gguf_special(md, "tokenizer.ggml.unknown_token_id", &tokens)?;
         let mut extra_tokens = Vec::new();
         if let Some((_, t)) = &unk {
             extra_tokens.push(("unk_token".to_string(), t.clone()));
@@ -265,14 +360,7 @@ impl ModelTokenizer {
             md.get("tokenizer.ggml.add_bos_token"),
             Some(Value::Bool(true))
         );
-        let chat_template = match md.get("tokenizer.chat_template") {
-            Some(v) => Some(
-                v.to_string()
-                    .map_err(|e| TokenizerError::Metadata(format!("tokenizer.chat_template: {e}")))?
-                    .clone(),
-            ),
-            None => None,
-        };
+        let chat_template = gguf_chat_template(md)?;
         Ok(Self {
             inner,
             bos,
@@ -438,6 +526,20 @@ impl TextStream {
         )
         .map_err(|e| TokenizerError::Codec(format!("cannot decode token {id}: {e}")))
     }
+
+    /// Ends the stream: the text still held back (bytes that never completed a character come
+    /// out as U+FFFD, as a whole decode shows them), if any.
+    pub fn finish(&mut self, tokenizer: &ModelTokenizer) -> Result<Option<String>> {
+        let full = tokenizer.decode(&self.ids, self.skip_special)?;
+        let rest = match full.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if !rest.is_empty() => Some(rest.to_string()),
+            _ => None,
+        };
+        self.ids.clear();
+        self.prefix.clear();
+        self.prefix_index = 0;
+        Ok(rest)
+    }
 }
 
 /// Python `str`/`dict` methods that Hugging Face chat templates call (`strip`, `startswith`,
@@ -576,4 +678,128 @@ fn md_string_array(md: &HashMap<String, Value>, key: &str) -> Result<Vec<String>
                 .map_err(|_| TokenizerError::Metadata(format!("`{key}`[{i}] is not a string")))
         })
         .collect()
+}
+
+/// The id and text of the special token a GGUF metadata key names, if present.
+fn gguf_special(
+    md: &HashMap<String, Value>,
+    key: &str,
+    tokens: &[String],
+) -> Result<Option<(u32, String)>> {
+    let Some(v) = md.get(key) else {
+        return Ok(None);
+    };
+    let id = value_as_i64(v)
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| TokenizerError::Metadata(format!("{key} is not a token id")))?;
+    let text = tokens.get(id as usize).ok_or_else(|| {
+        TokenizerError::Metadata(format!(
+            "{key} = {id} is outside the vocabulary ({} tokens)",
+            tokens.len()
+        ))
+    })?;
+    Ok(Some((id, text.clone())))
+}
+
+/// `tokenizer.chat_template` of a GGUF file, if present.
+fn gguf_chat_template(md: &HashMap<String, Value>) -> Result<Option<String>> {
+    match md.get("tokenizer.chat_template") {
+        Some(v) => Ok(Some(
+            v.to_string()
+                .map_err(|e| TokenizerError::Metadata(format!("tokenizer.chat_template: {e}")))?
+                .clone(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// What a Hugging Face `tokenizer_config.json` (with `special_tokens_map.json`, whose entries
+/// win, as in transformers) says about special tokens, BOS/EOS insertion and the chat template.
+#[derive(Debug, Default)]
+struct HfTokenizerConfig {
+    bos: Option<String>,
+    eos: Option<String>,
+    unk: Option<String>,
+    pad: Option<String>,
+    add_bos: Option<bool>,
+    add_eos: Option<bool>,
+    legacy: Option<bool>,
+    chat_template: Option<String>,
+}
+
+impl HfTokenizerConfig {
+    fn read(tokenizer_config: &Path, special_tokens_map: Option<&Path>) -> Result<Self> {
+        let cfg = read_json(tokenizer_config)?;
+        let map = match special_tokens_map {
+            Some(p) if p.is_file() => Some(read_json(p)?),
+            _ => None,
+        };
+        let token_text = |v: &serde_json::Value, key: &str| -> Option<String> {
+            match v.get(key)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Object(o) => o
+                    .get("content")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+                _ => None,
+            }
+        };
+        let token = |key: &str| {
+            map.as_ref()
+                .and_then(|m| token_text(m, key))
+                .or_else(|| token_text(&cfg, key))
+        };
+        let flag = |key: &str| cfg.get(key).and_then(|v| v.as_bool());
+        let chat_template = match cfg.get("chat_template") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            // A list of named templates: take "default", else the first.
+            Some(serde_json::Value::Array(list)) => {
+                let named = |want: Option<&str>| {
+                    list.iter().find_map(|t| {
+                        let name = t.get("name")?.as_str()?;
+                        if want.is_none_or(|w| w == name) {
+                            t.get("template")?.as_str().map(str::to_string)
+                        } else {
+                            None
+                        }
+                    })
+                };
+                named(Some("default")).or_else(|| named(None))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            bos: token("bos_token"),
+            eos: token("eos_token"),
+            unk: token("unk_token"),
+            pad: token("pad_token"),
+            add_bos: flag("add_bos_token"),
+            add_eos: flag("add_eos_token"),
+            legacy: flag("legacy"),
+            chat_template,
+        })
+    }
+
+    /// Template variables besides bos/eos (`unk_token`, `pad_token`).
+    fn extra_tokens(&self) -> Vec<(String, String)> {
+        [("unk_token", &self.unk), ("pad_token", &self.pad)]
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+            .collect()
+    }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| TokenizerError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| TokenizerError::Read {
+        path: path.to_path_buf(),
+        reason: format!(
+            "invalid JSON at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ),
+    })
 }

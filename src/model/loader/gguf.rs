@@ -90,6 +90,21 @@ impl LlamaConfig {
     }
 }
 
+/// Reads only the tokenizer of a GGUF file (its metadata; no tensor data is read).
+pub fn load_gguf_tokenizer(path: &Path) -> Result<ModelTokenizer> {
+    let file = File::open(path).map_err(|e| read_err(path, e))?;
+    let content = Content::read(&mut BufReader::new(file)).map_err(|e| {
+        read_err(
+            path,
+            format!("not a valid GGUF file (truncated or corrupt?): {e}"),
+        )
+    })?;
+    ModelTokenizer::from_gguf_metadata(&content.metadata).map_err(|source| LoadError::Tokenizer {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Loads a llama-architecture GGUF file: every tensor dequantized to f32, renamed to its Hugging
 /// Face name, q/k un-permuted, then cast to `dtype`; tokenizer and chat template from metadata.
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {

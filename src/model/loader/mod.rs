@@ -2,13 +2,20 @@
 //! and tokenizer.
 //!
 //! [`load_model`] accepts
-//! - a directory in Hugging Face layout (`config.json`, `tokenizer.json`, `tokenizer_config.json`,
-//!   `model.safetensors` or sharded `model-0000k-of-0000N.safetensors` + `model.safetensors.index.json`);
+//! - a directory in Hugging Face layout: `config.json`; `tokenizer.json` or a sentencepiece
+//!   `tokenizer.model` (LLaMA/Vicuna), with `tokenizer_config.json` / `special_tokens_map.json`;
+//!   weights as `model.safetensors`, sharded `model-0000k-of-0000N.safetensors` +
+//!   `model.safetensors.index.json`, or PyTorch `pytorch_model.bin` / sharded
+//!   `pytorch_model-0000k-of-0000N.bin` + `pytorch_model.bin.index.json` (read shard by shard and
+//!   tensor by tensor, see [`checkpoint`]);
 //! - a repository id (`org/name`, optionally `org/name@revision`) already in the local Hugging Face
 //!   cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`);
 //! - a `.gguf` file of the llama architecture (tensors dequantized, renamed to Hugging Face names,
 //!   q/k rows un-permuted for the rotate-half rope; tokenizer built from the GGUF metadata).
+//!
+//! [`load_tokenizer`] accepts the same and reads only the tokenizer files (no weights).
 
+pub mod checkpoint;
 mod gguf;
 mod hf;
 
@@ -20,8 +27,8 @@ use candle_core::{DType, Device, Tensor};
 use super::tokenizer::{ModelTokenizer, TokenizerError};
 use super::{LlamaConfig, ModelError};
 
-pub use gguf::load_gguf;
-pub use hf::{load_hf_dir, resolve_hf_cache};
+pub use gguf::{load_gguf, load_gguf_tokenizer};
+pub use hf::{load_hf_dir, load_hf_tokenizer, resolve_hf_cache};
 
 /// Errors while loading a model.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +66,10 @@ pub enum LoadError {
         reason: String,
     },
     /// A weight is missing from the checkpoint.
-    #[error("{path}: weight `{key}` is missing (a LLaMA checkpoint with Hugging Face tensor names is expected)")]
+    #[error(
+        "{path}: weight `{key}` is missing (a LLaMA checkpoint with Hugging Face tensor names is expected; \
+         a sharded checkpoint's index must list every tensor, and each shard must hold what the index says)"
+    )]
     MissingWeight {
         /// The checkpoint.
         path: PathBuf,
@@ -85,6 +95,22 @@ pub enum LoadError {
         path: PathBuf,
         /// What is wrong.
         source: ModelError,
+    },
+    /// The tokenizer has more tokens than the model has embeddings.
+    #[error(
+        "{tokenizer}: the tokenizer has {tokens} tokens but {config} says vocab_size {vocab_size}, so ids \
+         {vocab_size} and above have no embedding; use the tokenizer that belongs to this model (or fix \
+         vocab_size in config.json if the embedding matrix really has {tokens} rows)"
+    )]
+    VocabSize {
+        /// The tokenizer file.
+        tokenizer: PathBuf,
+        /// The configuration file.
+        config: PathBuf,
+        /// Tokens of the tokenizer (added tokens included).
+        tokens: usize,
+        /// `vocab_size` of the configuration.
+        vocab_size: usize,
     },
     /// The tokenizer could not be built.
     #[error("{path}: {source}")]
@@ -116,18 +142,49 @@ pub struct LoadedModel {
 
 /// Loads a model from a directory, a `.gguf` file or a repository id in the local HF cache.
 pub fn load_model(spec: &str, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    match resolve(spec)? {
+        Source::Gguf(path) => load_gguf(&path, dtype, device),
+        Source::Dir(dir) => load_hf_dir(&dir, dtype, device),
+        Source::Cache(dir) => {
+            let mut loaded = load_hf_dir(&dir, dtype, device)?;
+            loaded.source = format!("{spec} (Hugging Face cache: {})", dir.display());
+            Ok(loaded)
+        }
+    }
+}
+
+/// Loads only the tokenizer of a model given as [`load_model`] takes it: the tokenizer files
+/// of a directory, or the metadata of a GGUF file; no weights are read.
+pub fn load_tokenizer(spec: &str) -> Result<ModelTokenizer> {
+    match resolve(spec)? {
+        Source::Gguf(path) => load_gguf_tokenizer(&path),
+        Source::Dir(dir) | Source::Cache(dir) => load_hf_tokenizer(&dir),
+    }
+}
+
+/// Where a model argument points.
+enum Source {
+    /// A GGUF file.
+    Gguf(PathBuf),
+    /// A Hugging Face model directory.
+    Dir(PathBuf),
+    /// A snapshot directory in the local Hugging Face cache.
+    Cache(PathBuf),
+}
+
+fn resolve(spec: &str) -> Result<Source> {
     let path = Path::new(spec);
     if path.is_file() {
-        return load_gguf(path, dtype, device);
+        return Ok(Source::Gguf(path.to_path_buf()));
     }
     if path.is_dir() {
         if !path.join("config.json").exists() {
             let ggufs = gguf_files_in(path);
             if let [only] = ggufs.as_slice() {
-                return load_gguf(only, dtype, device);
+                return Ok(Source::Gguf(only.clone()));
             }
         }
-        return load_hf_dir(path, dtype, device);
+        return Ok(Source::Dir(path.to_path_buf()));
     }
     let looks_like_repo = spec.split('/').count() == 2
         && !spec.starts_with('.')
@@ -141,10 +198,7 @@ pub fn load_model(spec: &str, dtype: DType, device: &Device) -> Result<LoadedMod
                 .to_string(),
         });
     }
-    let dir = resolve_hf_cache(spec)?;
-    let mut loaded = load_hf_dir(&dir, dtype, device)?;
-    loaded.source = format!("{spec} (Hugging Face cache: {})", dir.display());
-    Ok(loaded)
+    resolve_hf_cache(spec).map(Source::Cache)
 }
 
 fn gguf_files_in(dir: &Path) -> Vec<PathBuf> {
