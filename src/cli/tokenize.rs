@@ -3,14 +3,14 @@
 //! (a directory's tokenizer.json or sentencepiece tokenizer.model, or a GGUF file's metadata),
 //! never the weights. A bad line becomes an error line naming its line number; the run goes on.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::lines::{open_input, open_output, to_json};
+use super::lines::{open_input, to_json, Output};
 use crate::model::loader::load_tokenizer;
 use crate::model::ModelTokenizer;
 
@@ -58,20 +58,28 @@ struct ErrorLine {
 pub fn run(args: Args) -> Result<()> {
     let tok = load_tokenizer(&args.model)
         .with_context(|| format!("cannot load the tokenizer of `{}`", args.model))?;
-    let input = open_input(&args.input)?;
-    let mut out = open_output(&args.output)?;
+    let mut input = open_input(&args.input)?;
+    let mut out = Output::create(&args.output)?;
     let (mut ok, mut failed) = (0usize, 0usize);
-    for (i, line) in input.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line
-            .with_context(|| format!("cannot read line {line_no} of {}", args.input.display()))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut bytes = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        bytes.clear();
+        let n = input
+            .read_until(b'\n', &mut bytes)
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        if n == 0 {
+            break;
         }
-        let result = if args.decode {
-            decode_line(&tok, &line)
-        } else {
-            encode_line(&tok, &line, !args.no_special)
+        line_no += 1;
+        let result = match std::str::from_utf8(&bytes) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) if args.decode => decode_line(&tok, line),
+            Ok(line) => encode_line(&tok, line.trim_end_matches(['\n', '\r']), !args.no_special),
+            Err(e) => Err(format!(
+                "not UTF-8: invalid byte at byte offset {} of the line",
+                e.valid_up_to()
+            )),
         };
         let json = match result {
             Ok(json) => {
@@ -86,10 +94,13 @@ pub fn run(args: Args) -> Result<()> {
                 })
             }
         };
-        out.write_all(json.as_bytes())?;
-        out.write_all(b"\n")?;
+        if !out.write_line(&json)? {
+            return Ok(());
+        }
     }
-    out.flush().context("cannot write output")?;
+    if !out.commit()? {
+        return Ok(());
+    }
     eprintln!(
         "tokenize: {ok} lines {}, {failed} errors (see \"error\" lines)",
         if args.decode { "decoded" } else { "encoded" }
