@@ -1,23 +1,11 @@
 //! End-to-end tests of the line-oriented subcommands through the real binary.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 fn run(args: &[&str], stdin: &str) -> (String, String, bool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_instructmol"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("binary finishes");
+    let mut cmd = common::bin();
+    cmd.args(args);
+    let out = common::run_with_stdin(cmd, stdin.as_bytes());
     (
         String::from_utf8(out.stdout).expect("utf8 stdout"),
         String::from_utf8(out.stderr).expect("utf8 stderr"),

@@ -11,22 +11,9 @@ use std::process::{Command, Output, Stdio};
 
 /// Runs the binary with `args`, `stdin` as standard input.
 fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = common::bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    // Written from a thread: the binary may produce output before it has read everything.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("binary finishes");
-    writer.join().expect("stdin writer");
-    out
+    let mut cmd = common::bin();
+    cmd.args(args);
+    common::run_with_stdin(cmd, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -4,26 +4,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use serde_json::{json, Value};
 
 fn tokenize(args: &[&str], stdin: &str) -> (Vec<Value>, String, bool) {
-    let mut child = common::bin()
-        .arg("tokenize")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    // Written from another thread: the output pipe fills while the input is still being sent.
-    let mut pipe = child.stdin.take().expect("stdin");
-    let input = stdin.to_string();
-    let writer = std::thread::spawn(move || pipe.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("binary finishes");
-    writer.join().expect("writer thread").expect("write stdin");
+    let mut cmd = common::bin();
+    cmd.arg("tokenize").args(args);
+    let out = common::run_with_stdin(cmd, stdin.as_bytes());
     let lines = String::from_utf8(out.stdout)
         .expect("utf8 stdout")
         .lines()

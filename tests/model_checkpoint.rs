@@ -212,25 +212,7 @@ fn truncated_safetensors_shards_name_the_shard() {
         std::fs::copy(golden("llama_bin").join(f), dir.join(f)).unwrap();
     }
     let raw = reference();
-    let mut names: Vec<&String> = raw.keys().collect();
-    names.sort();
-    let (a, b) = names.split_at(names.len() / 2);
-    let mut map = serde_json::Map::new();
-    for (part, file) in [
-        (a, "model-00001-of-00002.safetensors"),
-        (b, "model-00002-of-00002.safetensors"),
-    ] {
-        let shard: HashMap<String, Tensor> = part
-            .iter()
-            .map(|k| ((*k).clone(), raw[*k].clone()))
-            .collect();
-        candle_core::safetensors::save(&shard, dir.join(file)).unwrap();
-        for k in part {
-            map.insert((*k).clone(), serde_json::json!(file));
-        }
-    }
-    let index = serde_json::json!({"weight_map": map});
-    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    common::write_two_shards(&dir, &raw);
     let m = load_hf_dir(&dir, DType::BF16, &Device::Cpu).unwrap();
     for (k, v) in &raw {
         let want = v.to_dtype(DType::BF16).unwrap();

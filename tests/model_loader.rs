@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{self, Value};
@@ -69,25 +68,7 @@ fn sharded_checkpoint_equals_the_single_file() {
     copy_tiny(&dir, &["model.safetensors"]);
     let raw =
         candle_core::safetensors::load(tiny_dir().join("model.safetensors"), &Device::Cpu).unwrap();
-    let mut names: Vec<&String> = raw.keys().collect();
-    names.sort();
-    let (a, b) = names.split_at(names.len() / 2);
-    let mut map = serde_json::Map::new();
-    for (part, file) in [
-        (a, "model-00001-of-00002.safetensors"),
-        (b, "model-00002-of-00002.safetensors"),
-    ] {
-        let shard: HashMap<String, Tensor> = part
-            .iter()
-            .map(|k| ((*k).clone(), raw[*k].clone()))
-            .collect();
-        candle_core::safetensors::save(&shard, dir.join(file)).unwrap();
-        for k in part.iter() {
-            map.insert((*k).clone(), Json::String(file.to_string()));
-        }
-    }
-    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": map});
-    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let (mut map, a) = common::write_two_shards(&dir, &raw);
     let m = load_hf_dir(&dir, DType::F32, &Device::Cpu).unwrap();
     assert_eq!(m.weights.len(), raw.len());
     for (k, v) in &raw {

@@ -4,8 +4,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 use candle_core::{DType, Tensor};
 
@@ -17,6 +18,56 @@ pub fn root() -> PathBuf {
 /// The `instructmol` binary built for the tests.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_instructmol"))
+}
+
+/// Runs `cmd` with `stdin` as its standard input (written from a thread: the command may fill
+/// its output pipe before it has read everything) and collects its output.
+pub fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    // The command may stop reading early (e.g. after refusing its arguments).
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("binary finishes");
+    writer.join().expect("stdin writer");
+    out
+}
+
+/// Writes `tensors` as two safetensors shards (`model-0000k-of-00002.safetensors`, names in
+/// sorted order, split in half) and `model.safetensors.index.json` in `dir`; returns the index's
+/// weight map and the names of the first shard.
+pub fn write_two_shards(
+    dir: &Path,
+    tensors: &std::collections::HashMap<String, Tensor>,
+) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let (a, b) = names.split_at(names.len() / 2);
+    let mut map = serde_json::Map::new();
+    for (part, file) in [
+        (a, "model-00001-of-00002.safetensors"),
+        (b, "model-00002-of-00002.safetensors"),
+    ] {
+        let shard: std::collections::HashMap<String, Tensor> = part
+            .iter()
+            .map(|k| ((*k).clone(), tensors[*k].clone()))
+            .collect();
+        candle_core::safetensors::save(&shard, dir.join(file)).expect("write shard");
+        for k in part {
+            map.insert((*k).clone(), serde_json::json!(file));
+        }
+    }
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string())
+        .expect("write index");
+    (map, a.iter().map(|k| (*k).clone()).collect())
 }
 
 /// A fresh, empty directory under the system temp dir, unique to this process and `name`.
