@@ -170,6 +170,9 @@ pub fn run(args: Args) -> Result<()> {
             });
             writeln!(out, "{line}")?;
         } else {
+            if let Some(rest) = stream.finish(&assistant.tokenizer)? {
+                out.write_all(rest.as_bytes())?;
+            }
             writeln!(out)?;
         }
         out.flush()?;

@@ -413,6 +413,10 @@ fn stream<D: Decode + ?Sized>(
         }
         Ok(())
     })?;
+    // Bytes held back for a character that never completed.
+    if let Some(rest) = stream.finish(tokenizer)? {
+        out.write_all(rest.as_bytes())?;
+    }
     writeln!(out)?;
     out.flush()?;
     eprintln!(
