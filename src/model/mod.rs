@@ -17,6 +17,7 @@ pub mod loader;
 pub mod lora;
 pub mod ops;
 pub mod tokenizer;
+pub mod untrusted;
 pub mod weights;
 
 pub use config::LlamaConfig;
