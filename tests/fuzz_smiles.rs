@@ -1,14 +1,17 @@
 //! Property tests: the chem layer never panics and answers quickly on any input.
 //!
-//! Three input families: arbitrary strings over the SMILES alphabet, real SMILES from the
-//! committed sample with random character edits (delete / insert / swap), and random sequences
-//! of SELFIES tokens. Every SMILES input goes through `parse_smiles`, `mol_from_smiles`,
+//! Five input families: arbitrary strings over the SMILES alphabet, arbitrary bytes (read as
+//! UTF-8 with replacement characters, as the data readers hand them on), real SMILES from the
+//! committed sample with random character edits (delete / insert / swap), random sequences
+//! of SELFIES tokens, and arbitrary bracket tokens (`[` + any characters + `]`, brackets
+//! sometimes missing) decoded as SELFIES. Every SMILES input goes through `parse_smiles`, `mol_from_smiles`,
 //! `featurize_smiles`, `canonical_from_smiles` (isomeric and not) and `selfies::encode`;
 //! SELFIES inputs through
 //! `selfies::decode`, whose output is fed back to the SMILES functions.
 //!
 //! `PROPTEST_CASES=N` sets the number of cases per family (default sized for CI, about 30 s
-//! in a debug build); each test prints how many inputs it ran.
+//! in a debug build; the byte and bracket-token families default to fewer); each test prints
+//! how many inputs it ran.
 
 mod chem_common;
 
@@ -23,6 +26,9 @@ use proptest::test_runner::Config;
 
 /// Default number of cases per input family when PROPTEST_CASES is not set.
 const DEFAULT_CASES: u32 = 12000;
+
+/// Default for the arbitrary-bytes and bracket-token families.
+const DEFAULT_EXTRA_CASES: u32 = 3000;
 
 /// Characters SMILES is written with, plus a few that are not (whitespace, NUL, multi-byte).
 const ALPHABET: &[char] = &[
@@ -117,10 +123,14 @@ fn sample() -> &'static [String] {
 }
 
 fn config() -> Config {
+    config_with(DEFAULT_CASES)
+}
+
+fn config_with(default_cases: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
+        .unwrap_or(default_cases);
     Config {
         cases,
         failure_persistence: None,
@@ -200,6 +210,56 @@ fn edit_strategy() -> impl Strategy<Value = Edit> {
 static ALPHABET_RUNS: AtomicUsize = AtomicUsize::new(0);
 static MUTATION_RUNS: AtomicUsize = AtomicUsize::new(0);
 static SELFIES_RUNS: AtomicUsize = AtomicUsize::new(0);
+static BYTES_RUNS: AtomicUsize = AtomicUsize::new(0);
+static BRACKET_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// What goes inside a bracket token: element symbols, charges, isotopes, chirality, the
+/// Branch/Ring words, bond prefixes, digits, brackets, and characters SELFIES never uses.
+const BRACKET_PARTS: &[&str] = &[
+    "C",
+    "c",
+    "N",
+    "O",
+    "S",
+    "Cl",
+    "Br",
+    "H",
+    "Fe",
+    "Xx",
+    "Branch",
+    "Ring",
+    "nop",
+    "epsilon",
+    "=",
+    "#",
+    "/",
+    "\\",
+    "-",
+    "+",
+    "@",
+    "@@",
+    "@TH",
+    "@SP",
+    "@OH",
+    "0",
+    "1",
+    "2",
+    "3",
+    "9",
+    "13",
+    "255",
+    "99999999999999999999",
+    "[",
+    "]",
+    ".",
+    " ",
+    "*",
+    "%",
+    ":",
+    "é",
+    "Ω",
+    "\u{0}",
+];
 
 #[test]
 fn arbitrary_smiles_alphabet_strings_never_panic() {
@@ -242,6 +302,59 @@ fn random_selfies_never_panic() {
     println!(
         "SELFIES sequences run: {}",
         SELFIES_RUNS.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn arbitrary_bytes_as_smiles_never_panic() {
+    proptest!(config_with(DEFAULT_EXTRA_CASES), |(bytes in proptest::collection::vec(any::<u8>(), 0..48))| {
+        let input = String::from_utf8_lossy(&bytes);
+        exercise_smiles(&input);
+        let _ = decode(&input);
+        BYTES_RUNS.fetch_add(1, Ordering::Relaxed);
+    });
+    println!(
+        "arbitrary byte strings run: {}",
+        BYTES_RUNS.load(Ordering::Relaxed)
+    );
+}
+
+/// One bracket token with arbitrary contents; `open` / `close` false drop a bracket.
+fn bracket_token() -> impl Strategy<Value = String> {
+    (
+        proptest::collection::vec(proptest::sample::select(BRACKET_PARTS), 0..5),
+        proptest::bool::weighted(0.95),
+        proptest::bool::weighted(0.95),
+    )
+        .prop_map(|(parts, open, close)| {
+            let mut t = String::new();
+            if open {
+                t.push('[');
+            }
+            t.push_str(&parts.concat());
+            if close {
+                t.push(']');
+            }
+            t
+        })
+}
+
+#[test]
+fn arbitrary_bracket_tokens_as_selfies_never_panic() {
+    let token = prop_oneof![
+        3 => bracket_token(),
+        1 => proptest::sample::select(SELFIES_TOKENS).prop_map(str::to_string),
+    ];
+    proptest!(config_with(DEFAULT_EXTRA_CASES), |(tokens in proptest::collection::vec(token, 0..20))| {
+        let input = tokens.concat();
+        if let Ok(smiles) = decode(&input) {
+            exercise_smiles(&smiles);
+        }
+        BRACKET_RUNS.fetch_add(1, Ordering::Relaxed);
+    });
+    println!(
+        "bracket-token SELFIES run: {}",
+        BRACKET_RUNS.load(Ordering::Relaxed)
     );
 }
 

@@ -19,6 +19,7 @@ pub mod lora;
 pub mod ops;
 pub mod sentencepiece;
 pub mod tokenizer;
+pub mod untrusted;
 pub mod weights;
 
 pub use config::LlamaConfig;

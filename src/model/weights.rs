@@ -37,6 +37,7 @@ impl Weights {
     /// Entries that are not tensors are skipped; integer tensors are converted to f32.
     pub fn from_pth(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        super::untrusted::check_pth(path)?;
         // candle's pickle reader is not hardened against every malformed archive; a panic in
         // it must not take the caller down, so it becomes a read error like any other.
         let read = std::panic::catch_unwind(|| candle_core::pickle::read_all(path))

@@ -108,6 +108,7 @@ pub fn load_gguf_tokenizer(path: &Path) -> Result<ModelTokenizer> {
 /// Loads a llama-architecture GGUF file: every tensor dequantized to f32, renamed to its Hugging
 /// Face name, q/k un-permuted, then cast to `dtype`; tokenizer and chat template from metadata.
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    crate::model::untrusted::check_gguf(path)?;
     let file = File::open(path).map_err(|e| read_err(path, e))?;
     let mut reader = BufReader::new(file);
     let content = Content::read(&mut reader).map_err(|e| {

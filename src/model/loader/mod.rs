@@ -245,6 +245,7 @@ pub fn expected_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
 
 /// Checks that every tensor the decoder needs is present with the shape `cfg` implies.
 fn check_weights(path: &Path, cfg: &LlamaConfig, weights: &HashMap<String, Tensor>) -> Result<()> {
+    super::untrusted::check_layer_count(path, cfg, weights.len())?;
     for (key, expected) in expected_shapes(cfg) {
         let t = weights.get(&key).ok_or_else(|| LoadError::MissingWeight {
             path: path.to_path_buf(),
