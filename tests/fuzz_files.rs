@@ -2020,3 +2020,28 @@ fn regression_pth_long1() {
     let err = refused(&path, || Weights::load(&path));
     assert!(err.contains("LONG1 of 9 bytes"), "{err}");
 }
+
+// ---- safetensors ----
+
+/// Found probing the safetensors reader: a shape is a JSON list of any length; 500 000 ones
+/// (a 1 MB header) took 22 MB in `Weights::load`.
+#[test]
+fn regression_safetensors_rank() {
+    let shape = vec!["1"; 500_000].join(",");
+    let header = format!(r#"{{"w":{{"dtype":"F32","shape":[{shape}],"data_offsets":[0,4]}}}}"#);
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(1f32.to_le_bytes());
+    let path = crafted("reg-st-rank", "rank.safetensors", &bytes);
+    let err = refused(&path, || Weights::load(&path));
+    assert!(err.contains("500000 dimensions"), "{err}");
+    let dir = scratch("reg-st-rank-hf");
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(tiny_dir().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
+    let err = refused(&dir, || {
+        load_model(dir.to_str().unwrap(), DType::F32, &Device::Cpu)
+    });
+    assert!(err.contains("500000 dimensions"), "{err}");
+}

@@ -56,6 +56,7 @@ impl Weights {
     /// Reads a safetensors file.
     pub fn from_safetensors(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        super::untrusted::check_safetensors(path)?;
         let map =
             candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| read_err(path, e))?;
         let tensors = map

@@ -108,6 +108,7 @@ fn read_safetensors_into(
     // nothing is expected to modify while it is read (the same assumption candle and
     // transformers make when they map weights).
     let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| read_err(path, e))?;
+    crate::model::untrusted::check_safetensors_bytes(path, &mmap)?;
     let st = safetensors::SafeTensors::deserialize(&mmap).map_err(|e| {
         read_err(
             path,

@@ -15,11 +15,12 @@
 //! the file with an error naming it and the field that is wrong. They run at the loaders'
 //! entry points: [`check_gguf`] in `load_gguf`, [`check_pth`] in `Weights::from_pth`,
 //! [`check_json`] in `ModelTokenizer::from_hf_files` (the `tokenizers` crate panics on some
-//! malformed JSON), [`check_layer_count`] before a decoder's weights are checked against its
-//! configuration.
-//! safetensors needs no check of its own: the `safetensors` crate bounds the header length
-//! by the file and requires the tensors to tile the data exactly, so every byte of a
-//! tensor is a byte of the file.
+//! malformed JSON), [`check_safetensors`] in `Weights::from_safetensors` and the Hugging Face
+//! loader, [`check_layer_count`] before a decoder's weights are checked against its
+//! configuration ([`check_safetensors_bytes`] where the file is already in memory). The
+//! `safetensors` crate itself bounds the header length by the file and
+//! requires the tensors to tile the data exactly, so every byte of a tensor is a byte of the
+//! file; only the length of a shape list is left unbounded, and checked here.
 //!
 //! No check executes anything a file says: candle's pickle reader only builds objects
 //! (`GLOBAL` and `REDUCE` produce `Class` / `Reduce` values; nothing is imported or called),
@@ -27,11 +28,13 @@
 
 mod gguf;
 mod pth;
+mod safetensors;
 
 use std::path::{Path, PathBuf};
 
 pub use gguf::check_gguf;
 pub use pth::check_pth;
+pub use safetensors::{check_safetensors, check_safetensors_bytes};
 
 use super::loader::LoadError;
 use super::{LlamaConfig, ModelError, TokenizerError};
@@ -64,6 +67,14 @@ pub enum UntrustedError {
         /// The entry or field that is wrong, and why.
         reason: String,
     },
+    /// A safetensors file whose header describes tensors candle should not build.
+    #[error("{path}: not a valid safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// The tensor that is wrong, and why.
+        reason: String,
+    },
     /// A JSON file that is not JSON.
     #[error("{path}: invalid JSON: {reason}")]
     Json {
@@ -89,6 +100,9 @@ impl UntrustedError {
             Self::Io { path, source } => (path, source.to_string()),
             Self::Gguf { path, reason } => (path, format!("not a valid GGUF file: {reason}")),
             Self::Pth { path, reason } => (path, format!("not a valid PyTorch archive: {reason}")),
+            Self::Safetensors { path, reason } => {
+                (path, format!("not a valid safetensors file: {reason}"))
+            }
             Self::Json { path, reason } => (path, format!("invalid JSON: {reason}")),
             Self::Checkpoint { path, reason } => (path, reason),
         }
