@@ -1476,6 +1476,44 @@ fn hf_directory_never_panics() {
 }
 
 #[test]
+fn lora_adapter_never_panics() {
+    use instructmol::model::{Llama, LlamaConfig};
+    let golden = data("golden/llama_tied");
+    let cfg =
+        LlamaConfig::from_json(&String::from_utf8(read(&golden.join("config.json"))).unwrap())
+            .unwrap();
+    let base =
+        candle_core::safetensors::load(golden.join("model.safetensors"), &Device::Cpu).unwrap();
+    let files = ["adapter_config.json", "adapter_model.safetensors"];
+    let seeds: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| read(&golden.join("adapter").join(f)))
+        .collect();
+    let adapter_config: Json = serde_json::from_slice(&seeds[0]).unwrap();
+    let dir = scratch("lora");
+    let total: usize = seeds.iter().map(Vec::len).sum();
+    let h = Harness::new("LoRA adapter (Llama::load_peft)", MODEL_PER_BYTE);
+    let strategy = (
+        any::<bool>(),
+        prop::collection::vec(json_edit(), 1..4),
+        st_edit(),
+    );
+    proptest!(config(), |((on_config, json_edits, st) in strategy)| {
+        let bytes = if on_config {
+            serde_json::to_vec(&mutate_json(&adapter_config, &json_edits)).unwrap()
+        } else {
+            mutate_safetensors(&seeds[1], &st)
+        };
+        let which = usize::from(!on_config);
+        std::fs::write(dir.join(files[which]), &bytes).unwrap();
+        std::fs::write(dir.join(files[1 - which]), &seeds[1 - which]).unwrap();
+        let len = total - seeds[which].len() + bytes.len();
+        let mut llama = Llama::from_weights(&cfg, base.clone(), DType::F32, &Device::Cpu).unwrap();
+        h.run(&dir, len, true, || llama.load_peft(&dir, &candle_nn::VarMap::new()));
+    });
+}
+
+#[test]
 fn gguf_never_panics() {
     let dir = scratch("gguf");
     let seed = tiny_gguf();

@@ -358,6 +358,7 @@ pub fn read_adapter(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)>
             .filter_map(|k| w.get(k).map(|t| (k.to_string(), t.clone())))
             .collect()
     } else {
+        super::untrusted::check_safetensors(&st_path)?;
         candle_core::safetensors::load(&st_path, &Device::Cpu).map_err(|e| ModelError::Read {
             path: st_path.clone(),
             reason: e.to_string(),

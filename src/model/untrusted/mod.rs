@@ -15,8 +15,8 @@
 //! the file with an error naming it and the field that is wrong. They run at the loaders'
 //! entry points: [`check_gguf`] in `load_gguf`, [`check_pth`] in `Weights::from_pth`,
 //! [`check_json`] in `ModelTokenizer::from_hf_files` (the `tokenizers` crate panics on some
-//! malformed JSON), [`check_safetensors`] in `Weights::from_safetensors` and the Hugging Face
-//! loader, [`check_layer_count`] before a decoder's weights are checked against its
+//! malformed JSON), [`check_safetensors`] in `Weights::from_safetensors`, the LoRA adapter
+//! reader and the Hugging Face loader, [`check_layer_count`] before a decoder's weights are checked against its
 //! configuration ([`check_safetensors_bytes`] where the file is already in memory). The
 //! `safetensors` crate itself bounds the header length by the file and
 //! requires the tensors to tile the data exactly, so every byte of a tensor is a byte of the
