@@ -1513,6 +1513,171 @@ fn lora_adapter_never_panics() {
     });
 }
 
+/// The varints of a protobuf message (values and the length prefixes of length-delimited
+/// fields), recursing into length-delimited fields that parse as messages (sentencepiece's
+/// `tokenizer.model`: pieces, trainer and normalizer specs).
+fn protobuf_varints(bytes: &[u8], base: usize, depth: usize, out: &mut Vec<Field>) -> bool {
+    let varint = |at: &mut usize| -> Option<(u64, Field)> {
+        let start = *at;
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                let f = Field {
+                    at: base + start,
+                    width: *at - start,
+                };
+                return Some((v, f));
+            }
+        }
+        None
+    };
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some((key, _)) = varint(&mut at) else {
+            return false;
+        };
+        match key & 7 {
+            0 => match varint(&mut at) {
+                Some((_, f)) => found.push(f),
+                None => return false,
+            },
+            1 => at += 8,
+            5 => at += 4,
+            2 => {
+                let Some((len, f)) = varint(&mut at) else {
+                    return false;
+                };
+                found.push(f);
+                let end = at + len as usize;
+                if end > bytes.len() {
+                    return false;
+                }
+                if depth < 3 {
+                    let mut inner = Vec::new();
+                    if protobuf_varints(&bytes[at..end], base + at, depth + 1, &mut inner) {
+                        found.extend(inner);
+                    }
+                }
+                at = end;
+            }
+            _ => return false,
+        }
+    }
+    out.extend(found);
+    at == bytes.len()
+}
+
+/// Replaces the varint at `f` by `value` (minimally encoded: the message may change length).
+fn replace_varint(bytes: &mut Vec<u8>, f: Field, value: u64) {
+    let mut enc = Vec::new();
+    let mut v = value;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            enc.push(b);
+            break;
+        }
+        enc.push(b | 0x80);
+    }
+    bytes.splice(f.at..f.at + f.width, enc);
+}
+
+/// A Hugging Face directory in the PyTorch layout with a sentencepiece tokenizer (the
+/// `llama_bin` golden, f32): `pytorch_model.bin` mutated at pickle level (the archive rebuilt
+/// around it) or zip level, `tokenizer.model` at its protobuf varints or raw bytes,
+/// `config.json` / `tokenizer_config.json` in their JSON structure.
+#[test]
+fn hf_pytorch_directory_never_panics() {
+    let golden = data("golden/llama_bin");
+    let files = [
+        "config.json",
+        "tokenizer_config.json",
+        "tokenizer.model",
+        "pytorch_model.bin",
+    ];
+    let sources = [
+        golden.join(files[0]),
+        golden.join(files[1]),
+        golden.join(files[2]),
+        golden.join("f32").join(files[3]),
+    ];
+    let seeds: Vec<Vec<u8>> = sources.iter().map(|p| read(p)).collect();
+    let jsons: Vec<Option<Json>> = seeds[..2]
+        .iter()
+        .map(|b| serde_json::from_slice(b).ok())
+        .collect();
+    let mut varints = Vec::new();
+    assert!(
+        protobuf_varints(&seeds[2], 0, 0, &mut varints),
+        "tokenizer.model parses"
+    );
+    let bin = read_zip(&seeds[3]);
+    let pkl = bin
+        .iter()
+        .position(|(n, _)| n.ends_with("data.pkl"))
+        .expect("data.pkl");
+    let dir = scratch("hf-bin");
+    for (f, s) in files.iter().zip(&seeds) {
+        std::fs::write(dir.join(f), s).unwrap();
+    }
+    let total: usize = seeds.iter().map(Vec::len).sum();
+    let h = Harness::new(
+        "Hugging Face PyTorch directory (load_model)",
+        MODEL_PER_BYTE,
+    );
+    let strategy = (
+        0..files.len(),
+        prop::collection::vec(json_edit(), 1..4),
+        prop::collection::vec((any::<usize>(), number()), 0..3),
+        mutations(),
+        prop::collection::vec(pickle_edit(), 1..4),
+        0..3u8,
+    );
+    proptest!(config(), |((which, json_edits, varint_edits, raw, pickle_edits, mode) in strategy)| {
+        let bytes = match which {
+            0 | 1 => match (&jsons[which], mode) {
+                (Some(doc), 0 | 1) => serde_json::to_vec(&mutate_json(doc, &json_edits)).unwrap(),
+                _ => apply(&seeds[which], &[], seeds[which].len(), &raw),
+            },
+            2 if mode < 2 && !varint_edits.is_empty() => {
+                let mut picked: Vec<(Field, Number)> = varint_edits
+                    .iter()
+                    .map(|(i, v)| (varints[i % varints.len()], *v))
+                    .collect();
+                picked.sort_by_key(|(f, _)| std::cmp::Reverse(f.at));
+                picked.dedup_by_key(|(f, _)| f.at);
+                let mut b = seeds[2].clone();
+                for (f, v) in picked {
+                    let old = get_le(&b, Field { at: f.at, width: 1 });
+                    replace_varint(&mut b, f, v.resolve(old, seeds[2].len()));
+                }
+                b
+            }
+            3 if mode < 2 => {
+                let mut entries = bin.clone();
+                entries[pkl].1 = mutate_pickle(&entries[pkl].1, &pickle_edits);
+                write_zip(&entries)
+            }
+            3 => {
+                let zip = write_zip(&bin);
+                let fields = zip_fields(&zip);
+                apply(&zip, &fields, zip.len(), &raw)
+            }
+            _ => apply(&seeds[which], &[], seeds[which].len(), &raw),
+        };
+        let path = dir.join(files[which]);
+        std::fs::write(&path, &bytes).unwrap();
+        let len = total - seeds[which].len() + bytes.len();
+        h.run(&dir, len, true, || load_model(dir.to_str().unwrap(), DType::F32, &Device::Cpu));
+        std::fs::write(&path, &seeds[which]).unwrap();
+    });
+}
+
 #[test]
 fn gguf_never_panics() {
     let dir = scratch("gguf");
@@ -1875,6 +2040,12 @@ fn regression_config_layer_count() {
     assert!(err.contains("1099511627776 decoder layers"), "{err}");
 }
 
+/// Whether the tokenizers crate itself panics reading `path` (the upstream bug a check works
+/// around; when this turns false after an upgrade, the check may go).
+fn tokenizers_panics(path: &Path) -> bool {
+    catch_unwind(|| tokenizers::Tokenizer::from_file(path).map(drop)).is_err()
+}
+
 /// Found by `hf_directory_never_panics`: the tokenizers crate panics (`expect("Helper")`)
 /// when the `decoder` object of tokenizer.json is not well-formed JSON.
 #[test]
@@ -1883,11 +2054,47 @@ fn regression_tokenizer_malformed_decoder() {
     let broken = text.replacen("\"decoder\": {\n    \"type\"", "\"decoder\": {type\"", 1);
     assert_ne!(broken, text, "the seed's decoder object moved");
     let path = crafted("reg-tok", "tokenizer.json", broken.as_bytes());
+    assert!(
+        tokenizers_panics(&path),
+        "the tokenizers crate no longer panics on this"
+    );
     let err = refused(&path, || ModelTokenizer::from_hf_files(&path, None));
     assert!(
         err.contains("invalid JSON") && err.contains("line"),
         "{err}"
     );
+}
+
+/// Found by `hf_directory_never_panics`: a `continuing_subword_prefix` longer than the second
+/// token of a merge made the tokenizers crate's BPE builder panic (slice out of range).
+#[test]
+fn regression_tokenizer_bpe_prefix() {
+    let mut doc: Json = serde_json::from_slice(&read(&tiny_dir().join("tokenizer.json"))).unwrap();
+    doc["model"]["continuing_subword_prefix"] = serde_json::json!("llama");
+    let path = crafted(
+        "reg-tok-prefix",
+        "tokenizer.json",
+        &serde_json::to_vec(&doc).unwrap(),
+    );
+    let err = refused(&path, || ModelTokenizer::from_hf_files(&path, None));
+    assert!(err.contains("continuing_subword_prefix `llama`"), "{err}");
+}
+
+/// Found reading the tokenizers crate's BPE builder (after the finding above): a merge of two
+/// vocabulary tokens whose join is longer than every vocabulary entry panics the same way
+/// (instead of "merge token out of vocabulary").
+#[test]
+fn regression_tokenizer_bpe_long_merge() {
+    let mut doc: Json = serde_json::from_slice(&read(&tiny_dir().join("tokenizer.json"))).unwrap();
+    let merges = doc["model"]["merges"].as_array_mut().unwrap();
+    merges.insert(0, serde_json::json!(["<|endoftext|>", "<|im_start|>"]));
+    let path = crafted(
+        "reg-tok-long",
+        "tokenizer.json",
+        &serde_json::to_vec(&doc).unwrap(),
+    );
+    let err = refused(&path, || ModelTokenizer::from_hf_files(&path, None));
+    assert!(err.contains("longer than any"), "{err}");
 }
 
 // ---- PyTorch zip archives ----

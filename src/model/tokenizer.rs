@@ -93,7 +93,7 @@ impl ModelTokenizer {
     /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` (special tokens, chat
     /// template) from a Hugging Face model directory.
     pub fn from_hf_files(tokenizer_json: &Path, tokenizer_config: Option<&Path>) -> Result<Self> {
-        super::untrusted::check_json(tokenizer_json)?;
+        super::untrusted::check_tokenizer_json(tokenizer_json)?;
         let inner = Tokenizer::from_file(tokenizer_json).map_err(|e| TokenizerError::Read {
             path: tokenizer_json.to_path_buf(),
             reason: e.to_string(),

@@ -178,6 +178,7 @@ fn read_pytorch_into(
             },
         ));
     }
+    crate::model::untrusted::check_pth(path)?;
     // candle's pickle reader is not hardened against every malformed archive; a panic in it
     // becomes a read error like any other.
     let tensors = std::panic::catch_unwind(|| candle_core::pickle::PthTensors::new(path, None))

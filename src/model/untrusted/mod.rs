@@ -13,14 +13,15 @@
 //! The checks here read a file's structure without building it, bound every count, length,
 //! offset and the memory the real parse will take by the bytes that are there, and refuse
 //! the file with an error naming it and the field that is wrong. They run at the loaders'
-//! entry points: [`check_gguf`] in `load_gguf`, [`check_pth`] in `Weights::from_pth`,
-//! [`check_json`] in `ModelTokenizer::from_hf_files` (the `tokenizers` crate panics on some
-//! malformed JSON), [`check_safetensors`] in `Weights::from_safetensors`, the LoRA adapter
-//! reader and the Hugging Face loader, [`check_layer_count`] before a decoder's weights are checked against its
-//! configuration ([`check_safetensors_bytes`] where the file is already in memory). The
-//! `safetensors` crate itself bounds the header length by the file and
-//! requires the tensors to tile the data exactly, so every byte of a tensor is a byte of the
-//! file; only the length of a shape list is left unbounded, and checked here.
+//! entry points: [`check_gguf`] in `load_gguf`; [`check_pth`] in `Weights::from_pth` and the
+//! Hugging Face `.bin` reader; [`check_safetensors`] in `Weights::from_safetensors` and the
+//! LoRA adapter reader, [`check_safetensors_bytes`] in the Hugging Face safetensors reader
+//! (the file is mapped there); [`check_tokenizer_json`] in `ModelTokenizer::from_hf_files`
+//! (the `tokenizers` crate panics on some malformed JSON and on some BPE merges); [`check_layer_count`] before a decoder's
+//! weights are checked against its configuration. The `safetensors` crate itself bounds the
+//! header length by the file and requires the tensors to tile the data exactly, so every byte
+//! of a tensor is a byte of the file; only the length of a shape list is left unbounded, and
+//! checked here.
 //!
 //! No check executes anything a file says: candle's pickle reader only builds objects
 //! (`GLOBAL` and `REDUCE` produce `Class` / `Reduce` values; nothing is imported or called),
@@ -29,12 +30,14 @@
 mod gguf;
 mod pth;
 mod safetensors;
+mod tokenizer_json;
 
 use std::path::{Path, PathBuf};
 
 pub use gguf::check_gguf;
 pub use pth::check_pth;
 pub use safetensors::{check_safetensors, check_safetensors_bytes};
+pub use tokenizer_json::{check_json, check_tokenizer_json};
 
 use super::loader::LoadError;
 use super::{LlamaConfig, ModelError, TokenizerError};
@@ -128,23 +131,6 @@ impl From<UntrustedError> for ModelError {
         let (path, reason) = e.into_parts();
         ModelError::Read { path, reason }
     }
-}
-
-/// Refuses a file that is not well-formed JSON, before the `tokenizers` crate reads it: its
-/// `tokenizer.json` reader panics (`expect("Helper")` in `decoders/mod.rs`, tokenizers
-/// 0.23.2) instead of returning its error when the `decoder` object is malformed. The check
-/// only parses (`IgnoredAny`: nothing is built), with serde_json's nesting limit.
-pub fn check_json(path: &Path) -> Result<(), UntrustedError> {
-    let bytes = std::fs::read(path).map_err(|source| UntrustedError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-        .map(drop)
-        .map_err(|e| UntrustedError::Json {
-            path: path.to_path_buf(),
-            reason: format!("line {}, column {}: {e}", e.line(), e.column()),
-        })
 }
 
 /// Refuses a configuration with more decoder layers than the checkpoint has tensors (each
