@@ -51,17 +51,7 @@ const F64: u32 = 12;
 /// element count (no overflow, whole blocks) and byte range (inside the file, after the
 /// aligned header, overlapping no other tensor).
 pub fn check_gguf(path: &Path) -> Result<(), UntrustedError> {
-    let file = File::open(path).map_err(|source| UntrustedError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let size = file
-        .metadata()
-        .map_err(|source| UntrustedError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
+    let (file, size) = super::open_sized(path)?;
     let mut walk = Walk {
         r: BufReader::new(file),
         pos: 0,

@@ -168,6 +168,17 @@ pub fn check_layer_count(
 }
 
 /// Bytes a reader can still take from a file of `size` bytes at `pos`.
+/// Opens a file to check, with its size.
+fn open_sized(path: &Path) -> Result<(std::fs::File, u64), UntrustedError> {
+    let io = |source| UntrustedError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    Ok((file, size))
+}
+
 fn remaining(size: u64, pos: u64) -> u64 {
     size.saturating_sub(pos)
 }

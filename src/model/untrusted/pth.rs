@@ -11,7 +11,6 @@
 //! that overflows) the archive is refused instead.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::rc::Rc;
@@ -50,17 +49,7 @@ pub fn check_pth(path: &Path) -> Result<(), UntrustedError> {
         path: path.to_path_buf(),
         reason,
     };
-    let file = File::open(path).map_err(|source| UntrustedError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let size = file
-        .metadata()
-        .map_err(|source| UntrustedError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
+    let (file, size) = super::open_sized(path)?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| refuse(format!("not a zip archive: {e}")))?;
     let names = zip
@@ -760,7 +749,7 @@ mod tests {
         ] {
             let path = dir.join(name);
             check_pth(&path).expect("golden archive");
-            let file = File::open(&path).expect("golden");
+            let file = std::fs::File::open(&path).expect("golden");
             let mut zip = zip::ZipArchive::new(BufReader::new(file)).expect("zip");
             let pkl = (0..zip.len())
                 .find(|&i| {
