@@ -1,25 +1,30 @@
 //! Fuzz targets (proptest) for every reader of a file that may come from a stranger: the
 //! JSONL / CSV / TSV readers of the data, eval and infer layers, and the model files
-//! (safetensors, GGUF, PyTorch zip pickles, tokenizer.json, a Hugging Face model directory,
-//! the GIN and projector checkpoints).
+//! (safetensors, GGUF, PyTorch zip pickles, tokenizer.json and sentencepiece tokenizer.model,
+//! Hugging Face directories in both layouts, LoRA adapters, the GIN and projector checkpoints).
 //!
 //! Each case writes the input to a file and calls the project's own reader. The check
 //! (`Harness::run`): the reader returns `Ok` or `Err` and never panics (`catch_unwind`); an
-//! `Err` names the file; and the bytes allocated while it runs stay below a bound linear in the
-//! input size (a counting global allocator measures the peak). A crafted length that makes a
-//! reader ask for an absurd allocation aborts the process instead; the allocator prints the
-//! request to stderr first, so such a death is readable.
+//! `Err` names the file (or, for a directory, a file of it); and the bytes allocated while it
+//! runs stay below a bound linear in the input size (a counting global allocator measures the
+//! peak). A crafted length that makes a reader ask for an absurd allocation aborts the process
+//! instead; the allocator prints the request to stderr first, so such a death is readable.
+//! A failing input is copied to `target/fuzz-failures/<target>/`; `FUZZ_VERBOSE=1` prints
+//! which GGUF fields a case overwrites.
 //!
 //! Model files start from small valid files (tests/data/tiny_model, the GIN/projector `.pth`
-//! goldens, a GGUF written here with candle's writer) and are mutated: bytes flipped, inserted,
-//! deleted, the file cut, and above all the length / count / offset fields of each format
-//! overwritten with huge or off-by-one values (the `*_fields` functions list where they are).
+//! goldens, the llama_bin and llama_tied goldens, a GGUF written here with candle's writer) and
+//! are mutated: bytes flipped, inserted, deleted, the file cut, and above all the length /
+//! count / offset fields of each format overwritten with huge or off-by-one values (the
+//! `*_fields` / `*_varints` / `*_numbers` functions find them); pickles get opcodes spliced in
+//! and the archive rebuilt around them (so zip checksums hold), JSON files get nodes replaced.
 //!
 //! `PROPTEST_CASES=N` sets the number of cases per target (default [`DEFAULT_CASES`], sized so
-//! the file runs in seconds in a release build); each target prints how many cases it ran,
-//! and how many of them were accepted.
+//! the file runs in seconds in a release build); each target prints how many reads it ran,
+//! how many were accepted and its largest allocation peak.
 //!
-//! The `regression_*` tests pin the inputs the fuzzing found (see `src/model/untrusted.rs`).
+//! The `regression_*` tests pin the inputs the fuzzing (and reading the readers) found; the
+//! fixes are in `src/model/untrusted/`.
 
 mod common;
 
@@ -1896,6 +1901,19 @@ fn regression_gguf_dimensions_overflow() {
     let path = crafted("reg-gguf-dims", "dims.gguf", &bytes);
     let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
     assert!(err.contains("overflow"), "{err}");
+}
+
+/// Found by `gguf_never_panics` in a debug build: a zero dimension gives an empty tensor whose
+/// empty byte buffer candle casts to a slice of f16 with `slice::from_raw_parts` from a
+/// pointer not aligned for it (undefined behaviour; a debug build aborts the process:
+/// "unsafe precondition(s) violated").
+#[test]
+fn regression_gguf_zero_dimension() {
+    let mut bytes = tiny_gguf().to_vec();
+    put_le(&mut bytes, gguf_field("dimension", 6), 0);
+    let path = crafted("reg-gguf-zero", "zero.gguf", &bytes);
+    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
+    assert!(err.contains("has no elements"), "{err}");
 }
 
 /// A minimal llama GGUF, written byte by byte: `layers` decoder layers of width 32 whose

@@ -49,7 +49,7 @@ const F64: u32 = 12;
 /// string and array length against the bytes left; array nesting; the memory the parsed
 /// metadata takes; `general.alignment` (a power of two); each tensor's dimension count, type,
 /// element count (no overflow, whole blocks) and byte range (inside the file, after the
-/// aligned header, overlapping no other tensor).
+/// aligned header, overlapping no other tensor; not empty).
 pub fn check_gguf(path: &Path) -> Result<(), UntrustedError> {
     let (file, size) = super::open_sized(path)?;
     let mut walk = Walk {
@@ -243,6 +243,12 @@ impl Walk {
             let offset = self.u64(&format!("the offset of {what}"))?;
             let elems = elem_count(dims.iter().copied())
                 .ok_or_else(|| format!("{what}: the dimensions {dims:?} overflow"))?;
+            // candle views the tensor's bytes as blocks with `slice::from_raw_parts`; the bytes of
+            // an empty tensor are an empty `Vec<u8>`, whose pointer is not aligned for them
+            // (undefined behaviour; a debug build aborts).
+            if elems == 0 {
+                return Err(format!("{what} has no elements (dimensions {dims:?})"));
+            }
             let block = dtype.block_size() as u64;
             if elems % block != 0 {
                 return Err(format!(
