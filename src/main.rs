@@ -27,6 +27,7 @@ fn main() -> std::process::ExitCode {
         Command::Device(args) => instructmol::cli::device::run(args),
         Command::Bench(args) => instructmol::cli::bench::run(args),
         Command::Tokenize(args) => instructmol::cli::tokenize::run(args),
+        Command::Export(args) => instructmol::cli::export::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -424,6 +424,98 @@ fn pubchem_pairs_read_headerless_caption_tsv() {
     }
 }
 
+/// Prepares `json` (written to a temporary `all_clean.json`) as stage-1 pairs.
+fn prepare_pubchemsft(name: &str, json: &serde_json::Value) -> Prepared {
+    let dir = std::env::temp_dir().join(format!("im-sft-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("all_clean.json");
+    std::fs::write(&path, serde_json::to_string_pretty(json).unwrap()).unwrap();
+    let p = prepare(&PrepareOptions {
+        task: Task::PubchemPairs,
+        input: path,
+        variant: Variant::G,
+        split: None,
+        seed: 0,
+    })
+    .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    p
+}
+
+#[test]
+fn pubchemsft_all_clean_json_is_read_unchanged_with_bad_records_counted() {
+    // Real molecules and descriptions (ChEBI-20 rows) in the official stage-1 layout.
+    let rows: Vec<Vec<String>> = data_lines("chebi20_test.txt")
+        .iter()
+        .skip(1)
+        .take(6)
+        .map(|l| l.splitn(3, '\t').map(str::to_string).collect())
+        .collect();
+    let conv = |q: &str, a: &str| serde_json::json!([{"from": "human", "value": q}, {"from": "gpt", "value": a}]);
+    let mut records = vec![
+        // <image> after the question: moved to the front, as the official training does.
+        serde_json::json!({"id": rows[0][0], "smiles": rows[0][1],
+            "conversations": conv("Describe this molecule.\n<image>", &rows[0][2])}),
+        // A numeric id and a multi-turn conversation.
+        serde_json::json!({"cid": 42, "smiles": rows[1][1], "conversations": [
+            {"from": "human", "value": "<image>\nWhat is it?"},
+            {"from": "gpt", "value": rows[1][2]},
+            {"from": "human", "value": "Anything else?"},
+            {"from": "gpt", "value": "No."}]}),
+        serde_json::json!({"id": "x1", "smiles": rows[2][1],
+            "conversations": conv("Provide a description of this molecule.", &rows[2][2])}),
+    ];
+    // Bad records: each is counted under its reason, the rest is kept.
+    records.push(serde_json::json!({"id": "bad-smiles", "smiles": "C1CC(",
+        "conversations": conv("<image>\nq", "a")}));
+    records.push(serde_json::json!({"id": "no-conv", "smiles": rows[3][1]}));
+    records.push(
+        serde_json::json!({"id": "order", "smiles": rows[3][1], "conversations": [
+        {"from": "gpt", "value": "a"}, {"from": "human", "value": "q"}]}),
+    );
+    records.push(
+        serde_json::json!({"id": "late-image", "smiles": rows[4][1], "conversations": [
+        {"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"},
+        {"from": "human", "value": "<image>\nagain"}, {"from": "gpt", "value": "b"}]}),
+    );
+    records.push(serde_json::json!("not an object"));
+    let p = prepare_pubchemsft("list", &serde_json::Value::Array(records));
+    assert_eq!(p.report.rows_read, 8);
+    let recs = split(&p, "all_clean");
+    assert_eq!(recs.len(), 3, "{:?}", p.report.invalid);
+    assert_eq!(p.report.invalid_total, 5);
+    assert_eq!(p.report.invalid["smiles_syntax"].first[0].0, 4);
+    assert_eq!(p.report.invalid["empty_field"].first[0].0, 5);
+    assert_eq!(p.report.invalid["bad_value"].count, 3);
+    assert_eq!(
+        (recs[0].id.as_str(), recs[0].smiles.as_str()),
+        (rows[0][0].as_str(), rows[0][1].as_str())
+    );
+    assert_eq!(question(&recs[0]), "Describe this molecule.");
+    assert_eq!(answer(&recs[0]), rows[0][2]);
+    assert_eq!(recs[1].id, "42");
+    assert_eq!(recs[1].conversations.len(), 4);
+    assert_eq!(recs[1].conversations[3].value, "No.");
+    assert_eq!(
+        question(&recs[2]),
+        "Provide a description of this molecule."
+    );
+
+    // The `{SMILES: [[question, answer], ...]}` form the official converter reads.
+    let by_smiles = serde_json::json!({
+        rows[0][1].clone(): [["Describe this molecule.", rows[0][2]], ["What is it?", "A molecule."]],
+        rows[1][1].clone(): [["Only a question"]],
+    });
+    let p = prepare_pubchemsft("object", &by_smiles);
+    let recs = split(&p, "all_clean");
+    assert_eq!(
+        (p.report.rows_read, recs.len(), p.report.invalid_total),
+        (3, 2, 1)
+    );
+    assert!(recs.iter().all(|r| r.smiles == rows[0][1]));
+    assert_eq!(answer(&recs[1]), "A molecule.");
+}
+
 /// Writes `text` as a CSV file in a fresh temporary directory and prepares it as BBBP.
 fn prepare_csv(name: &str, text: &str, split: Option<SplitMethod>) -> Result<Prepared, String> {
     let dir = std::env::temp_dir().join(format!("im-prep-{name}-{}", std::process::id()));

@@ -117,3 +117,105 @@ fn generate_answers_from_official_folders() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// The golden of scripts/golden/export_check.py: logits of the exported folders as the
+/// official loading code (torch, transformers, peft) computes them.
+fn export_golden() -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(root().join("tests/data/golden/export_logits.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn golden_logits(g: &serde_json::Value, stage: &str) -> Vec<f32> {
+    g[stage]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn export(model_dir: &Path, out: &Path) -> std::process::Output {
+    bin()
+        .args(["export", "--format", "llava-graph", "--base"])
+        .arg(root().join("tests/data/tiny_model"))
+        .arg(model_dir)
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn exported_stage2_folder_gives_the_official_loaders_logits() {
+    let g = export_golden();
+    assert_eq!(g["smiles"], "CN1C=NC2=C1C(=O)N(C(=O)N2C)C");
+    let out = common::temp_dir("export-stage2").join("llava-tiny-lora");
+    let o = export(&official("ours"), &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "adapter_config.json",
+        "adapter_model.bin",
+        "non_lora_trainables.bin",
+        "config.json",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let golden = golden_logits(&g, "stage2");
+    let exported = InstructMol::load_official(&out, tiny_decoder(), None).unwrap();
+    let d = max_diff(&logits(&exported), &golden);
+    assert!(d <= 1e-4, "exported folder vs torch+peft: {d}");
+    let ours = InstructMol::load(&official("ours"), tiny_decoder()).unwrap();
+    let d = max_diff(&logits(&ours), &golden);
+    assert!(d <= 1e-4, "our folder vs torch+peft: {d}");
+    // The official config fields the graph tower is built from.
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "llava_graph");
+    assert_eq!(cfg["mm_hidden_size"], 16);
+    assert_eq!(cfg["gin_num_layers"], 5);
+    assert_eq!(cfg["mm_projector_type"], "linear");
+}
+
+#[test]
+fn exported_stage1_folder_gives_the_official_loaders_logits() {
+    let dir = common::temp_dir("export-stage1");
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in ["projector.safetensors", "gin.safetensors"] {
+        std::fs::copy(official("ours").join(f), model.join(f)).unwrap();
+    }
+    let out = dir.join("llava-tiny-pretrain");
+    let o = export(&model, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("mm_projector.bin").exists());
+    assert!(!out.join("adapter_model.bin").exists());
+    let exported = InstructMol::load_official(&out, tiny_decoder(), None).unwrap();
+    let d = max_diff(
+        &logits(&exported),
+        &golden_logits(&export_golden(), "stage1"),
+    );
+    assert!(d <= 1e-4, "{d}");
+}
+
+#[test]
+fn export_refuses_a_non_empty_folder_and_a_model_without_a_base() {
+    let dir = common::temp_dir("export-refusals");
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), "mine").unwrap();
+    let o = export(&official("ours"), &busy);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not empty"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(busy.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    let o = bin()
+        .args(["export"])
+        .arg(official("ours"))
+        .arg(dir.join("new"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--base"), "{err}");
+}

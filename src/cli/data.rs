@@ -26,7 +26,8 @@ pub enum DataCommand {
 /// Arguments of `instructmol data prepare`.
 #[derive(Debug, clap::Args)]
 pub struct PrepareArgs {
-    /// Task: chebi20, bace, bbbp, hiv, qm9, retrosynthesis, forward, reagent, pubchem-pairs.
+    /// Task: chebi20, bace, bbbp, hiv, qm9, retrosynthesis, forward, reagent, pubchem-pairs
+    /// (a CID/SMILES/caption TSV, or the official stage-1 data, OpenMol/PubChemSFT `all_clean.json`).
     #[arg(long, value_parser = |s: &str| s.parse::<Task>())]
     pub task: Task,
     /// Raw input: ChEBI-20/caption TSV, MoleculeNet CSV(.gz), QM9 CSV, a USPTO Liu

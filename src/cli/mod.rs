@@ -6,6 +6,7 @@ pub mod convert;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod export;
 pub mod featurize;
 pub mod generate;
 pub mod lines;
@@ -51,4 +52,6 @@ pub enum Command {
     Bench(bench::Args),
     /// Text -> token ids (or `--decode`: ids -> text) with a model's tokenizer (JSON lines).
     Tokenize(tokenize::Args),
+    /// Write a run in another layout (`--format llava-graph`: the official InstructMol files).
+    Export(export::Args),
 }

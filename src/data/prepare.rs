@@ -322,6 +322,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<Prepared, DataError> {
     let path = opts.input.as_path();
     let json = path.extension().is_some_and(|e| e == "json");
     let examples = match opts.task {
+        Task::PubchemPairs if json => pubchem::read_json(path)?,
         _ if json => mol_instructions::read(path, opts.task, opts.variant, opts.seed)?,
         Task::Chebi20 => chebi20::read(path, opts.variant, opts.seed)?,
         Task::PubchemPairs => pubchem::read(path, opts.variant, opts.seed)?,

@@ -19,6 +19,7 @@ pub mod lora;
 pub mod ops;
 pub mod sentencepiece;
 pub mod tokenizer;
+pub mod torch_save;
 pub mod untrusted;
 pub mod weights;
 
