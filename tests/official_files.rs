@@ -219,3 +219,25 @@ fn export_refuses_a_non_empty_folder_and_a_model_without_a_base() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--base"), "{err}");
 }
+
+#[test]
+fn an_adapter_for_another_base_model_names_that_model() {
+    // A LLaMA of another width (d 32) than the adapter's base (d 64).
+    let dir = root().join("tests/data/golden/llama_untied");
+    let cfg = instructmol::model::LlamaConfig::from_json(
+        &std::fs::read_to_string(dir.join("config.json")).unwrap(),
+    )
+    .unwrap();
+    let weights =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut other = Llama::from_weights(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
+    let err = other
+        .load_peft(official("ours").join("adapter"), &candle_nn::VarMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("adapter_model.safetensors")
+            && err.contains("trained on `lmsys/vicuna-7b-v1.3`"),
+        "{err}"
+    );
+}

@@ -46,6 +46,7 @@ max_length = $MAX_LEN
 [data]
 train = "$WORK/rows1.jsonl"
 [train]
+epochs = 1
 max_steps = 1
 batch_size = 1
 grad_accum = 1

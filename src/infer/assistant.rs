@@ -75,7 +75,7 @@ impl Assistant {
     ) -> Result<Self> {
         let base = match model_override {
             Some(m) => m.to_string(),
-            None => llava_graph::base_model_of(dir).ok_or_else(|| {
+            None => crate::model::lora::adapter_base_model(dir).ok_or_else(|| {
                 InferError::Input(format!(
                     "{}: an official InstructMol folder whose base model is not named: pass --model VICUNA_DIR",
                     dir.display()

@@ -741,9 +741,17 @@ impl Llama {
         }
         let (cfg, mut tensors) = lora::read_adapter(dir)?;
         let (_, st_path) = lora::adapter_paths(dir);
+        // A mismatch almost always means an adapter trained on another base model.
+        let hint = match lora::adapter_base_model(dir) {
+            Some(base) => format!(
+                "; the adapter was trained on `{base}` (adapter_config.json): load it on that \
+                 base model (--model)"
+            ),
+            None => "; the adapter was trained on another base model: load it on that one".into(),
+        };
         let read_err = |reason: String| ModelError::Read {
             path: st_path.clone(),
-            reason,
+            reason: format!("{reason}{hint}"),
         };
         let mut adapters = Vec::new();
         for (i, block) in self.layers.iter().enumerate() {

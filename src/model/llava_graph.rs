@@ -35,14 +35,6 @@ pub fn is_official_dir(dir: &Path) -> bool {
     dir.join(MM_PROJECTOR_FILE).exists() || dir.join(NON_LORA_FILE).exists()
 }
 
-/// The base model an official stage-2 folder was trained on, as its adapter config names it
-/// (e.g. `lmsys/vicuna-7b-v1.3`).
-pub fn base_model_of(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("adapter_config.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some(v.get("base_model_name_or_path")?.as_str()?.to_string())
-}
-
 /// The tensors of a torch file with the official loader's key rewrite.
 fn official_weights(path: &Path) -> Result<Weights> {
     let raw = Weights::load(path)?;

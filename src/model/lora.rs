@@ -332,6 +332,14 @@ pub fn adapter_paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("adapter_config.json"), tensors)
 }
 
+/// The base model an adapter directory was trained on, as its `adapter_config.json` names it
+/// (`base_model_name_or_path`, e.g. `lmsys/vicuna-7b-v1.3`).
+pub fn adapter_base_model(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("adapter_config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(v.get("base_model_name_or_path")?.as_str()?.to_string())
+}
+
 /// Reads an adapter directory: its LoRA config and tensors (f32 on the CPU as stored).
 pub fn read_adapter(dir: &Path) -> Result<(LoraConfig, HashMap<String, Tensor>)> {
     let (cfg_path, st_path) = adapter_paths(dir);
