@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => instructmol::cli::bench::run(args),
         Command::Tokenize(args) => instructmol::cli::tokenize::run(args),
         Command::Export(args) => instructmol::cli::export::run(args),
+        Command::Quantize(args) => instructmol::cli::quantize::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1696,7 +1696,7 @@ fn gguf_never_panics() {
         let bytes = apply(seed, &fields, header, &edits);
         let path = dir.join("m.gguf");
         std::fs::write(&path, &bytes).unwrap();
-        h.run(&path, bytes.len(), true, || load_gguf(&path, DType::F32, &Device::Cpu));
+        h.run(&path, bytes.len(), true, || load_gguf(&path, DType::F32, &Device::Cpu, false));
     });
 }
 
@@ -1757,7 +1757,7 @@ fn arbitrary_bytes_as_model_files_never_panic() {
         let path = dir.join("m.bin");
         std::fs::write(&path, &bytes).unwrap();
         h.run(&path, bytes.len(), true, || Weights::load(&path));
-        h.run(&path, bytes.len(), true, || load_gguf(&path, DType::F32, &Device::Cpu));
+        h.run(&path, bytes.len(), true, || load_gguf(&path, DType::F32, &Device::Cpu, false));
         h.run(&path, bytes.len(), true, || load_model(path.to_str().unwrap(), DType::F32, &Device::Cpu));
         h.run(&path, bytes.len(), true, || ModelTokenizer::from_hf_files(&path, None));
     });
@@ -1776,7 +1776,8 @@ fn seeds_load() {
     assert!(h.run(&gguf, tiny_gguf().len(), true, || load_gguf(
         &gguf,
         DType::F32,
-        &Device::Cpu
+        &Device::Cpu,
+        false
     )));
     let st = dir.join("small.safetensors");
     std::fs::write(&st, small_safetensors()).unwrap();
@@ -1886,7 +1887,7 @@ fn regression_gguf_alignment_zero() {
         "align0.gguf",
         &gguf_with_u32("general.alignment", 0),
     );
-    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
+    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu, false));
     assert!(err.contains("general.alignment is 0"), "{err}");
 }
 
@@ -1899,7 +1900,7 @@ fn regression_gguf_dimensions_overflow() {
     // The second dimension of blk.0.attn_q.weight (f16): 2^62 x 32 elements wrap to 0 bytes.
     put_le(&mut bytes, gguf_field("dimension", 6), 1 << 62);
     let path = crafted("reg-gguf-dims", "dims.gguf", &bytes);
-    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
+    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu, false));
     assert!(err.contains("overflow"), "{err}");
 }
 
@@ -1912,7 +1913,7 @@ fn regression_gguf_zero_dimension() {
     let mut bytes = tiny_gguf().to_vec();
     put_le(&mut bytes, gguf_field("dimension", 6), 0);
     let path = crafted("reg-gguf-zero", "zero.gguf", &bytes);
-    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
+    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu, false));
     assert!(err.contains("has no elements"), "{err}");
 }
 
@@ -1998,7 +1999,7 @@ fn gguf_sharing_one_region(layers: usize, region: usize) -> Vec<u8> {
 fn regression_gguf_tensors_sharing_bytes() {
     let bytes = gguf_sharing_one_region(32, 256 * 256);
     let path = crafted("reg-gguf-overlap", "shared.gguf", &bytes);
-    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
+    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu, false));
     assert!(err.contains("overlap"), "{err}");
 }
 
@@ -2019,7 +2020,7 @@ fn regression_gguf_metadata_byte_array() {
     out.extend((n as u64).to_le_bytes());
     out.extend(std::iter::repeat_n(7u8, n));
     let path = crafted("reg-gguf-bytes", "bytes.gguf", &out);
-    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
+    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu, false));
     assert!(err.contains("metadata would take more than"), "{err}");
 }
 
@@ -2033,7 +2034,7 @@ fn regression_gguf_layer_count() {
         "layers.gguf",
         &gguf_with_u32("llama.block_count", u32::MAX),
     );
-    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu));
+    let err = refused(&path, || load_gguf(&path, DType::F32, &Device::Cpu, false));
     assert!(err.contains("4294967295 decoder layers"), "{err}");
 }
 

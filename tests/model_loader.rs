@@ -348,7 +348,7 @@ fn gguf_loads_like_the_hugging_face_checkpoint() {
     let cut = dir.join("cut.gguf");
     for len in [10, bytes.len() / 3, bytes.len() - 100] {
         std::fs::write(&cut, &bytes[..len]).unwrap();
-        let err = load_gguf(&cut, DType::F32, &Device::Cpu)
+        let err = load_gguf(&cut, DType::F32, &Device::Cpu, false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("cut.gguf"), "{err}");
@@ -356,7 +356,7 @@ fn gguf_loads_like_the_hugging_face_checkpoint() {
     // Another architecture.
     let other = dir.join("other.gguf");
     write_tiny_gguf(&other, "gpt2");
-    let err = load_gguf(&other, DType::F32, &Device::Cpu).unwrap_err();
+    let err = load_gguf(&other, DType::F32, &Device::Cpu, false).unwrap_err();
     assert!(matches!(err, LoadError::Architecture { .. }), "{err}");
     assert!(err.to_string().contains("gpt2"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -466,7 +466,7 @@ fn streaming_decode_keeps_multibyte_characters_whole() {
 #[test]
 fn smollm2_tokenizer_matches_transformers() {
     let Some(path) = smollm2() else { return };
-    let m = load_gguf(&path, DType::F32, &Device::Cpu).unwrap();
+    let m = load_gguf(&path, DType::F32, &Device::Cpu, false).unwrap();
     let tok = &m.tokenizer;
     let g = golden("tokenizer_smollm2.json");
     assert_eq!(tok.bos_id(), g["bos_token_id"].as_u64().map(|v| v as u32));
@@ -522,7 +522,7 @@ fn smollm2_logits_and_greedy_text_match_transformers() {
     use instructmol::model::llama::Llama;
     use instructmol::model::Decode;
     let Some(path) = smollm2() else { return };
-    let m = load_gguf(&path, DType::F32, &Device::Cpu).unwrap();
+    let m = load_gguf(&path, DType::F32, &Device::Cpu, false).unwrap();
     let llama = Llama::from_weights(&m.config, m.weights, DType::F32, &Device::Cpu).unwrap();
     let g = golden("smollm2_logits.json");
     let embed = |ids: &[u32]| {

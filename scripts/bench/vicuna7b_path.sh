@@ -51,6 +51,7 @@ max_steps = 1
 batch_size = 1
 grad_accum = 1
 lr = 8e-5
+warmup_ratio = 0.0
 save_every = 1
 eval_every = 0
 [lora]

@@ -6,6 +6,7 @@
 //! each answer is one JSON line (`turn`, `smiles`, `question`, `answer`) instead of streamed
 //! text, for scripts (answers may span several lines).
 
+use crate::model::quant::QuantMode;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,6 +50,11 @@ pub struct Args {
     /// Weight and compute dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Decoder matrices: quantize at load to q8_0, q4_k, q4_0, q4_1, q5_0, q5_1, q5_k, q6_k,
+    /// q3_k or q2_k, or `none` to dequantize a GGUF. Default: as the file stores them (a GGUF
+    /// stays quantized, on the CPU; LoRA adapters stay unmerged on quantized matrices).
+    #[arg(long)]
+    pub quantize: Option<String>,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -82,8 +88,11 @@ pub fn run(args: Args) -> Result<()> {
         &args.run,
         args.model.as_deref(),
         args.graph_encoder.as_deref(),
-        dtype,
-        &device,
+        (
+            dtype,
+            &device,
+            QuantMode::from_option(args.quantize.as_deref())?,
+        ),
     )?;
     let interactive = std::io::stdin().is_terminal();
     eprintln!(

@@ -9,6 +9,7 @@
 //! with the trained run (greedy by default, batched), writes `DIR/predictions.jsonl` (with
 //! `prob_yes` for the yes/no tasks and `property` for QM9), then scores it the same way.
 
+use crate::model::quant::QuantMode;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -88,6 +89,11 @@ pub struct EvalGeneration {
     /// Weight and compute dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Decoder matrices: quantize at load to q8_0, q4_k, q4_0, q4_1, q5_0, q5_1, q5_k, q6_k,
+    /// q3_k or q2_k, or `none` to dequantize a GGUF. Default: as the file stores them (a GGUF
+    /// stays quantized, on the CPU; LoRA adapters stay unmerged on quantized matrices).
+    #[arg(long)]
+    pub quantize: Option<String>,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -236,8 +242,11 @@ fn generate_predictions(
         run,
         g.model.as_deref(),
         g.graph_encoder.as_deref(),
-        dtype,
-        &device,
+        (
+            dtype,
+            &device,
+            QuantMode::from_option(g.quantize.as_deref())?,
+        ),
     )?;
     eprintln!(
         "eval: loaded {} in {:.2} s; answering {} rows of {}",

@@ -3,11 +3,12 @@
 //! a file in batches (`--output`, progress bar on stderr). With `--run` the trained molecular
 //! assistant answers about molecules.
 
+use crate::model::quant::QuantMode;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 
 use crate::data::prompts::DESCRIPTION_QUESTIONS;
@@ -15,7 +16,8 @@ use crate::infer::assistant::Assistant;
 use crate::infer::rows::{generate_rows, read_rows, BatchOptions, InputRow, OutputRow, Progress};
 use crate::infer::{generate, GenerationConfig, InferError, SamplingConfig, StopReason, YesNoIds};
 use crate::model::llama::Llama;
-use crate::model::{load_model, parse_device, parse_dtype, ChatMessage, Decode, ModelTokenizer};
+use crate::model::loader::load_decoder;
+use crate::model::{parse_device, parse_dtype, ChatMessage, Decode, ModelTokenizer};
 
 /// The embedded default model, fetched by scripts/get_smollm2.sh.
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -89,6 +91,11 @@ pub struct Args {
     /// Weight and compute dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Decoder matrices: quantize at load to q8_0, q4_k, q4_0, q4_1, q5_0, q5_1, q5_k, q6_k,
+    /// q3_k or q2_k, or `none` to dequantize a GGUF. Default: as the file stores them (a GGUF
+    /// stays quantized, on the CPU; LoRA adapters stay unmerged on quantized matrices).
+    #[arg(long)]
+    pub quantize: Option<String>,
     /// Device: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -119,24 +126,24 @@ struct PlainModel {
 fn load_plain(args: &Args, dtype: DType, device: &Device) -> Result<PlainModel> {
     let start = Instant::now();
     let model = args.model.as_deref().unwrap_or(DEFAULT_MODEL);
-    let loaded = load_model(model, dtype, device)?;
-    let llama = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)
-        .with_context(|| format!("cannot build the model from {}", loaded.source))?;
+    let quantize = QuantMode::from_option(args.quantize.as_deref())?;
+    let loaded = load_decoder(model, dtype, device, quantize)?;
+    let cfg = loaded.llama.config();
     eprintln!(
         "generate: loaded {} in {:.2} s ({} layers, d={}, {:?} on {})",
         loaded.source,
         start.elapsed().as_secs_f64(),
-        loaded.config.num_hidden_layers,
-        loaded.config.hidden_size,
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
         dtype,
         args.device
     );
-    let mut stop_ids = loaded.config.eos_ids();
+    let mut stop_ids = cfg.eos_ids();
     stop_ids.extend(loaded.tokenizer.eos_id());
     stop_ids.sort_unstable();
     stop_ids.dedup();
     Ok(PlainModel {
-        llama,
+        llama: loaded.llama,
         tokenizer: loaded.tokenizer,
         stop_ids,
     })
@@ -172,8 +179,11 @@ fn load_assistant(run: &Path, args: &Args, dtype: DType, device: &Device) -> Res
         run,
         args.model.as_deref(),
         args.graph_encoder.as_deref(),
-        dtype,
-        device,
+        (
+            dtype,
+            device,
+            QuantMode::from_option(args.quantize.as_deref())?,
+        ),
     )?;
     eprintln!(
         "generate: loaded {} in {:.2} s",

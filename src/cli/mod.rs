@@ -10,6 +10,7 @@ pub mod export;
 pub mod featurize;
 pub mod generate;
 pub mod lines;
+pub mod quantize;
 pub mod similarity;
 pub mod tokenize;
 pub mod train;
@@ -54,4 +55,6 @@ pub enum Command {
     Tokenize(tokenize::Args),
     /// Write a run in another layout (`--format llava-graph`: the official InstructMol files).
     Export(export::Args),
+    /// Write a model as a quantized llama GGUF (q8_0, q4_k, q4_0, ...) that llama.cpp loads.
+    Quantize(quantize::Args),
 }

@@ -13,7 +13,9 @@ use super::{InferError, Result};
 use crate::chem::{self, GraphFeatures};
 use crate::data::record::{Turn, IMAGE_TOKEN};
 use crate::data::templates::{Template, DEFAULT_MAX_LEN};
-use crate::model::{llava_graph, load_model, InstructMol, Llama, ModelTokenizer, MolPrompt};
+use crate::model::loader::load_decoder;
+use crate::model::quant::QuantMode;
+use crate::model::{llava_graph, InstructMol, Llama, ModelTokenizer, MolPrompt};
 use crate::run::Checkpoint;
 
 /// A loaded run, ready to answer.
@@ -41,19 +43,18 @@ impl Assistant {
         run: &Path,
         model_override: Option<&str>,
         graph_encoder: Option<&Path>,
-        dtype: DType,
-        device: &Device,
+        (dtype, device, quantize): (DType, &Device, QuantMode),
     ) -> Result<Self> {
+        let place = (dtype, device, quantize);
         if llava_graph::is_official_dir(run) {
-            return Self::from_official(run, model_override, graph_encoder, dtype, device);
+            return Self::from_official(run, model_override, graph_encoder, place);
         }
         let ckpt = Checkpoint::open_model(run)?;
         let cfg = ckpt.config()?;
         let (decoder, tokenizer) = load_base(
             model_override.unwrap_or(&cfg.model.llm),
             model_override.is_some(),
-            dtype,
-            device,
+            place,
         )?;
         let model = InstructMol::load(&ckpt.dir, decoder)?;
         let template = Template::for_model(&cfg.model.template, &tokenizer, cfg.model.max_length)
@@ -70,8 +71,7 @@ impl Assistant {
         dir: &Path,
         model_override: Option<&str>,
         graph_encoder: Option<&Path>,
-        dtype: DType,
-        device: &Device,
+        place: (DType, &Device, QuantMode),
     ) -> Result<Self> {
         let base = match model_override {
             Some(m) => m.to_string(),
@@ -82,7 +82,7 @@ impl Assistant {
                 ))
             })?,
         };
-        let (decoder, tokenizer) = load_base(&base, model_override.is_some(), dtype, device)?;
+        let (decoder, tokenizer) = load_base(&base, model_override.is_some(), place)?;
         let model = InstructMol::load_official(dir, decoder, graph_encoder)?;
         let template = Template::for_model("llava_v1", &tokenizer, DEFAULT_MAX_LEN)
             .map_err(InferError::Input)?;
@@ -160,10 +160,9 @@ impl Assistant {
 fn load_base(
     spec: &str,
     overridden: bool,
-    dtype: DType,
-    device: &Device,
+    (dtype, device, quantize): (DType, &Device, QuantMode),
 ) -> Result<(Llama, ModelTokenizer)> {
-    let loaded = load_model(spec, dtype, device).map_err(|e| {
+    let loaded = load_decoder(spec, dtype, device, quantize).map_err(|e| {
         let hint = if overridden {
             ""
         } else {
@@ -171,6 +170,5 @@ fn load_base(
         };
         InferError::Input(format!("{e}{hint}"))
     })?;
-    let decoder = Llama::from_weights(&loaded.config, loaded.weights, dtype, device)?;
-    Ok((decoder, loaded.tokenizer))
+    Ok((loaded.llama, loaded.tokenizer))
 }

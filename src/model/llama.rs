@@ -9,22 +9,25 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 
 use super::config::LlamaConfig;
 use super::lora::{self, LoraAdapter, LoraConfig, LORA_MODULES};
 use super::ops;
+use super::quant::{self, Frozen};
 use super::{ModelError, Result};
 use crate::rng::Rng;
 
 /// Additive mask value of a hidden key (finite, so that a fully hidden row stays a number).
 const MASKED: f32 = -1e30;
 
-/// A frozen linear layer (no bias, `[out, in]` weight) with an optional LoRA adapter.
+/// A frozen linear layer (no bias, `[out, in]` weight, dense or quantized) with an optional
+/// LoRA adapter (kept unmerged on a quantized weight).
 #[derive(Debug, Clone)]
 struct Linear {
-    w: Tensor,
+    w: Frozen,
     lora: Option<LoraAdapter>,
 }
 
@@ -142,31 +145,71 @@ pub struct Llama {
     cfg: LlamaConfig,
     dtype: DType,
     device: Device,
-    embed_tokens: Tensor,
+    embed_tokens: Frozen,
     layers: Vec<Block>,
     norm: Tensor,
-    lm_head: Tensor,
+    lm_head: Frozen,
     lora: Option<LoraConfig>,
 }
 
-fn take(
-    weights: &mut HashMap<String, Tensor>,
-    key: &str,
-    shape: &[usize],
+/// Where [`Llama::from_parts`] takes its tensors from.
+struct Sources<'a> {
+    dense: &'a mut HashMap<String, Tensor>,
+    quantized: &'a mut HashMap<String, QTensor>,
+    quantize: Option<GgmlDType>,
     dtype: DType,
-    device: &Device,
-) -> Result<Tensor> {
-    let t = weights
-        .remove(key)
-        .ok_or_else(|| ModelError::MissingKey(key.to_string()))?;
-    if t.dims() != shape {
-        return Err(ModelError::Shape {
+    device: &'a Device,
+}
+
+impl Sources<'_> {
+    fn shape_err(key: &str, shape: &[usize], found: &[usize]) -> ModelError {
+        ModelError::Shape {
             key: key.to_string(),
             expected: shape.to_vec(),
-            found: t.dims().to_vec(),
-        });
+            found: found.to_vec(),
+        }
     }
-    Ok(t.to_device(device)?.to_dtype(dtype)?.contiguous()?)
+
+    /// A dense tensor in the compute dtype (dequantized if it came quantized).
+    fn dense(&mut self, key: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = match (self.dense.remove(key), self.quantized.remove(key)) {
+            (_, Some(q)) => q.dequantize(&Device::Cpu)?,
+            (Some(t), None) => t,
+            (None, None) => return Err(ModelError::MissingKey(key.to_string())),
+        };
+        if t.dims() != shape {
+            return Err(Self::shape_err(key, shape, t.dims()));
+        }
+        Ok(t.to_device(self.device)?
+            .to_dtype(self.dtype)?
+            .contiguous()?)
+    }
+
+    /// A matrix: quantized as stored, quantized now (`quantize`), or dense.
+    fn frozen(&mut self, key: &str, [out, inp]: [usize; 2]) -> Result<Frozen> {
+        if let Some(q) = self.quantized.get(key) {
+            if q.shape().dims() != [out, inp] {
+                return Err(Self::shape_err(key, &[out, inp], q.shape().dims()));
+            }
+            if quant::is_block_quantized(q.dtype()) {
+                let q = self
+                    .quantized
+                    .remove(key)
+                    .ok_or_else(|| ModelError::MissingKey(key.into()))?;
+                return Ok(Frozen::Quant(std::sync::Arc::new(q)));
+            }
+        }
+        let w = self.dense(key, &[out, inp])?;
+        let Some(ty) = self.quantize else {
+            return Ok(Frozen::Dense(w));
+        };
+        for t in [ty, GgmlDType::Q8_0] {
+            if inp.is_multiple_of(t.block_size()) {
+                return Frozen::quantize(&w, t, key);
+            }
+        }
+        Ok(Frozen::Dense(w))
+    }
 }
 
 /// `[out, in]` shape of each of the seven linear layers of a block.
@@ -186,7 +229,24 @@ impl Llama {
     /// tensors (e.g. `rotary_emb.inv_freq`) are ignored.
     pub fn from_weights(
         cfg: &LlamaConfig,
+        weights: HashMap<String, Tensor>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::from_parts(cfg, weights, HashMap::new(), None, dtype, device)
+    }
+
+    /// As [`Self::from_weights`], with quantized weights: `quantized` holds tensors kept in
+    /// their GGML block type (from a GGUF file; they take precedence over `dense`), and
+    /// `quantize` quantizes the dense matrices (the seven linear layers of each block, the
+    /// embedding table and the output head) as they are taken, one at a time. A matrix whose
+    /// rows are not whole blocks of that type falls back to q8_0 (blocks of 32), as llama.cpp
+    /// does, or stays dense. Quantized matrices stay on the CPU; norms are dense in `dtype`.
+    pub fn from_parts(
+        cfg: &LlamaConfig,
         mut weights: HashMap<String, Tensor>,
+        mut quantized: HashMap<String, QTensor>,
+        quantize: Option<GgmlDType>,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
@@ -196,14 +256,22 @@ impl Llama {
                 "unsupported compute dtype {dtype:?} (f32, bf16 or f16)"
             )));
         }
-        let d = cfg.hidden_size;
-        let embed_tokens = take(
-            &mut weights,
-            "model.embed_tokens.weight",
-            &[cfg.vocab_size, d],
+        if !device.is_cpu() && (quantize.is_some() || !quantized.is_empty()) {
+            return Err(ModelError::Config(
+                "quantized weights run on the CPU here: use --device cpu, or load dense weights \
+                 (--quantize none) for the GPU"
+                    .into(),
+            ));
+        }
+        let mut src = Sources {
+            dense: &mut weights,
+            quantized: &mut quantized,
+            quantize,
             dtype,
             device,
-        )?;
+        };
+        let d = cfg.hidden_size;
+        let embed_tokens = src.frozen("model.embed_tokens.weight", [cfg.vocab_size, d])?;
         let shapes = linear_shapes(cfg);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
@@ -211,40 +279,22 @@ impl Llama {
             let mut linears = Vec::with_capacity(7);
             for (m, (out, inp)) in LORA_MODULES.iter().zip(shapes) {
                 let key = format!("{p}.{}.{m}.weight", lora::module_parent(m));
-                let w = take(&mut weights, &key, &[out, inp], dtype, device)?;
+                let w = src.frozen(&key, [out, inp])?;
                 linears.push(Linear { w, lora: None });
             }
-            let input_norm = take(
-                &mut weights,
-                &format!("{p}.input_layernorm.weight"),
-                &[d],
-                dtype,
-                device,
-            )?;
-            let post_norm = take(
-                &mut weights,
-                &format!("{p}.post_attention_layernorm.weight"),
-                &[d],
-                dtype,
-                device,
-            )?;
+            let input_norm = src.dense(&format!("{p}.input_layernorm.weight"), &[d])?;
+            let post_norm = src.dense(&format!("{p}.post_attention_layernorm.weight"), &[d])?;
             layers.push(Block {
                 input_norm,
                 post_norm,
                 linears,
             });
         }
-        let norm = take(&mut weights, "model.norm.weight", &[d], dtype, device)?;
+        let norm = src.dense("model.norm.weight", &[d])?;
         let lm_head = if cfg.tie_word_embeddings {
             embed_tokens.clone()
         } else {
-            take(
-                &mut weights,
-                "lm_head.weight",
-                &[cfg.vocab_size, d],
-                dtype,
-                device,
-            )?
+            src.frozen("lm_head.weight", [cfg.vocab_size, d])?
         };
         Ok(Self {
             cfg: cfg.clone(),
@@ -256,6 +306,56 @@ impl Llama {
             lm_head,
             lora: None,
         })
+    }
+
+    /// Every base tensor under its Hugging Face name (adapters excluded): matrices as stored,
+    /// norms dense; the output head only when untied.
+    pub fn named_tensors(&self) -> Vec<(String, Frozen)> {
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.clone(),
+        )];
+        for (i, b) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            for (m, lin) in LORA_MODULES.iter().zip(&b.linears) {
+                let key = format!("{p}.{}.{m}.weight", lora::module_parent(m));
+                out.push((key, lin.w.clone()));
+            }
+            out.push((
+                format!("{p}.input_layernorm.weight"),
+                Frozen::Dense(b.input_norm.clone()),
+            ));
+            out.push((
+                format!("{p}.post_attention_layernorm.weight"),
+                Frozen::Dense(b.post_norm.clone()),
+            ));
+        }
+        out.push((
+            "model.norm.weight".to_string(),
+            Frozen::Dense(self.norm.clone()),
+        ));
+        if !self.cfg.tie_word_embeddings {
+            out.push(("lm_head.weight".to_string(), self.lm_head.clone()));
+        }
+        out
+    }
+
+    /// How the decoder's matrices are stored: `(GGML type name or the dense dtype, count)`.
+    pub fn weight_types(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        let mats = self
+            .layers
+            .iter()
+            .flat_map(|b| b.linears.iter().map(|l| &l.w))
+            .chain([&self.embed_tokens, &self.lm_head]);
+        for w in mats {
+            let name = match w.quant_type() {
+                Some(t) => format!("{t:?}"),
+                None => format!("{:?}", self.dtype),
+            };
+            *counts.entry(name).or_default() += 1;
+        }
+        counts.into_iter().collect()
     }
 
     /// A randomly initialised decoder (weights normal with std 0.02, norms ones), reproducible
@@ -326,7 +426,7 @@ impl Llama {
                 )));
             }
         }
-        let e = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?;
+        let e = self.embed_tokens.rows(&ids.flatten_all()?, self.dtype)?;
         Ok(e.reshape((b, s, self.cfg.hidden_size))?)
     }
 
@@ -661,7 +761,11 @@ impl Llama {
             for (j, m) in LORA_MODULES.iter().enumerate() {
                 if cfg.targets(m) {
                     let lin = &mut block.linears[j];
-                    lin.lora = Some(lora::new_adapter(cfg, i, m, &lin.w, varmap, &mut rng)?);
+                    let shape = lin.w.dims2()?;
+                    let place = (self.dtype, &self.device);
+                    lin.lora = Some(lora::new_adapter(
+                        cfg, i, m, shape, place, varmap, &mut rng,
+                    )?);
                 }
             }
         }
@@ -696,21 +800,32 @@ impl Llama {
     }
 
     /// Folds the adapters into the base weights (`W += scale * B A`) and drops them: same
-    /// outputs, no LoRA cost at inference.
+    /// outputs, no LoRA cost at inference. Adapters on quantized weights stay unmerged
+    /// (`x W^T + s (x A^T) B^T`), so the quantized base is not changed.
     pub fn merge_lora(&mut self) -> Result<()> {
+        let mut unmerged = false;
         for block in &mut self.layers {
             for lin in &mut block.linears {
+                let Frozen::Dense(w) = &lin.w else {
+                    unmerged |= lin.lora.is_some();
+                    continue;
+                };
                 if let Some(l) = lin.lora.take() {
+                    // Detached: the adapters are variables, and a merged weight that kept their
+                    // gradient graph would also keep every f32 temporary of the merge alive.
                     let ba =
                         l.b.as_tensor()
+                            .detach()
                             .to_dtype(DType::F32)?
-                            .matmul(&l.a.as_tensor().to_dtype(DType::F32)?)?;
-                    let w = (lin.w.to_dtype(DType::F32)? + ba.affine(l.scale, 0.0)?)?;
-                    lin.w = w.to_dtype(self.dtype)?.contiguous()?;
+                            .matmul(&l.a.as_tensor().detach().to_dtype(DType::F32)?)?;
+                    let w = (w.to_dtype(DType::F32)? + ba.affine(l.scale, 0.0)?)?;
+                    lin.w = Frozen::Dense(w.to_dtype(self.dtype)?.contiguous()?);
                 }
             }
         }
-        self.lora = None;
+        if !unmerged {
+            self.lora = None;
+        }
         Ok(())
     }
 

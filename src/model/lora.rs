@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
@@ -280,16 +280,16 @@ pub(crate) fn new_adapter(
     cfg: &LoraConfig,
     layer: usize,
     module: &str,
-    w: &Tensor,
+    (out, inp): (usize, usize),
+    (dtype, device): (DType, &Device),
     varmap: &VarMap,
     rng: &mut Rng,
 ) -> Result<LoraAdapter> {
-    let (out, inp) = w.dims2()?;
     let bound = 1.0 / (inp as f64).sqrt();
     let a = rng
-        .uniform(-bound, bound, &[cfg.r, inp], w.device())?
-        .to_dtype(w.dtype())?;
-    let b = Tensor::zeros((out, cfg.r), w.dtype(), w.device())?;
+        .uniform(-bound, bound, &[cfg.r, inp], device)?
+        .to_dtype(dtype)?;
+    let b = Tensor::zeros((out, cfg.r), dtype, device)?;
     register(cfg, layer, module, a, b, varmap)
 }
 

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod device;
+pub mod gguf_write;
 pub mod gin;
 pub mod graph_batch;
 pub mod instructmol;
@@ -17,6 +18,7 @@ pub mod llava_graph;
 pub mod loader;
 pub mod lora;
 pub mod ops;
+pub mod quant;
 pub mod sentencepiece;
 pub mod tokenizer;
 pub mod torch_save;
@@ -31,7 +33,7 @@ pub use instructmol::{
     Decode, InstructMol, LoraInit, MolPrompt, Projector, ProjectorKind, PromptBatch, TrainInit,
 };
 pub use llama::{KvCache, Llama, IGNORE_INDEX};
-pub use loader::{load_model, LoadError, LoadedModel};
+pub use loader::{load_model, load_model_quantized, LoadError, LoadedModel};
 pub use lora::{LoraConfig, LORA_MODULES};
 use std::path::PathBuf;
 pub use tokenizer::{ChatMessage, ModelTokenizer, TextStream, TokenizerError};

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{check_weights, read_err, LoadError, LoadedModel, Result};
 use crate::model::config::TokenIds;
+use crate::model::quant::{permute_rows, unpermute_order};
 use crate::model::tokenizer::ModelTokenizer;
 use crate::model::LlamaConfig;
 
@@ -105,9 +106,16 @@ pub fn load_gguf_tokenizer(path: &Path) -> Result<ModelTokenizer> {
     })
 }
 
-/// Loads a llama-architecture GGUF file: every tensor dequantized to f32, renamed to its Hugging
-/// Face name, q/k un-permuted, then cast to `dtype`; tokenizer and chat template from metadata.
-pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
+/// Loads a llama-architecture GGUF file: tensors renamed to their Hugging Face names and q/k rows
+/// un-permuted; block-quantized tensors kept as they are when `keep_quantized` (their rows moved
+/// as bytes), everything else dequantized to f32 and cast to `dtype`; tokenizer and chat
+/// template from metadata.
+pub fn load_gguf(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+    keep_quantized: bool,
+) -> Result<LoadedModel> {
     crate::model::untrusted::check_gguf(path)?;
     let file = File::open(path).map_err(|e| read_err(path, e))?;
     let mut reader = BufReader::new(file);
@@ -138,6 +146,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
     let mut weights = HashMap::with_capacity(names.len());
+    let mut quantized = HashMap::new();
     for name in names {
         let hf = hf_name(name).ok_or_else(|| {
             read_err(
@@ -148,9 +157,6 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
         let q = content
             .tensor(&mut reader, name, &Device::Cpu)
             .map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
-        let mut t = q
-            .dequantize(&Device::Cpu)
-            .map_err(|e| read_err(path, format!("tensor `{name}`: cannot dequantize: {e}")))?;
         let heads = if hf.ends_with("self_attn.q_proj.weight") {
             Some(config.num_attention_heads)
         } else if hf.ends_with("self_attn.k_proj.weight") {
@@ -158,6 +164,24 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
         } else {
             None
         };
+        if keep_quantized && crate::model::quant::is_block_quantized(q.dtype()) {
+            let q = match heads {
+                Some(n_head) => {
+                    let rows = q.shape().dims().first().copied().unwrap_or(0);
+                    let order = unpermute_order(rows, n_head).ok_or_else(|| {
+                        read_err(path, format!("tensor `{name}`: {rows} rows cannot be split into {n_head} heads of rope pairs"))
+                    })?;
+                    permute_rows(&q, &order)
+                        .map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?
+                }
+                None => q,
+            };
+            quantized.insert(hf, q);
+            continue;
+        }
+        let mut t = q
+            .dequantize(&Device::Cpu)
+            .map_err(|e| read_err(path, format!("tensor `{name}`: cannot dequantize: {e}")))?;
         if let Some(n_head) = heads {
             t = unpermute(&t, n_head)
                 .map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
@@ -168,7 +192,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
             .map_err(|e| read_err(path, format!("tensor `{name}`: {e}")))?;
         weights.insert(hf, t);
     }
-    check_weights(path, &config, &weights)?;
+    check_weights(path, &config, &weights, &quantized)?;
     let name = md
         .get("general.name")
         .and_then(|v| v.to_string().ok())
@@ -177,6 +201,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
     Ok(LoadedModel {
         config,
         weights,
+        quantized,
         tokenizer,
         source: format!(
             "{} (GGUF{})",

@@ -34,8 +34,9 @@ pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
             expected: LAYOUT.to_string(),
         });
     };
-    check_weights(&weights_path, &config, &weights)?;
+    check_weights(&weights_path, &config, &weights, &Default::default())?;
     Ok(LoadedModel {
+        quantized: Default::default(),
         config,
         weights,
         tokenizer,

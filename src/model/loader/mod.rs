@@ -22,8 +22,10 @@ mod hf;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
 
+use super::quant::QuantMode;
 use super::tokenizer::{ModelTokenizer, TokenizerError};
 use super::{LlamaConfig, ModelError};
 
@@ -134,16 +136,30 @@ pub struct LoadedModel {
     /// The names the LLaMA decoder needs are checked to be present with the right shapes;
     /// other tensors of the checkpoint (e.g. a projector) are kept as they are.
     pub weights: HashMap<String, Tensor>,
+    /// Tensors kept in their GGML block type (a GGUF loaded with [`load_model_quantized`]),
+    /// under Hugging Face names, q/k rows already in the rotate-half order; not in `weights`.
+    pub quantized: HashMap<String, QTensor>,
     /// The tokenizer with its special tokens and chat template.
     pub tokenizer: ModelTokenizer,
     /// Where the model came from, for logs.
     pub source: String,
 }
 
-/// Loads a model from a directory, a `.gguf` file or a repository id in the local HF cache.
+/// Loads a model from a directory, a `.gguf` file or a repository id in the local HF cache;
+/// every tensor dense in `dtype` (GGUF blocks dequantized).
 pub fn load_model(spec: &str, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    load(spec, dtype, device, false)
+}
+
+/// As [`load_model`], but a GGUF file's block-quantized tensors stay quantized
+/// ([`LoadedModel::quantized`]), for [`crate::model::Llama::from_parts`].
+pub fn load_model_quantized(spec: &str, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    load(spec, dtype, device, true)
+}
+
+fn load(spec: &str, dtype: DType, device: &Device, keep_quantized: bool) -> Result<LoadedModel> {
     match resolve(spec)? {
-        Source::Gguf(path) => load_gguf(&path, dtype, device),
+        Source::Gguf(path) => load_gguf(&path, dtype, device, keep_quantized),
         Source::Dir(dir) => load_hf_dir(&dir, dtype, device),
         Source::Cache(dir) => {
             let mut loaded = load_hf_dir(&dir, dtype, device)?;
@@ -151,6 +167,58 @@ pub fn load_model(spec: &str, dtype: DType, device: &Device) -> Result<LoadedMod
             Ok(loaded)
         }
     }
+}
+
+/// A decoder built and ready to run, with its tokenizer.
+pub struct LoadedDecoder {
+    /// The decoder.
+    pub llama: crate::model::Llama,
+    /// Its tokenizer.
+    pub tokenizer: ModelTokenizer,
+    /// Where it came from and how its matrices are stored, for logs.
+    pub source: String,
+}
+
+/// Loads `spec` (as [`load_model`] takes it) and builds the decoder with its matrices stored as
+/// `mode` says (GGUF blocks kept on the CPU unless [`QuantMode::Dense`]).
+pub fn load_decoder(
+    spec: &str,
+    dtype: DType,
+    device: &Device,
+    mode: QuantMode,
+) -> Result<LoadedDecoder> {
+    let keep = match mode {
+        QuantMode::AsStored => device.is_cpu(),
+        QuantMode::Dense => false,
+        QuantMode::To(_) => true,
+    };
+    let loaded = load(spec, dtype, device, keep)?;
+    let quantize = match mode {
+        QuantMode::To(t) => Some(t),
+        _ => None,
+    };
+    let llama = crate::model::Llama::from_parts(
+        &loaded.config,
+        loaded.weights,
+        loaded.quantized,
+        quantize,
+        dtype,
+        device,
+    )
+    .map_err(|source| LoadError::Config {
+        path: PathBuf::from(spec),
+        source,
+    })?;
+    let stored: Vec<String> = llama
+        .weight_types()
+        .into_iter()
+        .map(|(t, n)| format!("{n} {t}"))
+        .collect();
+    Ok(LoadedDecoder {
+        source: format!("{} [matrices: {}]", loaded.source, stored.join(", ")),
+        llama,
+        tokenizer: loaded.tokenizer,
+    })
 }
 
 /// Loads only the tokenizer of a model given as [`load_model`] takes it: the tokenizer files
@@ -243,20 +311,32 @@ pub fn expected_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// Checks that every tensor the decoder needs is present with the shape `cfg` implies.
-fn check_weights(path: &Path, cfg: &LlamaConfig, weights: &HashMap<String, Tensor>) -> Result<()> {
-    super::untrusted::check_layer_count(path, cfg, weights.len())?;
+/// Checks that every tensor the decoder needs is present (dense or quantized) with the shape
+/// `cfg` implies.
+fn check_weights(
+    path: &Path,
+    cfg: &LlamaConfig,
+    weights: &HashMap<String, Tensor>,
+    quantized: &HashMap<String, QTensor>,
+) -> Result<()> {
+    super::untrusted::check_layer_count(path, cfg, weights.len() + quantized.len())?;
     for (key, expected) in expected_shapes(cfg) {
-        let t = weights.get(&key).ok_or_else(|| LoadError::MissingWeight {
-            path: path.to_path_buf(),
-            key: key.clone(),
-        })?;
-        if t.dims() != expected.as_slice() {
+        let dims = match (weights.get(&key), quantized.get(&key)) {
+            (Some(t), _) => t.dims(),
+            (None, Some(q)) => q.shape().dims(),
+            (None, None) => {
+                return Err(LoadError::MissingWeight {
+                    path: path.to_path_buf(),
+                    key: key.clone(),
+                })
+            }
+        };
+        if dims != expected.as_slice() {
             return Err(LoadError::Shape {
                 path: path.to_path_buf(),
                 key,
                 expected,
-                found: t.dims().to_vec(),
+                found: dims.to_vec(),
             });
         }
     }

@@ -16,6 +16,8 @@ mod cpu;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 
+use super::quant::Frozen;
+
 type Result<T> = candle_core::Result<T>;
 
 /// Backward function of a [`GradNode`]: `(inputs, output, grad_output) -> one optional gradient
@@ -217,29 +219,30 @@ fn cpu_f32(ts: &[&Tensor]) -> bool {
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
-/// `x @ w^T` for a frozen weight `w [out, in]` and `x [.., in]`: the backward pass computes the
-/// gradient of `x` only (one matmul), never the weight's.
-pub fn linear_frozen(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+/// `x @ w^T` for a frozen weight `w [out, in]` (dense or quantized) and `x [.., in]`: the
+/// backward pass computes the gradient of `x` only (one matmul), never the weight's.
+pub fn linear_frozen(x: &Tensor, w: &Frozen) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims
         .last()
         .ok_or_else(|| candle_core::Error::Msg("linear: scalar input".into()))?;
     let rows = x.elem_count() / inp.max(1);
-    let (out, w_in) = w.dims2()?;
+    let (out, w_in) = w
+        .dims2()
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     if w_in != inp {
         return Err(candle_core::Error::Msg(format!(
-            "linear: input width {inp} does not match weight {:?}",
-            w.dims()
+            "linear: input width {inp} does not match weight [{out}, {w_in}]"
         )));
     }
     let x2 = x.reshape((rows, inp))?;
-    let y = x2.detach().matmul(&w.t()?)?;
+    let y = w.forward(&x2.detach())?;
     let w_for_bwd = w.clone();
     let y = with_grad(
         &x2,
         y,
         "linear-frozen",
-        Box::new(move |_, _, g| g.matmul(&w_for_bwd)),
+        Box::new(move |_, _, g| w_for_bwd.grad_input(g)),
     )?;
     let mut out_dims = dims;
     if let Some(last) = out_dims.last_mut() {
@@ -255,7 +258,7 @@ pub fn linear_frozen(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// and never differentiates `w` or the mask.
 pub fn lora_linear(
     x: &Tensor,
-    w: &Tensor,
+    w: &Frozen,
     a: &Tensor,
     b: &Tensor,
     scale: f64,
@@ -266,12 +269,13 @@ pub fn lora_linear(
         .last()
         .ok_or_else(|| candle_core::Error::Msg("lora-linear: scalar input".into()))?;
     let rows = x.elem_count() / inp.max(1);
-    let (out, w_in) = w.dims2()?;
+    let (out, w_in) = w
+        .dims2()
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let (r, a_in) = a.dims2()?;
     if w_in != inp || a_in != inp || b.dims2()? != (out, r) {
         return Err(candle_core::Error::Msg(format!(
-            "lora-linear: input width {inp}, weight {:?}, lora A {:?}, lora B {:?} do not fit",
-            w.dims(),
+            "lora-linear: input width {inp}, weight [{out}, {w_in}], lora A {:?}, lora B {:?} do not fit",
             a.dims(),
             b.dims()
         )));
@@ -283,7 +287,7 @@ pub fn lora_linear(
         None => xd.clone(),
     };
     let hs = xm.matmul(&a.detach().t()?)?.affine(scale, 0.0)?;
-    let y = (xd.matmul(&w.t()?)? + hs.matmul(&b.detach().t()?)?)?;
+    let y = (w.forward(&xd)? + hs.matmul(&b.detach().t()?)?)?;
     let mut out_dims = in_dims.clone();
     if let Some(last) = out_dims.last_mut() {
         *last = out;
@@ -315,7 +319,7 @@ pub fn lora_linear(
                     if let Some(m) = &mask {
                         l = (l * m)?;
                     }
-                    Some((g.matmul(&w)? + l)?.reshape(in_dims.clone())?)
+                    Some((w.grad_input(&g)? + l)?.reshape(in_dims.clone())?)
                 }
                 _ => None,
             };
@@ -788,12 +792,12 @@ mod tests {
         let w = rand(&[5, 6], 12);
         check(
             &[rand(&[2, 3, 6], 13)],
-            |x| linear_frozen(&x[0], &w),
+            |x| linear_frozen(&x[0], &Frozen::Dense(w.clone())),
             |x| x[0].broadcast_matmul(&w.t()?),
         );
         let wv = Var::from_tensor(&w).unwrap();
         let x = Var::from_tensor(&rand(&[3, 6], 14)).unwrap();
-        let y = linear_frozen(x.as_tensor(), wv.as_tensor()).unwrap();
+        let y = linear_frozen(x.as_tensor(), &Frozen::Dense(wv.as_tensor().clone())).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         assert!(g.get(x.as_tensor()).is_some());
         assert!(
@@ -825,12 +829,12 @@ mod tests {
         for m in [None, Some(&mask)] {
             check(
                 &xs,
-                |x| lora_linear(&x[0], &w, &x[1], &x[2], 0.5, m),
+                |x| lora_linear(&x[0], &Frozen::Dense(w.clone()), &x[1], &x[2], 0.5, m),
                 |x| composite(x, m),
             );
         }
         // A frozen adapter and input: no gradient work, no node.
-        let y = lora_linear(&xs[0], &w, &xs[1], &xs[2], 0.5, None).unwrap();
+        let y = lora_linear(&xs[0], &Frozen::Dense(w), &xs[1], &xs[2], 0.5, None).unwrap();
         assert!(!y.track_op());
     }
 

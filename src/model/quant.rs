@@ -1,0 +1,264 @@
+//! Frozen weight matrices, dense or quantized (GGML block types, as GGUF files store them).
+//!
+//! A quantized matrix stays quantized: `x @ W^T` runs through candle's quantized matmul (the
+//! activations are quantized to the matching 8-bit dot-product type per block, as llama.cpp
+//! does), embedding rows are dequantized one looked-up row at a time. Gradients never reach a
+//! frozen weight; the gradient of the input (`g @ W`, needed to train LoRA adapters on top,
+//! QLoRA-style) dequantizes the one matrix it needs for that product and frees it.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{DType, Module, Tensor};
+
+use super::{ModelError, Result};
+
+/// The quantization types `--quantize` and `instructmol quantize` accept, by their llama.cpp names.
+pub const QUANT_TYPES: [(&str, GgmlDType); 9] = [
+    ("q8_0", GgmlDType::Q8_0),
+    ("q4_0", GgmlDType::Q4_0),
+    ("q4_1", GgmlDType::Q4_1),
+    ("q5_0", GgmlDType::Q5_0),
+    ("q5_1", GgmlDType::Q5_1),
+    ("q2_k", GgmlDType::Q2K),
+    ("q3_k", GgmlDType::Q3K),
+    ("q4_k", GgmlDType::Q4K),
+    ("q5_k", GgmlDType::Q5K),
+];
+
+/// Parses a quantization type name (`q8_0`, `q4_k`, ...; `q6_k` too).
+pub fn parse_quant_type(name: &str) -> Result<GgmlDType> {
+    let lower = name.to_ascii_lowercase();
+    if lower == "q6_k" {
+        return Ok(GgmlDType::Q6K);
+    }
+    QUANT_TYPES
+        .iter()
+        .find(|(n, _)| *n == lower)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = QUANT_TYPES.iter().map(|(n, _)| *n).collect();
+            ModelError::Config(format!(
+                "unknown quantization type `{name}` (expected one of {}, q6_k)",
+                names.join(", ")
+            ))
+        })
+}
+
+/// How the decoder's matrices are stored once loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuantMode {
+    /// As the file stores them: a GGUF's quantized tensors stay quantized (on the CPU), a
+    /// Hugging Face checkpoint is dense.
+    #[default]
+    AsStored,
+    /// Everything dense in the compute dtype (a GGUF is dequantized).
+    Dense,
+    /// Dense matrices quantized to this type at load; a GGUF's quantized tensors stay as stored.
+    To(GgmlDType),
+}
+
+impl QuantMode {
+    /// The mode a `--quantize` option asks for (absent: [`QuantMode::AsStored`]).
+    pub fn from_option(value: Option<&str>) -> Result<Self> {
+        value.map_or(Ok(Self::AsStored), str::parse)
+    }
+}
+
+impl std::str::FromStr for QuantMode {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" | "dense" => Ok(Self::Dense),
+            other => Ok(Self::To(parse_quant_type(other)?)),
+        }
+    }
+}
+
+/// Whether a GGML type is a block-quantized one (not f32/f16/bf16).
+pub fn is_block_quantized(t: GgmlDType) -> bool {
+    !matches!(t, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+}
+
+/// A frozen `[out, in]` weight matrix.
+#[derive(Debug, Clone)]
+pub enum Frozen {
+    /// A dense tensor in the model's compute dtype.
+    Dense(Tensor),
+    /// GGML blocks, kept as stored.
+    Quant(Arc<QTensor>),
+}
+
+impl Frozen {
+    /// Quantizes `w [out, in]` to `ty`; rows must be a whole number of blocks.
+    pub fn quantize(w: &Tensor, ty: GgmlDType, key: &str) -> Result<Self> {
+        let (_, inp) = w.dims2()?;
+        if !inp.is_multiple_of(ty.block_size()) {
+            return Err(ModelError::Config(format!(
+                "`{key}` rows have {inp} values, not a multiple of {ty:?}'s block of {}: choose \
+                 q8_0/q4_0 (blocks of 32) or leave this model unquantized",
+                ty.block_size()
+            )));
+        }
+        Ok(Self::Quant(Arc::new(QTensor::quantize(w, ty)?)))
+    }
+
+    /// `(out, in)`.
+    pub fn dims2(&self) -> Result<(usize, usize)> {
+        Ok(match self {
+            Self::Dense(w) => w.dims2()?,
+            Self::Quant(q) => q.shape().dims2()?,
+        })
+    }
+
+    /// The quantization type, for a quantized matrix.
+    pub fn quant_type(&self) -> Option<GgmlDType> {
+        match self {
+            Self::Dense(_) => None,
+            Self::Quant(q) => Some(q.dtype()),
+        }
+    }
+
+    /// `x2 [rows, in] -> [rows, out]` (`x2 @ W^T`), in `x2`'s dtype; no gradient bookkeeping.
+    pub fn forward(&self, x2: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Dense(w) => x2.matmul(&w.t()?),
+            Self::Quant(q) => {
+                let dtype = x2.dtype();
+                let y = QMatMul::QTensor(q.clone()).forward(&x2.to_dtype(DType::F32)?)?;
+                y.to_dtype(dtype)
+            }
+        }
+    }
+
+    /// The gradient of the input of [`Self::forward`]: `g [rows, out] -> [rows, in]` (`g @ W`).
+    /// A quantized matrix is dequantized for this product only.
+    pub fn grad_input(&self, g: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Dense(w) => g.matmul(w),
+            Self::Quant(q) => {
+                let w = q.dequantize(&q.device())?;
+                g.to_dtype(DType::F32)?.matmul(&w)?.to_dtype(g.dtype())
+            }
+        }
+    }
+
+    /// The matrix as a dense tensor of `dtype`.
+    pub fn to_dense(&self, dtype: DType) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Dense(w) => w.to_dtype(dtype),
+            Self::Quant(q) => q.dequantize(&q.device())?.to_dtype(dtype),
+        }
+    }
+
+    /// Rows `ids` (an embedding lookup) as `[n, in]` in `dtype`; a quantized table is
+    /// dequantized row by row, never whole.
+    pub fn rows(&self, ids: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Dense(w) => w.index_select(ids, 0)?.to_dtype(dtype),
+            Self::Quant(q) => q.embedding(ids)?.to_dtype(dtype),
+        }
+    }
+}
+
+/// A quantized tensor with its rows reordered: row `i` of the result is row `order[i]` of `q`.
+/// Quantization blocks run along rows, so this moves whole rows of bytes (how llama.cpp's q/k
+/// row permutation is undone without dequantizing).
+pub fn permute_rows(q: &QTensor, order: &[usize]) -> candle_core::Result<QTensor> {
+    let (rows, cols) = q.shape().dims2()?;
+    if order.len() != rows || !cols.is_multiple_of(q.dtype().block_size()) {
+        candle_core::bail!(
+            "cannot permute the rows of a {rows}x{cols} {:?} tensor",
+            q.dtype()
+        );
+    }
+    let data = q.data()?;
+    let row_bytes = data.len() / rows.max(1);
+    let mut out = Vec::with_capacity(data.len());
+    for &r in order {
+        out.extend_from_slice(&data[r * row_bytes..(r + 1) * row_bytes]);
+    }
+    let storage = QStorage::from_data(std::borrow::Cow::Owned(out), &q.device(), q.dtype())?;
+    QTensor::new(storage, (rows, cols))
+}
+
+/// The row order that undoes llama.cpp's q/k permutation for `n_head` heads of `rows / n_head`
+/// rows (interleaved rope pairs -> rotate-half halves): the inverse of the permutation that
+/// llama.cpp's converter applies.
+pub fn unpermute_order(rows: usize, n_head: usize) -> Option<Vec<usize>> {
+    if n_head == 0 || !rows.is_multiple_of(2 * n_head) {
+        return None;
+    }
+    let half = rows / n_head / 2;
+    // Stored (llama.cpp) row of head h, pair j, element e is h*2*half + 2*j + e; the HF row is
+    // h*2*half + e*half + j.
+    let mut order = vec![0; rows];
+    for h in 0..n_head {
+        for e in 0..2 {
+            for j in 0..half {
+                order[h * 2 * half + e * half + j] = h * 2 * half + 2 * j + e;
+            }
+        }
+    }
+    Some(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn quantized_forward_and_input_gradient_follow_the_dense_matrix() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (64, 256), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 256), &dev).unwrap();
+        let g = Tensor::randn(0f32, 1.0, (3, 64), &dev).unwrap();
+        let dense = Frozen::Dense(w.clone());
+        let q = Frozen::quantize(&w, GgmlDType::Q8_0, "w").unwrap();
+        let rel = |a: &Tensor, b: &Tensor| {
+            let d = (a - b)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let n = b
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            (d / n).sqrt()
+        };
+        let (y, yq) = (dense.forward(&x).unwrap(), q.forward(&x).unwrap());
+        assert!(rel(&yq, &y) < 0.01, "{}", rel(&yq, &y));
+        let (gx, gxq) = (dense.grad_input(&g).unwrap(), q.grad_input(&g).unwrap());
+        assert!(rel(&gxq, &gx) < 0.01, "{}", rel(&gxq, &gx));
+        assert!(Frozen::quantize(
+            &Tensor::zeros((4, 48), DType::F32, &dev).unwrap(),
+            GgmlDType::Q4K,
+            "x"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn row_permutation_moves_whole_quantized_rows() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (8, 32), &dev).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let order = unpermute_order(8, 2).unwrap();
+        assert_eq!(order, vec![0, 2, 1, 3, 4, 6, 5, 7]);
+        let p = permute_rows(&q, &order).unwrap().dequantize(&dev).unwrap();
+        let d = q.dequantize(&dev).unwrap();
+        for (i, &r) in order.iter().enumerate() {
+            let a: Vec<f32> = p.get(i).unwrap().to_vec1().unwrap();
+            let b: Vec<f32> = d.get(r).unwrap().to_vec1().unwrap();
+            assert_eq!(a, b);
+        }
+    }
+}
