@@ -104,7 +104,13 @@ fn questions(n: usize) -> Vec<(String, String)> {
 }
 
 fn assistant() -> Assistant {
-    Assistant::from_run(&run_dir(), None, None, (DType::F32, &Device::Cpu, Default::default())).unwrap()
+    Assistant::from_run(
+        &run_dir(),
+        None,
+        None,
+        (DType::F32, &Device::Cpu, Default::default()),
+    )
+    .unwrap()
 }
 
 /// Tokens of every prompt, generated `batch` rows at a time (row i seeded with `seed + i`).
