@@ -249,8 +249,9 @@ fn generate_predictions(
         ),
     )?;
     eprintln!(
-        "eval: loaded {} in {:.2} s; answering {} rows of {}",
+        "eval: loaded {} on {} in {:.2} s; answering {} rows of {}",
         assistant.checkpoint.display(),
+        assistant.base,
         start.elapsed().as_secs_f64(),
         rows.len(),
         data.display()

@@ -186,8 +186,9 @@ fn load_assistant(run: &Path, args: &Args, dtype: DType, device: &Device) -> Res
         ),
     )?;
     eprintln!(
-        "generate: loaded {} in {:.2} s",
+        "generate: loaded {} on {} in {:.2} s",
         assistant.checkpoint.display(),
+        assistant.base,
         start.elapsed().as_secs_f64()
     );
     Ok(assistant)

@@ -28,6 +28,8 @@ pub struct Assistant {
     pub template: Template,
     /// The checkpoint that was loaded.
     pub checkpoint: PathBuf,
+    /// The base model it runs on and how its matrices are stored, for logs.
+    pub base: String,
 }
 
 impl Assistant {
@@ -51,7 +53,16 @@ impl Assistant {
         }
         let ckpt = Checkpoint::open_model(run)?;
         let cfg = ckpt.config()?;
-        let (decoder, tokenizer) = load_base(
+        // A QLoRA run answers on the base it was trained on, unless told otherwise.
+        let place = match place.2 {
+            QuantMode::AsStored => (
+                place.0,
+                place.1,
+                QuantMode::from_option(cfg.model.quantize.as_deref())?,
+            ),
+            _ => place,
+        };
+        let (decoder, tokenizer, base) = load_base(
             model_override.unwrap_or(&cfg.model.llm),
             model_override.is_some(),
             place,
@@ -64,6 +75,7 @@ impl Assistant {
             tokenizer,
             template,
             checkpoint: ckpt.dir,
+            base,
         })
     }
 
@@ -82,7 +94,7 @@ impl Assistant {
                 ))
             })?,
         };
-        let (decoder, tokenizer) = load_base(&base, model_override.is_some(), place)?;
+        let (decoder, tokenizer, base) = load_base(&base, model_override.is_some(), place)?;
         let model = InstructMol::load_official(dir, decoder, graph_encoder)?;
         let template = Template::for_model("llava_v1", &tokenizer, DEFAULT_MAX_LEN)
             .map_err(InferError::Input)?;
@@ -91,6 +103,7 @@ impl Assistant {
             tokenizer,
             template,
             checkpoint: dir.to_path_buf(),
+            base,
         })
     }
 
@@ -161,7 +174,7 @@ fn load_base(
     spec: &str,
     overridden: bool,
     (dtype, device, quantize): (DType, &Device, QuantMode),
-) -> Result<(Llama, ModelTokenizer)> {
+) -> Result<(Llama, ModelTokenizer, String)> {
     let loaded = load_decoder(spec, dtype, device, quantize).map_err(|e| {
         let hint = if overridden {
             ""
@@ -170,5 +183,5 @@ fn load_base(
         };
         InferError::Input(format!("{e}{hint}"))
     })?;
-    Ok((loaded.llama, loaded.tokenizer))
+    Ok((loaded.llama, loaded.tokenizer, loaded.source))
 }

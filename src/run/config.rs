@@ -42,6 +42,11 @@ pub struct ModelSection {
     /// Ablation: replace every graph token by zeros (the "no graph" control run).
     #[serde(default)]
     pub zero_graph: bool,
+    /// QLoRA: the base decoder's matrices quantized (q8_0, q4_k, q4_0, ...) and frozen, LoRA
+    /// and optimizer in the compute dtype; a GGUF base stays as stored unless `none`.
+    /// Absent: the base as the file stores it.
+    #[serde(default)]
+    pub quantize: Option<String>,
 }
 
 /// Training and evaluation data (prepared JSONL from `instructmol data prepare`).

@@ -23,9 +23,10 @@ use super::{plot, Result, TrainError};
 use crate::data::dataset::{Dataset, Example};
 use crate::data::sampler::LengthGroupedSampler;
 use crate::data::templates::Template;
+use crate::model::loader::load_decoder as load_decoder_from;
+use crate::model::quant::QuantMode;
 use crate::model::{
-    load_model, parse_device, parse_dtype, InstructMol, Llama, LoraInit, ModelTokenizer, MolPrompt,
-    TrainInit,
+    parse_device, parse_dtype, InstructMol, Llama, LoraInit, ModelTokenizer, MolPrompt, TrainInit,
 };
 use crate::rng::Rng;
 use crate::run::{
@@ -399,15 +400,16 @@ fn load_decoder(cfg: &RunConfig) -> Result<(Llama, ModelTokenizer)> {
     let dtype = parse_dtype(&cfg.model.dtype).map_err(|e| config_err("model.dtype", e))?;
     eprintln!("loading {} ...", cfg.model.llm);
     let t0 = Instant::now();
-    let loaded =
-        load_model(&cfg.model.llm, dtype, &device).map_err(|e| config_err("model.llm", e))?;
-    let decoder = Llama::from_weights(&loaded.config, loaded.weights, dtype, &device)?;
+    let quantize = QuantMode::from_option(cfg.model.quantize.as_deref())
+        .map_err(|e| config_err("model.quantize", e))?;
+    let loaded = load_decoder_from(&cfg.model.llm, dtype, &device, quantize)
+        .map_err(|e| config_err("model.llm", e))?;
     eprintln!(
         "loaded in {:.1}s: {}",
         t0.elapsed().as_secs_f64(),
         loaded.source
     );
-    Ok((decoder, loaded.tokenizer))
+    Ok((loaded.llama, loaded.tokenizer))
 }
 
 /// The training and evaluation examples.
