@@ -26,6 +26,36 @@ pub struct Args {
 pub enum What {
     /// LoRA training steps (forward, causal LM loss, backward, AdamW) on random weights.
     Train(TrainArgs),
+    /// Prompt and decode throughput of a real model file, as llama.cpp's `llama-bench` measures
+    /// them (pp: a prompt of random tokens in one pass; tg: tokens generated one by one, EOS
+    /// ignored), at any batch size.
+    Generate(GenerateArgs),
+}
+
+/// Arguments of `instructmol bench generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// The model (.gguf, Hugging Face directory or cache id).
+    #[arg(long)]
+    pub model: String,
+    /// Prompt tokens per row.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// New tokens per row.
+    #[arg(long, default_value_t = 128)]
+    pub new_tokens: usize,
+    /// Rows decoded together.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Decoder matrices, as `generate --quantize` (default: as stored).
+    #[arg(long)]
+    pub quantize: Option<String>,
+    /// Compute dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Timed repetitions (the best is reported, as llama-bench's mean of a warm machine).
+    #[arg(long, default_value_t = 2)]
+    pub repeats: usize,
 }
 
 /// Model shapes of `bench train`.
@@ -99,7 +129,63 @@ pub struct TrainArgs {
 pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Train(a) => train(a),
+        What::Generate(a) => generate(a),
     }
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    use crate::model::loader::load_decoder;
+    use crate::model::quant::QuantMode;
+    if a.batch == 0 || a.prompt_tokens == 0 || a.new_tokens == 0 || a.repeats == 0 {
+        bail!("--batch, --prompt-tokens, --new-tokens and --repeats must be positive");
+    }
+    let dtype = parse_dtype(&a.dtype)?;
+    let device = candle_core::Device::Cpu;
+    let t0 = Instant::now();
+    let loaded = load_decoder(
+        &a.model,
+        dtype,
+        &device,
+        QuantMode::from_option(a.quantize.as_deref())?,
+    )?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let m = &loaded.llama;
+    let vocab = m.config().vocab_size as u64;
+    let mut rng = Rng::new(1);
+    let ids: Vec<u32> = (0..a.batch * a.prompt_tokens)
+        .map(|_| (rng.next_u64() % vocab) as u32)
+        .collect();
+    let ids = Tensor::from_vec(ids, (a.batch, a.prompt_tokens), &device)?;
+    let (mut best_pp, mut best_tg) = (f64::MAX, f64::MAX);
+    for _ in 0..a.repeats {
+        let mut cache = m.new_cache(a.batch);
+        let t = Instant::now();
+        let mut logits = m.forward_cached(&m.embed(&ids)?, None, &mut cache)?;
+        best_pp = best_pp.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for _ in 0..a.new_tokens {
+            let next = logits
+                .argmax(candle_core::D::Minus1)?
+                .reshape((a.batch, 1))?;
+            logits = m.forward_cached(&m.embed(&next)?, None, &mut cache)?;
+        }
+        best_tg = best_tg.min(t.elapsed().as_secs_f64());
+    }
+    let rows = a.batch as f64;
+    let out = serde_json::json!({
+        "model": a.model,
+        "matrices": loaded.source,
+        "batch": a.batch,
+        "threads": rayon::current_num_threads(),
+        "load_s": load_s,
+        "pp_tokens": a.prompt_tokens,
+        "pp_tok_s": rows * a.prompt_tokens as f64 / best_pp,
+        "tg_tokens": a.new_tokens,
+        "tg_tok_s": rows * a.new_tokens as f64 / best_tg,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{out}");
+    Ok(())
 }
 
 /// Peak resident memory of this process in MiB (VmHWM), when /proc is available.
