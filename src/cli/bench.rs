@@ -30,6 +30,30 @@ pub enum What {
     /// them (pp: a prompt of random tokens in one pass; tg: tokens generated one by one, EOS
     /// ignored), at any batch size.
     Generate(GenerateArgs),
+    /// How far a quantized model's next-token distributions are from a reference model's on
+    /// a text (mean KL divergence and top-1 agreement over the second half of each chunk), as
+    /// llama.cpp's `llama-perplexity --kl-divergence` reports them.
+    Kl(KlArgs),
+}
+
+/// Arguments of `instructmol bench kl`.
+#[derive(Debug, clap::Args)]
+pub struct KlArgs {
+    /// The model under test (e.g. a q8_0 GGUF).
+    #[arg(long)]
+    pub model: String,
+    /// The reference model (e.g. the f32 GGUF of the same weights), read dense.
+    #[arg(long)]
+    pub reference: String,
+    /// A UTF-8 text file.
+    #[arg(long)]
+    pub text: std::path::PathBuf,
+    /// Tokens per chunk (each chunk is scored from its start).
+    #[arg(long, default_value_t = 256)]
+    pub ctx: usize,
+    /// Chunks to score (at most).
+    #[arg(long, default_value_t = 8)]
+    pub chunks: usize,
 }
 
 /// Arguments of `instructmol bench generate`.
@@ -130,7 +154,55 @@ pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Train(a) => train(a),
         What::Generate(a) => generate(a),
+        What::Kl(a) => kl(a),
     }
+}
+
+fn kl(a: KlArgs) -> Result<()> {
+    use crate::model::loader::load_decoder;
+    use crate::model::quant::QuantMode;
+    let device = candle_core::Device::Cpu;
+    let f32t = candle_core::DType::F32;
+    let test = load_decoder(&a.model, f32t, &device, QuantMode::AsStored)?;
+    let reference = load_decoder(&a.reference, f32t, &device, QuantMode::Dense)?;
+    let text = std::fs::read_to_string(&a.text)
+        .with_context(|| format!("cannot read {}", a.text.display()))?;
+    let ids = test.tokenizer.encode(&text, false)?;
+    let (mut kl_sum, mut same, mut n) = (0f64, 0usize, 0usize);
+    for chunk in ids.chunks_exact(a.ctx).take(a.chunks) {
+        let x = Tensor::from_slice(chunk, (1, a.ctx), &device)?;
+        let logp = |m: &Llama| -> Result<Tensor> {
+            let logits = m.forward(&m.embed(&x)?, None, false, 0)?.squeeze(0)?;
+            Ok(candle_nn::ops::log_softmax(&logits.to_dtype(f32t)?, 1)?)
+        };
+        // As llama-perplexity: only the second half of each chunk is scored (every scored
+        // position has at least ctx/2 tokens of context); the last position predicts nothing.
+        let first = a.ctx / 2;
+        let scored = a.ctx - 1 - first;
+        let (lq, lp) = (
+            logp(&test.llama)?.narrow(0, first, scored)?,
+            logp(&reference.llama)?.narrow(0, first, scored)?,
+        );
+        // KL(P_ref || Q_test) per position, summed over the vocabulary.
+        let kl = (lp.exp()? * (&lp - &lq)?)?.sum(1)?.to_vec1::<f32>()?;
+        let top_q = lq.argmax(1)?.to_vec1::<u32>()?;
+        let top_p = lp.argmax(1)?.to_vec1::<u32>()?;
+        kl_sum += kl.iter().map(|&v| v as f64).sum::<f64>();
+        same += top_q.iter().zip(&top_p).filter(|(a, b)| a == b).count();
+        n += scored;
+    }
+    if n == 0 {
+        bail!("{} has fewer than --ctx {} tokens", a.text.display(), a.ctx);
+    }
+    let out = serde_json::json!({
+        "model": test.source,
+        "reference": reference.source,
+        "positions": n,
+        "mean_kld": kl_sum / n as f64,
+        "same_top1": same as f64 / n as f64,
+    });
+    println!("{out}");
+    Ok(())
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
