@@ -12,6 +12,7 @@
 //! [`cpu`] instead (forward and backward in one parallel pass each, no copy).
 
 mod cpu;
+pub mod qdot;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};

@@ -1,0 +1,185 @@
+//! A Q4_1 x Q8_1 matrix product on the CPU with an AVX2 kernel: the block type of the embedded
+//! default model (SmolLM2-135M Q4_1), for which candle has only a scalar dot product.
+//!
+//! Numbers follow ggml: activations are quantized per block of 32 to `q8_1` (`d = amax / 127`
+//! and `s = d * sum(q)`, both f16), a block's dot product is
+//! `d_w * d_x * sum(q_w * q_x) + m_w * s_x` with the weight nibbles unsigned (low nibbles hold
+//! elements 0..15, high nibbles 16..31).
+
+use half::f16;
+use rayon::prelude::*;
+
+/// Elements per block.
+const QK: usize = 32;
+/// Bytes per Q4_1 block: `d` (f16), `m` (f16), 16 bytes of nibbles.
+const Q4_1_BYTES: usize = 20;
+
+/// One activation block, its scales already rounded to f16 as ggml stores them.
+#[derive(Clone, Copy)]
+struct Q8_1 {
+    d: f32,
+    s: f32,
+    qs: [i8; QK],
+}
+
+fn quantize_row(x: &[f32]) -> Vec<Q8_1> {
+    x.chunks_exact(QK)
+        .map(|b| {
+            let amax = b.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let mut qs = [0i8; QK];
+            let mut sum = 0i32;
+            for (q, &v) in qs.iter_mut().zip(b) {
+                *q = (v * id).round() as i8;
+                sum += *q as i32;
+            }
+            let d_h = f16::from_f32(d);
+            let s = f16::from_f32(f16::from_f32(sum as f32).to_f32() * d_h.to_f32());
+            Q8_1 {
+                d: d_h.to_f32(),
+                s: s.to_f32(),
+                qs,
+            }
+        })
+        .collect()
+}
+
+fn scales(block: &[u8]) -> (f32, f32) {
+    let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+    let m = f16::from_le_bytes([block[2], block[3]]).to_f32();
+    (d, m)
+}
+
+fn dot_scalar(row: &[u8], x: &[Q8_1]) -> f32 {
+    let mut sum = 0f32;
+    for (b, y) in row.chunks_exact(Q4_1_BYTES).zip(x) {
+        let (d, m) = scales(b);
+        let mut si = 0i32;
+        for j in 0..QK / 2 {
+            let q = b[4 + j];
+            si += (q & 0x0F) as i32 * y.qs[j] as i32 + (q >> 4) as i32 * y.qs[j + QK / 2] as i32;
+        }
+        sum += si as f32 * d * y.d + m * y.s;
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(row: &[u8], x: &[Q8_1]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = _mm256_setzero_ps();
+    let mut offsets = 0f32;
+    let low = _mm_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    for (b, y) in row.chunks_exact(Q4_1_BYTES).zip(x) {
+        let (d, m) = scales(b);
+        let packed = _mm_loadu_si128(b.as_ptr().add(4) as *const __m128i);
+        let lo = _mm_and_si128(packed, low);
+        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+        let w = _mm256_set_m128i(hi, lo);
+        let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        // u8 x i8 -> pairs of i16 (at most 2 * 15 * 127: no saturation), then pairs -> i32.
+        let s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_set1_ps(d * y.d), acc);
+        offsets += m * y.s;
+    }
+    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    _mm_cvtss_f32(h) + offsets
+}
+
+fn dot(row: &[u8], x: &[Q8_1]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked above); slices are read in bounds.
+            return unsafe { dot_avx2(row, x) };
+        }
+    }
+    dot_scalar(row, x)
+}
+
+/// `x [m, k] @ W^T` for `W [n, k]` stored as Q4_1 blocks (`data`, `n * k / 32 * 20` bytes);
+/// `[m, n]` row-major. Weight rows are split across the rayon threads.
+pub fn q4_1_matmul_t(data: &[u8], n: usize, k: usize, xs: &[f32], m: usize) -> Option<Vec<f32>> {
+    if !k.is_multiple_of(QK) || data.len() != n * (k / QK) * Q4_1_BYTES || xs.len() != m * k {
+        return None;
+    }
+    let row_bytes = k / QK * Q4_1_BYTES;
+    let xq: Vec<Vec<Q8_1>> = xs.chunks_exact(k).map(quantize_row).collect();
+    let mut out_t = vec![0f32; n * m];
+    // A few large tasks per thread: rayon's per-task cost matters at decode sizes.
+    let rows = n.div_ceil(4 * rayon::current_num_threads()).max(8);
+    out_t
+        .par_chunks_mut(rows * m)
+        .zip(data.par_chunks(rows * row_bytes))
+        .for_each(|(o, w)| {
+            for (orow, wrow) in o.chunks_mut(m).zip(w.chunks_exact(row_bytes)) {
+                for (v, x) in orow.iter_mut().zip(&xq) {
+                    *v = dot(wrow, x);
+                }
+            }
+        });
+    if m == 1 {
+        return Some(out_t);
+    }
+    let mut out = vec![0f32; m * n];
+    for (j, vals) in out_t.chunks(m).enumerate() {
+        for (r, &v) in vals.iter().enumerate() {
+            out[r * n + j] = v;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::k_quants::{BlockQ4_1, BlockQ8_1, GgmlType};
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn equals_ggml_numbers_as_candle_computes_them() {
+        let dev = Device::Cpu;
+        let (n, k) = (24, 96);
+        let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        let data = q.data().unwrap();
+        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (3, k), &dev)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ours = q4_1_matmul_t(&data, n, k, &x, 3).unwrap();
+        // candle's scalar reference on the same blocks.
+        // SAFETY: the storage is n * k / 32 Q4_1 blocks (checked by q4_1_matmul_t's length test).
+        let blocks: &[BlockQ4_1] =
+            unsafe { std::slice::from_raw_parts(data.as_ptr() as *const BlockQ4_1, n * k / QK) };
+        for r in 0..3 {
+            let mut xq = vec![BlockQ8_1::zeros(); k / QK];
+            BlockQ8_1::from_float(&x[r * k..(r + 1) * k], &mut xq);
+            for j in 0..n {
+                let want = BlockQ4_1::vec_dot(k, &blocks[j * k / QK..(j + 1) * k / QK], &xq);
+                let got = ours[r * n + j];
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{r},{j}: {got} vs {want}"
+                );
+                assert!(
+                    (dot_scalar(
+                        &data[j * k / QK * 20..(j + 1) * k / QK * 20],
+                        &quantize_row(&x[r * k..(r + 1) * k])
+                    ) - want)
+                        .abs()
+                        <= 1e-4 * want.abs().max(1.0)
+                );
+            }
+        }
+    }
+}
