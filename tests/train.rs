@@ -452,3 +452,61 @@ fn qlora_trains_f32_adapters_on_a_quantized_base_that_the_run_answers_with() {
     assert!(o.status.success() && err.contains("Q8_0"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// LoRA A of the checkpoint at `step` of `run` (f32 as saved), by PEFT name.
+fn adapter_a(run: &Path, step: u64) -> std::collections::HashMap<String, candle_core::Tensor> {
+    let path = run
+        .join(format!("checkpoint-{step:07}"))
+        .join("adapter/adapter_model.safetensors");
+    candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k.contains("lora_A"))
+        .collect()
+}
+
+#[test]
+fn bf16_training_keeps_f32_adapters_that_follow_the_f32_run_and_take_small_updates() {
+    let dir = temp_dir("mixed");
+    let data = prepare(&dir);
+    let f32_cfg = write_config(&dir, "f32", "chatml", &data, "dtype = \"f32\"");
+    let bf16_cfg = write_config(&dir, "bf16", "chatml", &data, "dtype = \"bf16\"");
+    let steps = ["--set", "train.max_steps=6", "--set", "train.lr=1e-4"];
+    for c in [&f32_cfg, &bf16_cfg] {
+        let o = train("finetune", c, &steps, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (f, b) = (losses(&dir.join("f32")), losses(&dir.join("bf16")));
+    // bf16 rounds the base weights (relative 2^-9) and the activations: the losses move by
+    // a fraction of a percent, not more.
+    let worst = f
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| ((x.1 - y.1) / x.1).abs())
+        .fold(0.0, f64::max);
+    println!("bf16 vs f32, 6 steps: worst relative loss difference {worst:.2e}");
+    assert!(worst < 0.01, "{f:?} {b:?}");
+    // Updates of ~1e-4 on A entries of ~0.1 are below bf16's resolution (2^-8 relative): with
+    // bf16 adapters they were rounded away and A never moved; f32 adapters take them.
+    let (a2, a6) = (
+        adapter_a(&dir.join("bf16"), 2),
+        adapter_a(&dir.join("bf16"), 6),
+    );
+    assert!(!a2.is_empty());
+    for (k, t2) in &a2 {
+        assert_eq!(t2.dtype(), candle_core::DType::F32, "{k}");
+        let t6 = &a6[k];
+        let moved = (t6 - t2).unwrap().abs().unwrap().gt(0.0).unwrap();
+        let frac = moved
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        let frac = frac.to_scalar::<f32>().unwrap();
+        assert!(
+            frac > 0.9,
+            "{k}: only {frac} of A's entries moved between steps 2 and 6"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

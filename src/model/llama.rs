@@ -762,7 +762,8 @@ impl Llama {
                 if cfg.targets(m) {
                     let lin = &mut block.linears[j];
                     let shape = lin.w.dims2()?;
-                    let place = (self.dtype, &self.device);
+                    // f32 adapters on any base: bf16 would round small updates away.
+                    let place = (DType::F32, &self.device);
                     lin.lora = Some(lora::new_adapter(
                         cfg, i, m, shape, place, varmap, &mut rng,
                     )?);
@@ -886,8 +887,9 @@ impl Llama {
                             t.dims()
                         )));
                     }
+                    // Adapters are f32 whatever the base's dtype (mixed precision).
                     Ok(t.to_device(&self.device)?
-                        .to_dtype(self.dtype)?
+                        .to_dtype(DType::F32)?
                         .contiguous()?)
                 };
                 let a = get("A", [cfg.r, inp])?;

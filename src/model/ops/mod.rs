@@ -257,6 +257,10 @@ pub fn linear_frozen(x: &Tensor, w: &Frozen) -> Result<Tensor> {
 /// `a [r, in]`, `b [out, r]` and an optional dropout mask shaped like `x` (already scaled by
 /// `1 / (1 - p)`). The backward pass gives `x`, `a` and `b` their gradients in five matmuls
 /// and never differentiates `w` or the mask.
+///
+/// Mixed precision: the base product runs in `x`'s dtype (the model's: f32, bf16 or f16); the
+/// adapter path runs in the adapters' dtype (f32 for training, as PEFT keeps LoRA weights) and
+/// is added back in `x`'s dtype; `a` and `b` get their gradients in their own dtype.
 pub fn lora_linear(
     x: &Tensor,
     w: &Frozen,
@@ -281,14 +285,19 @@ pub fn lora_linear(
             b.dims()
         )));
     }
+    let (xdt, adt) = (x.dtype(), a.dtype());
     let xd = x.detach().reshape((rows, inp))?;
-    let mask = mask.map(|m| m.detach().reshape((rows, inp))).transpose()?;
+    let mask = mask
+        .map(|m| m.detach().reshape((rows, inp))?.to_dtype(adt))
+        .transpose()?;
+    let xa = xd.to_dtype(adt)?;
     let xm = match &mask {
-        Some(m) => (&xd * m)?,
-        None => xd.clone(),
+        Some(m) => (&xa * m)?,
+        None => xa,
     };
     let hs = xm.matmul(&a.detach().t()?)?.affine(scale, 0.0)?;
-    let y = (w.forward(&xd)? + hs.matmul(&b.detach().t()?)?)?;
+    let lora = hs.matmul(&b.detach().t()?)?.to_dtype(xdt)?;
+    let y = (w.forward(&xd)? + lora)?;
     let mut out_dims = in_dims.clone();
     if let Some(last) = out_dims.last_mut() {
         *last = out;
@@ -302,12 +311,13 @@ pub fn lora_linear(
         "lora-linear",
         Box::new(move |ins, _, g| {
             let g = g.reshape((rows, out))?;
+            let ga_dt = g.to_dtype(adt)?;
             let gb = match needs[2] {
-                true => Some(g.t()?.matmul(&hs)?),
+                true => Some(ga_dt.t()?.matmul(&hs)?),
                 false => None,
             };
             let ts = match needs[0] || needs[1] {
-                true => Some(g.matmul(&ins[2])?.affine(scale, 0.0)?),
+                true => Some(ga_dt.matmul(&ins[2])?.affine(scale, 0.0)?),
                 false => None,
             };
             let ga = match (&ts, needs[1]) {
@@ -320,7 +330,7 @@ pub fn lora_linear(
                     if let Some(m) = &mask {
                         l = (l * m)?;
                     }
-                    Some((w.grad_input(&g)? + l)?.reshape(in_dims.clone())?)
+                    Some((w.grad_input(&g)? + l.to_dtype(xdt)?)?.reshape(in_dims.clone())?)
                 }
                 _ => None,
             };
