@@ -70,6 +70,7 @@ impl std::str::FromStr for QuantMode {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "none" | "dense" => Ok(Self::Dense),
+            "as-stored" => Ok(Self::AsStored),
             other => Ok(Self::To(parse_quant_type(other)?)),
         }
     }

@@ -43,8 +43,8 @@ pub struct ModelSection {
     #[serde(default)]
     pub zero_graph: bool,
     /// QLoRA: the base decoder's matrices quantized (q8_0, q4_k, q4_0, ...) and frozen, LoRA
-    /// and optimizer in the compute dtype; a GGUF base stays as stored unless `none`.
-    /// Absent: the base as the file stores it.
+    /// and optimizer in f32; `as-stored` trains on a GGUF's own blocks. Absent or `none`: a
+    /// dense base (a GGUF dequantized).
     #[serde(default)]
     pub quantize: Option<String>,
 }

@@ -400,8 +400,12 @@ fn load_decoder(cfg: &RunConfig) -> Result<(Llama, ModelTokenizer)> {
     let dtype = parse_dtype(&cfg.model.dtype).map_err(|e| config_err("model.dtype", e))?;
     eprintln!("loading {} ...", cfg.model.llm);
     let t0 = Instant::now();
-    let quantize = QuantMode::from_option(cfg.model.quantize.as_deref())
-        .map_err(|e| config_err("model.quantize", e))?;
+    // Training reads a GGUF base dense unless `model.quantize` asks for QLoRA ("as-stored"
+    // keeps a GGUF's blocks, a type quantizes a dense base).
+    let quantize = match cfg.model.quantize.as_deref() {
+        None => QuantMode::Dense,
+        Some(q) => q.parse().map_err(|e| config_err("model.quantize", e))?,
+    };
     let loaded = load_decoder_from(&cfg.model.llm, dtype, &device, quantize)
         .map_err(|e| config_err("model.llm", e))?;
     eprintln!(
