@@ -207,14 +207,14 @@ fn cpu_matmul_t(q: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> 
         _ => return Ok(None),
     };
     Ok(Some(Tensor::from_vec(
-        out,
+        rows_to_outputs(out, n, m),
         (m, n),
         &candle_core::Device::Cpu,
     )?))
 }
 
 /// The kernel of [`cpu_matmul_t`] for one block type; `data` holds `n` rows of `k / BLCK_SIZE`
-/// blocks. Returns `[m, n]` row-major.
+/// blocks. Returns `[n, m]`: each weight row's results for every activation row.
 fn blocks_matmul_t<T>(
     data: &[u8],
     n: usize,
@@ -267,8 +267,13 @@ where
                 }
             }
         });
+    Ok(out_t)
+}
+
+/// `[n, m]` (one weight row's results for every activation row) -> `[m, n]` row-major.
+fn rows_to_outputs(out_t: Vec<f32>, n: usize, m: usize) -> Vec<f32> {
     if m == 1 {
-        return Ok(out_t);
+        return out_t;
     }
     let mut out = vec![0f32; m * n];
     for (row, vals) in out_t.chunks(m).enumerate() {
@@ -276,7 +281,7 @@ where
             out[r * n + row] = v;
         }
     }
-    Ok(out)
+    out
 }
 
 /// A quantized tensor with its rows reordered: row `i` of the result is row `order[i]` of `q`.

@@ -29,7 +29,7 @@ use super::quant::QuantMode;
 use super::tokenizer::{ModelTokenizer, TokenizerError};
 use super::{LlamaConfig, ModelError};
 
-pub use gguf::{load_gguf, load_gguf_tokenizer};
+pub use gguf::{gguf_name, load_gguf, load_gguf_tokenizer};
 pub use hf::{load_hf_dir, load_hf_tokenizer, resolve_hf_cache};
 
 /// Errors while loading a model.

@@ -103,8 +103,9 @@ fn dot(row: &[u8], x: &[Q8_1]) -> f32 {
     dot_scalar(row, x)
 }
 
-/// `x [m, k] @ W^T` for `W [n, k]` stored as Q4_1 blocks (`data`, `n * k / 32 * 20` bytes);
-/// `[m, n]` row-major. Weight rows are split across the rayon threads.
+/// `x [m, k] @ W^T` for `W [n, k]` stored as Q4_1 blocks (`data`, `n * k / 32 * 20` bytes), as
+/// `[n, m]`: each weight row's results for every activation row. Weight rows are split across
+/// the rayon threads.
 pub fn q4_1_matmul_t(data: &[u8], n: usize, k: usize, xs: &[f32], m: usize) -> Option<Vec<f32>> {
     if !k.is_multiple_of(QK) || data.len() != n * (k / QK) * Q4_1_BYTES || xs.len() != m * k {
         return None;
@@ -124,16 +125,7 @@ pub fn q4_1_matmul_t(data: &[u8], n: usize, k: usize, xs: &[f32], m: usize) -> O
                 }
             }
         });
-    if m == 1 {
-        return Some(out_t);
-    }
-    let mut out = vec![0f32; m * n];
-    for (j, vals) in out_t.chunks(m).enumerate() {
-        for (r, &v) in vals.iter().enumerate() {
-            out[r * n + j] = v;
-        }
-    }
-    Some(out)
+    Some(out_t)
 }
 
 #[cfg(test)]
@@ -166,7 +158,7 @@ mod tests {
             BlockQ8_1::from_float(&x[r * k..(r + 1) * k], &mut xq);
             for j in 0..n {
                 let want = BlockQ4_1::vec_dot(k, &blocks[j * k / QK..(j + 1) * k / QK], &xq);
-                let got = ours[r * n + j];
+                let got = ours[j * 3 + r];
                 assert!(
                     (got - want).abs() <= 1e-4 * want.abs().max(1.0),
                     "{r},{j}: {got} vs {want}"
