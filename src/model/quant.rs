@@ -227,7 +227,6 @@ where
     T::VecDotType: Sync + Send,
 {
     use candle_core::quantized::k_quants::GgmlType;
-    use rayon::prelude::*;
     if !k.is_multiple_of(T::BLCK_SIZE) || !k.is_multiple_of(T::VecDotType::BLCK_SIZE) {
         candle_core::bail!(
             "quantized matmul: width {k} is not whole blocks of {:?}",
@@ -253,20 +252,14 @@ where
     for r in 0..m {
         T::VecDotType::from_float(&xs[r * k..(r + 1) * k], &mut xq[r * kq..(r + 1) * kq]);
     }
-    const ROWS: usize = 8;
     let mut out_t = vec![0f32; n * m];
-    out_t
-        .par_chunks_mut(ROWS * m)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            for (i, o) in chunk.chunks_mut(m).enumerate() {
-                let row = c * ROWS + i;
-                let wr = &w[row * per_row..(row + 1) * per_row];
-                for (r, v) in o.iter_mut().enumerate() {
-                    *v = T::vec_dot(k, wr, &xq[r * kq..(r + 1) * kq]);
-                }
+    super::ops::qdot::for_row_chunks(&mut out_t, m, w, per_row, |o, w| {
+        for (orow, wr) in o.chunks_mut(m).zip(w.chunks_exact(per_row)) {
+            for (r, v) in orow.iter_mut().enumerate() {
+                *v = T::vec_dot(k, wr, &xq[r * kq..(r + 1) * kq]);
             }
-        });
+        }
+    });
     Ok(out_t)
 }
 
