@@ -206,6 +206,13 @@ fn export_refuses_a_non_empty_folder_and_a_model_without_a_base() {
     let o = export(&official("ours"), &busy);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("not empty"), "{err}");
+    // A stage-2 folder named without `llava` and `lora` gets a note about the official loader.
+    let o = export(&official("ours"), &dir.join("plain-name"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("llava and lora"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(busy.join("keep.txt")).unwrap(),
         "mine"

@@ -84,8 +84,28 @@ pub fn run(args: Args) -> Result<()> {
         "exported {} in the official InstructMol layout:",
         model_dir.display()
     );
+    let stage2 = written.iter().any(|f| f.ends_with("adapter_model.bin"));
     for f in written {
         eprintln!("  {}", f.display());
+    }
+    // The official builder.py picks its loading path from the folder's name.
+    let name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let wanted: &[&str] = if stage2 {
+        &["llava", "lora"]
+    } else {
+        &["llava"]
+    };
+    if !wanted.iter().all(|w| name.contains(w)) {
+        eprintln!(
+            "note: the official code loads this folder only if its name contains {} \
+             (e.g. llava-moleculestm-vicuna-7b{}); rename it before using it there",
+            wanted.join(" and "),
+            if stage2 { "-lora" } else { "-pretrain" }
+        );
     }
     Ok(())
 }
