@@ -179,6 +179,7 @@ impl Frozen {
 /// quantizes them per 256, which doubled the KL divergence from f32). `None` for block types
 /// without a kernel here.
 fn cpu_matmul_t(q: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    use super::ops::qdot;
     use candle_core::quantized::k_quants::{
         BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
         BlockQ6K, BlockQ8_0,
@@ -192,13 +193,16 @@ fn cpu_matmul_t(q: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> 
     let data = q.data()?;
     let out = match q.dtype() {
         GgmlDType::Q4_0 => blocks_matmul_t::<BlockQ4_0>(&data, n, k, &xs, m)?,
-        GgmlDType::Q4_1 => match super::ops::qdot::q4_1_matmul_t(&data, n, k, &xs, m) {
+        GgmlDType::Q4_1 => match qdot::matmul_t(qdot::Kind::Q4_1, &data, n, k, &xs, m) {
             Some(out) => out,
             None => blocks_matmul_t::<BlockQ4_1>(&data, n, k, &xs, m)?,
         },
+        GgmlDType::Q8_0 => match qdot::matmul_t(qdot::Kind::Q8_0, &data, n, k, &xs, m) {
+            Some(out) => out,
+            None => blocks_matmul_t::<BlockQ8_0>(&data, n, k, &xs, m)?,
+        },
         GgmlDType::Q5_0 => blocks_matmul_t::<BlockQ5_0>(&data, n, k, &xs, m)?,
         GgmlDType::Q5_1 => blocks_matmul_t::<BlockQ5_1>(&data, n, k, &xs, m)?,
-        GgmlDType::Q8_0 => blocks_matmul_t::<BlockQ8_0>(&data, n, k, &xs, m)?,
         GgmlDType::Q2K => blocks_matmul_t::<BlockQ2K>(&data, n, k, &xs, m)?,
         GgmlDType::Q3K => blocks_matmul_t::<BlockQ3K>(&data, n, k, &xs, m)?,
         GgmlDType::Q4K => blocks_matmul_t::<BlockQ4K>(&data, n, k, &xs, m)?,

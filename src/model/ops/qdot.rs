@@ -1,10 +1,11 @@
-//! A Q4_1 x Q8_1 matrix product on the CPU with an AVX2 kernel: the block type of the embedded
-//! default model (SmolLM2-135M Q4_1), for which candle has only a scalar dot product.
+//! Q4_1 x Q8_1 and Q8_0 x Q8_0 matrix products on the CPU with AVX2 kernels: the block types of
+//! the embedded default model (SmolLM2-135M: Q4_1 layers, a Q8_0 embedding/output head). Candle
+//! has only a scalar Q4_1 dot product, and its Q8_0 one converts each f16 scale in a call.
 //!
-//! Numbers follow ggml: activations are quantized per block of 32 to `q8_1` (`d = amax / 127`
-//! and `s = d * sum(q)`, both f16), a block's dot product is
+//! Numbers follow ggml: activations are quantized per block of 32 (`d = amax / 127`, f16; for
+//! `q8_1` also `s = d * sum(q)`). A Q4_1 block's dot product is
 //! `d_w * d_x * sum(q_w * q_x) + m_w * s_x` with the weight nibbles unsigned (low nibbles hold
-//! elements 0..15, high nibbles 16..31).
+//! elements 0..15, high nibbles 16..31); a Q8_0 block's is `d_w * d_x * sum(q_w * q_x)`.
 
 use half::f16;
 use rayon::prelude::*;
@@ -13,6 +14,26 @@ use rayon::prelude::*;
 const QK: usize = 32;
 /// Bytes per Q4_1 block: `d` (f16), `m` (f16), 16 bytes of nibbles.
 const Q4_1_BYTES: usize = 20;
+/// Bytes per Q8_0 block: `d` (f16), 32 signed bytes.
+const Q8_0_BYTES: usize = 34;
+
+/// The weight block types with a kernel here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ggml's `q4_1`.
+    Q4_1,
+    /// ggml's `q8_0`.
+    Q8_0,
+}
+
+impl Kind {
+    fn block_bytes(self) -> usize {
+        match self {
+            Kind::Q4_1 => Q4_1_BYTES,
+            Kind::Q8_0 => Q8_0_BYTES,
+        }
+    }
+}
 
 /// One activation block, its scales already rounded to f16 as ggml stores them.
 #[derive(Clone, Copy)]
@@ -96,6 +117,43 @@ unsafe fn dot_avx2(row: &[u8], x: &[Q8_1]) -> f32 {
     _mm_cvtss_f32(h) + offsets
 }
 
+fn dot_scalar_q8_0(row: &[u8], x: &[Q8_1]) -> f32 {
+    let mut sum = 0f32;
+    for (b, y) in row.chunks_exact(Q8_0_BYTES).zip(x) {
+        let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let si: i32 = b[2..]
+            .iter()
+            .zip(&y.qs)
+            .map(|(&w, &a)| w as i8 as i32 * a as i32)
+            .sum();
+        sum += si as f32 * d * y.d;
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_avx2_q8_0(row: &[u8], x: &[Q8_1]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = _mm256_setzero_ps();
+    let ones = _mm256_set1_epi16(1);
+    for (b, y) in row.chunks_exact(Q8_0_BYTES).zip(x) {
+        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
+            b.as_ptr() as *const u16
+        ) as i32)));
+        let w = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
+        let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        // Signed x signed through maddubs: |w| (unsigned) times a with w's sign.
+        let p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+        let s32 = _mm256_madd_epi16(p16, ones);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_set1_ps(d * y.d), acc);
+    }
+    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    _mm_cvtss_f32(h)
+}
+
 /// Whether the AVX2 kernel can run here.
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -110,16 +168,24 @@ fn has_avx2() -> bool {
     }
 }
 
-fn dot(avx2: bool, row: &[u8], x: &[Q8_1]) -> f32 {
+fn dot(kind: Kind, avx2: bool, row: &[u8], x: &[Q8_1]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         if avx2 {
             // SAFETY: `avx2` says the CPU has AVX2, FMA and F16C; slices are read in bounds.
-            return unsafe { dot_avx2(row, x) };
+            return unsafe {
+                match kind {
+                    Kind::Q4_1 => dot_avx2(row, x),
+                    Kind::Q8_0 => dot_avx2_q8_0(row, x),
+                }
+            };
         }
     }
     let _ = avx2;
-    dot_scalar(row, x)
+    match kind {
+        Kind::Q4_1 => dot_scalar(row, x),
+        Kind::Q8_0 => dot_scalar_q8_0(row, x),
+    }
 }
 
 /// Products smaller than this (weight bytes x activation rows) run on the calling thread: at
@@ -149,21 +215,27 @@ pub(crate) fn for_row_chunks<W: Sync>(
         .for_each(|(o, w)| work(o, w));
 }
 
-/// `x [m, k] @ W^T` for `W [n, k]` stored as Q4_1 blocks (`data`, `n * k / 32 * 20` bytes), as
-/// `[n, m]`: each weight row's results for every activation row. Weight rows are split across
-/// the rayon threads.
-pub fn q4_1_matmul_t(data: &[u8], n: usize, k: usize, xs: &[f32], m: usize) -> Option<Vec<f32>> {
-    if !k.is_multiple_of(QK) || data.len() != n * (k / QK) * Q4_1_BYTES || xs.len() != m * k {
+/// `x [m, k] @ W^T` for `W [n, k]` stored as `kind` blocks (`data`, `n * k / 32` blocks), as
+/// `[n, m]`: each weight row's results for every activation row. `None` if the sizes do not fit.
+pub fn matmul_t(
+    kind: Kind,
+    data: &[u8],
+    n: usize,
+    k: usize,
+    xs: &[f32],
+    m: usize,
+) -> Option<Vec<f32>> {
+    let row_bytes = k / QK * kind.block_bytes();
+    if !k.is_multiple_of(QK) || data.len() != n * row_bytes || xs.len() != m * k {
         return None;
     }
-    let row_bytes = k / QK * Q4_1_BYTES;
     let xq: Vec<Vec<Q8_1>> = xs.chunks_exact(k).map(quantize_row).collect();
     let avx2 = has_avx2();
     let mut out_t = vec![0f32; n * m];
     for_row_chunks(&mut out_t, m, data, row_bytes, |o, w| {
         for (orow, wrow) in o.chunks_mut(m).zip(w.chunks_exact(row_bytes)) {
             for (v, x) in orow.iter_mut().zip(&xq) {
-                *v = dot(avx2, wrow, x);
+                *v = dot(kind, avx2, wrow, x);
             }
         }
     });
@@ -173,7 +245,38 @@ pub fn q4_1_matmul_t(data: &[u8], n: usize, k: usize, xs: &[f32], m: usize) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::quantized::k_quants::{BlockQ4_1, BlockQ8_1, GgmlType};
+    use candle_core::quantized::k_quants::{BlockQ4_1, BlockQ8_0, BlockQ8_1, GgmlType};
+
+    #[test]
+    fn q8_0_equals_candles_dot_product() {
+        let dev = Device::Cpu;
+        let (n, k) = (10, 128);
+        let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let data = q.data().unwrap();
+        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (2, k), &dev)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ours = matmul_t(Kind::Q8_0, &data, n, k, &x, 2).unwrap();
+        // SAFETY: the storage is n * k / 32 Q8_0 blocks (checked by matmul_t's length test).
+        let blocks: &[BlockQ8_0] =
+            unsafe { std::slice::from_raw_parts(data.as_ptr() as *const BlockQ8_0, n * k / QK) };
+        for r in 0..2 {
+            let mut xq = vec![BlockQ8_0::zeros(); k / QK];
+            BlockQ8_0::from_float(&x[r * k..(r + 1) * k], &mut xq);
+            for j in 0..n {
+                let want = BlockQ8_0::vec_dot(k, &blocks[j * k / QK..(j + 1) * k / QK], &xq);
+                let got = ours[j * 2 + r];
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{r},{j}: {got} vs {want}"
+                );
+            }
+        }
+    }
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
@@ -190,9 +293,9 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let ours = q4_1_matmul_t(&data, n, k, &x, 3).unwrap();
+        let ours = matmul_t(Kind::Q4_1, &data, n, k, &x, 3).unwrap();
         // candle's scalar reference on the same blocks.
-        // SAFETY: the storage is n * k / 32 Q4_1 blocks (checked by q4_1_matmul_t's length test).
+        // SAFETY: the storage is n * k / 32 Q4_1 blocks (checked by matmul_t's length test).
         let blocks: &[BlockQ4_1] =
             unsafe { std::slice::from_raw_parts(data.as_ptr() as *const BlockQ4_1, n * k / QK) };
         for r in 0..3 {
