@@ -9,4 +9,5 @@ pub mod infer;
 pub mod model;
 pub mod rng;
 pub mod run;
+pub mod serve;
 pub mod train;

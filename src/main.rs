@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
         Command::Tokenize(args) => instructmol::cli::tokenize::run(args),
         Command::Export(args) => instructmol::cli::export::run(args),
         Command::Quantize(args) => instructmol::cli::quantize::run(args),
+        Command::Serve(args) => instructmol::cli::serve::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ pub mod featurize;
 pub mod generate;
 pub mod lines;
 pub mod quantize;
+pub mod serve;
 pub mod similarity;
 pub mod tokenize;
 pub mod train;
@@ -57,4 +58,6 @@ pub enum Command {
     Export(export::Args),
     /// Write a model as a quantized llama GGUF (q8_0, q4_k, q4_0, ...) that llama.cpp loads.
     Quantize(quantize::Args),
+    /// Serve trained runs over an OpenAI-compatible HTTP API, with a web page at `/`.
+    Serve(serve::Args),
 }

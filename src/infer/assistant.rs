@@ -32,10 +32,52 @@ pub struct Assistant {
     pub base: String,
 }
 
+/// The base model a run answers on, found without loading anything (see [`Assistant::base_of`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunBase {
+    /// The model spec to load (a folder, a GGUF file or a hub name).
+    pub spec: String,
+    /// How its matrices are to be stored.
+    pub quantize: QuantMode,
+    /// The user named it (`--model`), so a load error needs no hint about moved files.
+    pub overridden: bool,
+}
+
+/// A loaded base decoder with its tokenizer; cloning shares the weights.
+#[derive(Clone)]
+pub struct LoadedBase {
+    /// The decoder (no adapter).
+    pub decoder: Llama,
+    /// Its tokenizer.
+    pub tokenizer: ModelTokenizer,
+    /// What was loaded and how its matrices are stored, for logs.
+    pub source: String,
+}
+
+impl RunBase {
+    /// Loads the decoder and its tokenizer.
+    pub fn load(&self, dtype: DType, device: &Device) -> Result<LoadedBase> {
+        let loaded = load_decoder(&self.spec, dtype, device, self.quantize).map_err(|e| {
+            let hint = if self.overridden {
+                ""
+            } else {
+                " (the base model this run was trained on; if it moved, pass --model PATH)"
+            };
+            InferError::Input(format!("{e}{hint}"))
+        })?;
+        Ok(LoadedBase {
+            decoder: loaded.llama,
+            tokenizer: loaded.tokenizer,
+            source: loaded.source,
+        })
+    }
+}
+
 impl Assistant {
     /// Loads the latest checkpoint of `run` (a run directory or a checkpoint directory): its
     /// configuration names the base model and template; GIN, projector and LoRA adapter come
-    /// from the checkpoint. `model_override` replaces the base model path (e.g. moved files).
+    /// from the checkpoint, and the adapter is merged. `model_override` replaces the base model
+    /// path (e.g. moved files).
     ///
     /// `run` may also be an output folder of the official InstructMol code
     /// ([`crate::model::llava_graph`]): then the base model is `model_override` or the one its
@@ -47,63 +89,84 @@ impl Assistant {
         graph_encoder: Option<&Path>,
         (dtype, device, quantize): (DType, &Device, QuantMode),
     ) -> Result<Self> {
-        let place = (dtype, device, quantize);
+        let base = Self::base_of(run, model_override, quantize)?.load(dtype, device)?;
+        Self::on_base(run, base, graph_encoder, true)
+    }
+
+    /// The base model `run` answers on (see [`Assistant::from_run`]): the run's own base, or
+    /// `model_override`; a QLoRA run keeps its quantization unless `quantize` says otherwise.
+    pub fn base_of(
+        run: &Path,
+        model_override: Option<&str>,
+        quantize: QuantMode,
+    ) -> Result<RunBase> {
         if llava_graph::is_official_dir(run) {
-            return Self::from_official(run, model_override, graph_encoder, place);
+            let spec = match model_override {
+                Some(m) => m.to_string(),
+                None => crate::model::lora::adapter_base_model(run).ok_or_else(|| {
+                    InferError::Input(format!(
+                        "{}: an official InstructMol folder whose base model is not named: pass --model VICUNA_DIR",
+                        run.display()
+                    ))
+                })?,
+            };
+            return Ok(RunBase {
+                spec,
+                quantize,
+                overridden: model_override.is_some(),
+            });
         }
-        let ckpt = Checkpoint::open_model(run)?;
-        let cfg = ckpt.config()?;
+        let cfg = Checkpoint::open_model(run)?.config()?;
         // A QLoRA run answers on the base it was trained on, unless told otherwise.
-        let place = match place.2 {
-            QuantMode::AsStored => (
-                place.0,
-                place.1,
-                QuantMode::from_option(cfg.model.quantize.as_deref())?,
-            ),
-            _ => place,
+        let quantize = match quantize {
+            QuantMode::AsStored => QuantMode::from_option(cfg.model.quantize.as_deref())?,
+            other => other,
         };
-        let (decoder, tokenizer, base) = load_base(
-            model_override.unwrap_or(&cfg.model.llm),
-            model_override.is_some(),
-            place,
-        )?;
-        let model = InstructMol::load(&ckpt.dir, decoder)?;
-        let template = Template::for_model(&cfg.model.template, &tokenizer, cfg.model.max_length)
-            .map_err(InferError::Input)?;
-        Ok(Self {
-            model,
-            tokenizer,
-            template,
-            checkpoint: ckpt.dir,
-            base,
+        Ok(RunBase {
+            spec: model_override.unwrap_or(&cfg.model.llm).to_string(),
+            quantize,
+            overridden: model_override.is_some(),
         })
     }
 
-    fn from_official(
-        dir: &Path,
-        model_override: Option<&str>,
+    /// The assistant of `run` on an already loaded base (see [`Assistant::base_of`]). With
+    /// `merge`, the LoRA adapter is folded into the weights (fastest, but the merged matrices
+    /// are the run's own copies); without, it stays a separate term, so runs on clones of one
+    /// base share its weights.
+    pub fn on_base(
+        run: &Path,
+        base: LoadedBase,
         graph_encoder: Option<&Path>,
-        place: (DType, &Device, QuantMode),
+        merge: bool,
     ) -> Result<Self> {
-        let base = match model_override {
-            Some(m) => m.to_string(),
-            None => crate::model::lora::adapter_base_model(dir).ok_or_else(|| {
-                InferError::Input(format!(
-                    "{}: an official InstructMol folder whose base model is not named: pass --model VICUNA_DIR",
-                    dir.display()
-                ))
-            })?,
+        let LoadedBase {
+            decoder,
+            tokenizer,
+            source,
+        } = base;
+        let (mut model, template, checkpoint) = if llava_graph::is_official_dir(run) {
+            let model = InstructMol::load_official(run, decoder, graph_encoder)?;
+            let template = Template::for_model("llava_v1", &tokenizer, DEFAULT_MAX_LEN)
+                .map_err(InferError::Input)?;
+            (model, template, run.to_path_buf())
+        } else {
+            let ckpt = Checkpoint::open_model(run)?;
+            let cfg = ckpt.config()?;
+            let model = InstructMol::load(&ckpt.dir, decoder)?;
+            let template =
+                Template::for_model(&cfg.model.template, &tokenizer, cfg.model.max_length)
+                    .map_err(InferError::Input)?;
+            (model, template, ckpt.dir)
         };
-        let (decoder, tokenizer, base) = load_base(&base, model_override.is_some(), place)?;
-        let model = InstructMol::load_official(dir, decoder, graph_encoder)?;
-        let template = Template::for_model("llava_v1", &tokenizer, DEFAULT_MAX_LEN)
-            .map_err(InferError::Input)?;
+        if merge {
+            model.merge_lora()?;
+        }
         Ok(Self {
             model,
             tokenizer,
             template,
-            checkpoint: dir.to_path_buf(),
-            base,
+            checkpoint,
+            base: source,
         })
     }
 
@@ -167,21 +230,4 @@ impl Assistant {
         ids.dedup();
         ids
     }
-}
-
-/// The base decoder and its tokenizer; `overridden`: the user named it (no hint needed).
-fn load_base(
-    spec: &str,
-    overridden: bool,
-    (dtype, device, quantize): (DType, &Device, QuantMode),
-) -> Result<(Llama, ModelTokenizer, String)> {
-    let loaded = load_decoder(spec, dtype, device, quantize).map_err(|e| {
-        let hint = if overridden {
-            ""
-        } else {
-            " (the base model this run was trained on; if it moved, pass --model PATH)"
-        };
-        InferError::Input(format!("{e}{hint}"))
-    })?;
-    Ok((loaded.llama, loaded.tokenizer, loaded.source))
 }

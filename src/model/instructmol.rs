@@ -369,12 +369,13 @@ impl InstructMol {
     }
 
     /// Loads a trained model directory (see [`InstructMol::save`]) on top of `decoder`, frozen,
-    /// with its LoRA adapter (if any) merged into the decoder's weights.
+    /// with its LoRA adapter (if any) attached unmerged: a decoder cloned from one loaded base
+    /// shares the base's weights, so several runs can be served from one copy. Call
+    /// [`InstructMol::merge_lora`] when only this model uses the base.
     pub fn load(dir: &Path, mut decoder: Llama) -> Result<Self> {
         let adapter = dir.join(ADAPTER_DIR);
         if adapter.exists() {
             decoder.load_peft(&adapter, &VarMap::new())?;
-            decoder.merge_lora()?;
         }
         let gin = Gin::load(dir.join(GIN_FILE), None)?;
         let projector = Projector::load(dir.join(PROJECTOR_FILE), None)?;
@@ -421,6 +422,12 @@ impl InstructMol {
         model.params.extend(named_vars(&gin_vars, "gin."));
         model.params.extend(named_vars(&lora_vars, "lora."));
         Ok(model)
+    }
+
+    /// Folds the LoRA adapter into the decoder's dense weights (same outputs, no adapter cost
+    /// per token; the merged matrices are new copies, no longer shared with other models).
+    pub fn merge_lora(&mut self) -> Result<()> {
+        self.decoder.merge_lora()
     }
 
     /// The same model with every graph token replaced by zeros (the "no graph" ablation).

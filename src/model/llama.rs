@@ -137,6 +137,105 @@ impl KvCache {
     pub fn batch(&self) -> usize {
         self.real.len()
     }
+
+    /// Adds the rows of `other` (a cache of the same model) after this cache's rows, for
+    /// continuous batching: a request prefilled on its own joins a running batch. The shorter
+    /// side is left-padded with hidden positions, so every row keeps its own positions and
+    /// sees only its own tokens.
+    pub fn append_rows(&mut self, other: KvCache) -> Result<()> {
+        if other.kv.len() != self.kv.len() {
+            return Err(ModelError::Config(format!(
+                "cannot join KV caches of {} and {} layers",
+                self.kv.len(),
+                other.kv.len()
+            )));
+        }
+        if self.batch() == 0 {
+            *self = other;
+            return Ok(());
+        }
+        if other.batch() == 0 {
+            return Ok(());
+        }
+        let (mine, theirs) = (self.len(), other.len());
+        let width = mine.max(theirs);
+        for (slot, theirs_kv) in self.kv.iter_mut().zip(other.kv) {
+            *slot = match (slot.take(), theirs_kv) {
+                (Some((k, v)), Some((ok, ov))) => Some((
+                    Tensor::cat(&[&pad_left(&k, width)?, &pad_left(&ok, width)?], 0)?,
+                    Tensor::cat(&[&pad_left(&v, width)?, &pad_left(&ov, width)?], 0)?,
+                )),
+                (None, None) => None,
+                _ => {
+                    return Err(ModelError::Config(
+                        "cannot join a prefilled KV cache with an empty one".into(),
+                    ))
+                }
+            };
+        }
+        for row in &mut self.real {
+            row.splice(0..0, std::iter::repeat_n(false, width - mine));
+        }
+        let mut theirs_real = other.real;
+        for row in &mut theirs_real {
+            row.splice(0..0, std::iter::repeat_n(false, width - theirs));
+        }
+        self.real.extend(theirs_real);
+        self.next_pos.extend(other.next_pos);
+        Ok(())
+    }
+
+    /// Keeps only the rows whose `keep` entry is true (finished requests leave the batch), then
+    /// drops leading positions that no remaining row uses.
+    pub fn retain_rows(&mut self, keep: &[bool]) -> Result<()> {
+        if keep.len() != self.batch() {
+            return Err(ModelError::Config(format!(
+                "{} row flags for a KV cache of {} rows",
+                keep.len(),
+                self.batch()
+            )));
+        }
+        let idx: Vec<u32> = (0..keep.len() as u32)
+            .filter(|&r| keep[r as usize])
+            .collect();
+        let mut keep_it = keep.iter();
+        self.real
+            .retain(|_| keep_it.next().copied().unwrap_or(false));
+        let mut keep_it = keep.iter();
+        self.next_pos
+            .retain(|_| keep_it.next().copied().unwrap_or(false));
+        // Leading columns that are padding in every remaining row.
+        let unused = (0..self.len())
+            .take_while(|&c| self.real.iter().all(|row| !row[c]))
+            .count();
+        let unused = if idx.is_empty() { 0 } else { unused };
+        for slot in &mut self.kv {
+            if let Some((k, v)) = slot.take() {
+                if idx.is_empty() {
+                    continue;
+                }
+                let ids = Tensor::new(idx.as_slice(), k.device())?;
+                let t = k.dim(2)?;
+                let k = k.index_select(&ids, 0)?.narrow(2, unused, t - unused)?;
+                let v = v.index_select(&ids, 0)?.narrow(2, unused, t - unused)?;
+                *slot = Some((k.contiguous()?, v.contiguous()?));
+            }
+        }
+        for row in &mut self.real {
+            row.drain(..unused);
+        }
+        Ok(())
+    }
+}
+
+/// `t [b, h, len, d]` left-padded with zeros to `width` positions.
+fn pad_left(t: &Tensor, width: usize) -> Result<Tensor> {
+    let (b, h, len, d) = t.dims4()?;
+    if len >= width {
+        return Ok(t.clone());
+    }
+    let zeros = Tensor::zeros((b, h, width - len, d), t.dtype(), t.device())?;
+    Ok(Tensor::cat(&[&zeros, t], 2)?)
 }
 
 /// The LLaMA decoder with optional LoRA adapters.

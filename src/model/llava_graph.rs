@@ -63,8 +63,8 @@ fn official_weights(path: &Path) -> Result<Weights> {
 
 impl InstructMol {
     /// Loads an official stage-1 or stage-2 folder on top of `decoder`, frozen, with its LoRA
-    /// adapter (if any) merged. `graph_encoder` is MoleculeSTM's `molecule_model.pth`, needed
-    /// when the folder has no graph-tower weights.
+    /// adapter (if any) attached unmerged (see [`InstructMol::merge_lora`]). `graph_encoder`
+    /// is MoleculeSTM's `molecule_model.pth`, needed when the folder has no graph-tower weights.
     pub fn load_official(
         dir: &Path,
         mut decoder: Llama,
@@ -102,7 +102,6 @@ impl InstructMol {
         };
         if dir.join("adapter_config.json").exists() {
             decoder.load_peft(dir, &VarMap::new())?;
-            decoder.merge_lora()?;
         }
         Self::new(gin, projector, decoder)
     }

@@ -1,0 +1,17 @@
+//! The page served at `/`: its files are embedded in the binary (nothing is fetched at run
+//! time), RDKit's JavaScript/WebAssembly build included for drawing molecules.
+
+/// The embedded files: name, contents, MIME type.
+const FILES: &[(&str, &[u8], &str)] = &[(
+    "index.html",
+    include_bytes!("web/index.html"),
+    "text/html; charset=utf-8",
+)];
+
+/// An embedded file by name, with its MIME type.
+pub fn file(name: &str) -> Option<(&'static [u8], &'static str)> {
+    FILES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, bytes, mime)| (bytes, mime))
+}
