@@ -202,6 +202,12 @@ impl Assistant {
             .template
             .tokenize_followup(self.tokenizer.inner(), history, &question)
             .map_err(|e| InferError::Input(e.to_string()))?;
+        if tokens.truncated {
+            return Err(InferError::PromptTooLong(format!(
+                "the prompt is longer than the {} tokens this model takes (the run's max_length,                  graph tokens included): shorten the question or the conversation",
+                self.template.max_len
+            )));
+        }
         Ok(self.model.prompt_embeds(MolPrompt {
             ids: &tokens.input_ids,
             labels: &tokens.labels,

@@ -36,6 +36,9 @@ pub enum InferError {
     /// The input cannot be generated from.
     #[error("{0}")]
     Input(String),
+    /// The prompt does not fit the length the model takes.
+    #[error("{0}")]
+    PromptTooLong(String),
     /// A molecule could not be read (the message names the position).
     #[error("invalid SMILES: {0}")]
     InvalidSmiles(String),

@@ -166,8 +166,8 @@ pub struct Progress {
 }
 
 /// Generates an answer for every row. `prompt` turns a row into prompt embeddings `[1, s, d]`;
-/// when it fails with [`InferError::InvalidSmiles`] the row gets that error and an empty
-/// prediction, any other failure stops the run. Rows are sorted by length (question plus
+/// when it fails with [`InferError::InvalidSmiles`] or [`InferError::PromptTooLong`] the row
+/// gets that error and an empty prediction, any other failure stops the run. Rows are sorted by length (question plus
 /// SMILES, in characters) so that a batch holds prompts of similar length, and returned in
 /// input order; the text is decoded with `tokenizer`.
 pub fn generate_rows<D: Decode + ?Sized>(
@@ -206,8 +206,8 @@ pub fn generate_rows<D: Decode + ?Sized>(
                     });
                     which.push(i);
                 }
-                Err(InferError::InvalidSmiles(message)) => {
-                    out[i].error = Some(format!("invalid SMILES: {message}"));
+                Err(e @ (InferError::InvalidSmiles(_) | InferError::PromptTooLong(_))) => {
+                    out[i].error = Some(e.to_string());
                     progress.rows_done += 1;
                 }
                 Err(e) => return Err(e),

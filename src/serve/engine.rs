@@ -201,6 +201,8 @@ struct Row {
     last: u32,
     prob_yes: Option<f64>,
     started: Instant,
+    /// The most rows its run decoded at once while it was in the batch.
+    peak_batch: usize,
 }
 
 /// The decoding state of one run: its rows and their shared KV cache.
@@ -265,7 +267,7 @@ impl Scheduler {
     /// Prefills a new request alone, takes its first token, and joins it to its run's batch.
     fn admit(&mut self, job: Job) {
         if job.events.is_closed() {
-            log_line(&job, "disconnected", (0, 0), job.queued.elapsed());
+            log_line(&job, "disconnected", (0, 0, 0), job.queued.elapsed());
             return;
         }
         let model = &self.models[job.model];
@@ -282,7 +284,7 @@ impl Scheduler {
         let (cache, logits, prompt_len) = match prefill() {
             Ok(x) => x,
             Err(e) => {
-                log_line(&job, "failed", (0, 0), job.queued.elapsed());
+                log_line(&job, "failed", (0, 0, 0), job.queued.elapsed());
                 let _ = job.events.send(Event::Failed(e.to_string()));
                 return;
             }
@@ -307,6 +309,7 @@ impl Scheduler {
             last: 0,
             prob_yes,
             started,
+            peak_batch: 1,
             job,
         };
         if !row.consume(model, &logits) {
@@ -354,7 +357,10 @@ impl Scheduler {
             .rows
             .iter_mut()
             .zip(&logits)
-            .map(|(row, l)| !row.consume(model, l))
+            .map(|(row, l)| {
+                row.peak_batch = row.peak_batch.max(b);
+                !row.consume(model, l)
+            })
             .collect();
         if keep.iter().all(|&k| k) {
             return;
@@ -377,7 +383,7 @@ impl Scheduler {
             log_line(
                 &row.job,
                 "failed",
-                (row.prompt_len, row.generated),
+                (row.prompt_len, row.generated, row.peak_batch),
                 row.queue_time(),
             );
             let _ = row.job.events.send(Event::Failed(message.to_string()));
@@ -399,7 +405,7 @@ impl Row {
             log_line(
                 &self.job,
                 "disconnected",
-                (self.prompt_len, self.generated),
+                (self.prompt_len, self.generated, self.peak_batch),
                 self.queue_time(),
             );
             return true;
@@ -460,7 +466,7 @@ impl Row {
         log_line(
             &self.job,
             reason.as_str(),
-            (self.prompt_len, self.generated),
+            (self.prompt_len, self.generated, self.peak_batch),
             self.queue_time(),
         );
         let _ = self.job.events.send(Event::Done(Finish {
@@ -477,7 +483,7 @@ impl Row {
         log_line(
             &self.job,
             "failed",
-            (self.prompt_len, self.generated),
+            (self.prompt_len, self.generated, self.peak_batch),
             self.queue_time(),
         );
         let _ = self.job.events.send(Event::Failed(message.to_string()));
@@ -560,12 +566,13 @@ fn token_logprob(logits: &[f32], id: u32, k: usize) -> TokenLogprob {
 }
 
 /// One JSON line per request on stderr.
-fn log_line(job: &Job, outcome: &str, counts: (usize, usize), queue: Duration) {
-    let (prompt_tokens, completion_tokens) = counts;
+fn log_line(job: &Job, outcome: &str, counts: (usize, usize, usize), queue: Duration) {
+    let (prompt_tokens, completion_tokens, peak_batch) = counts;
     let line = serde_json::json!({
         "id": job.id,
         "model": job.model_name,
         "queue_ms": queue.as_secs_f64() * 1e3,
+        "peak_batch": peak_batch,
         "outcome": outcome,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

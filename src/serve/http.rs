@@ -341,6 +341,9 @@ fn prompt_embeds(
         .followup_embeds(&graph, &req.history, &req.question)
         .map_err(|e| match e {
             InferError::Input(m) => ApiError::invalid("messages", m),
+            InferError::PromptTooLong(m) => {
+                ApiError::invalid("messages", m).with_code("context_length_exceeded")
+            }
             other => internal(&other.to_string()),
         })?;
     let s = embeds.dim(1).map_err(|e| internal(&e.to_string()))?;
