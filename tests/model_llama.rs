@@ -330,3 +330,144 @@ fn row_losses_add_up_to_the_batch_loss() {
         assert!((sum / n as f64 - one).abs() < 1e-5);
     }
 }
+
+/// SmolLM2's widths (two layers): big enough that matrix kernels block their sums.
+fn smollm2_widths() -> LlamaConfig {
+    LlamaConfig::from_json(
+        r#"{"hidden_size":576,"intermediate_size":1536,"num_hidden_layers":2,"num_attention_heads":9,
+        "num_key_value_heads":3,"vocab_size":512,"rope_theta":10000.0,"rms_norm_eps":1e-5,
+        "tie_word_embeddings":true}"#,
+    )
+    .unwrap()
+}
+
+/// Greedy decoding of `prompt` alone: the logits of every step.
+fn alone(model: &Llama, prompt: &[u32], steps: usize) -> Vec<Vec<f32>> {
+    let mut cache = model.new_cache(1);
+    let mut logits = model
+        .forward_cached(&model.embed(&ids(prompt)).unwrap(), None, &mut cache)
+        .unwrap();
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        let row: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+        let next = row
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0 as u32;
+        out.push(row);
+        logits = model
+            .forward_cached(&model.embed(&ids(&[next])).unwrap(), None, &mut cache)
+            .unwrap();
+    }
+    out
+}
+
+/// Continuous batching: requests prefilled alone join a running batch at different steps
+/// (`KvCache::append_rows`) and leave when done (`retain_rows`). Every row's logits must be
+/// bit for bit those of decoding it alone, whatever the batch around it, so that a server's
+/// greedy answers do not depend on its load.
+#[test]
+fn rows_joining_and_leaving_a_batch_decode_exactly_as_alone() {
+    let mut model = Llama::random(&smollm2_widths(), 5, DType::F32, &Device::Cpu).unwrap();
+    // Unmerged adapters with non-zero B, as a server holds them.
+    let varmap = VarMap::new();
+    let lcfg = LoraConfig {
+        r: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        target_modules: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    };
+    model.add_lora(&lcfg, &varmap, 2).unwrap();
+    for (name, var) in varmap.data().lock().unwrap().iter() {
+        if name.contains("lora_B") {
+            let shape = var.as_tensor().shape().clone();
+            var.set(&Tensor::randn(0f32, 0.05, shape, &Device::Cpu).unwrap())
+                .unwrap();
+        }
+    }
+    let prompts: [(&[u32], usize, usize); 4] = [
+        (&[5, 17, 3, 88, 42, 9, 60, 31], 0, 9),
+        (&[60, 9, 31], 1, 5),
+        (&[7; 13], 3, 6),
+        (&[100, 200, 300, 400, 11], 4, 4),
+    ];
+    let want: Vec<Vec<Vec<f32>>> = prompts
+        .iter()
+        .map(|(p, _, steps)| alone(&model, p, *steps))
+        .collect();
+    // (prompt index, logits so far, last token)
+    let mut rows: Vec<(usize, Vec<Vec<f32>>, u32)> = Vec::new();
+    let mut done: Vec<Option<Vec<Vec<f32>>>> = vec![None; prompts.len()];
+    let mut cache = model.new_cache(0);
+    let mut widest = 0;
+    for step in 0..12 {
+        for (i, (p, join, _)) in prompts.iter().enumerate() {
+            if *join == step {
+                let mut c = model.new_cache(1);
+                let l = model
+                    .forward_cached(&model.embed(&ids(p)).unwrap(), None, &mut c)
+                    .unwrap();
+                let row: Vec<f32> = l.flatten_all().unwrap().to_vec1().unwrap();
+                let next = argmax(&row);
+                rows.push((i, vec![row], next));
+                cache.append_rows(c).unwrap();
+            }
+        }
+        let keep: Vec<bool> = rows
+            .iter()
+            .map(|(i, got, _)| got.len() < prompts[*i].2)
+            .collect();
+        cache.retain_rows(&keep).unwrap();
+        for (r, k) in rows.iter_mut().zip(&keep) {
+            if !k {
+                done[r.0] = Some(std::mem::take(&mut r.1));
+            }
+        }
+        let mut k = keep.iter();
+        rows.retain(|_| *k.next().unwrap());
+        assert_eq!(cache.batch(), rows.len());
+        if rows.is_empty() {
+            continue;
+        }
+        widest = widest.max(rows.len());
+        let next: Vec<u32> = rows.iter().map(|r| r.2).collect();
+        let x = Tensor::from_vec(next, (rows.len(), 1), &Device::Cpu).unwrap();
+        let logits = model
+            .forward_cached(&model.embed(&x).unwrap(), None, &mut cache)
+            .unwrap();
+        // Decoding keeps no gradient graph, even with the adapters' variables in the model.
+        assert!(!logits.track_op());
+        for (r, l) in rows.iter_mut().zip(logits.to_vec2::<f32>().unwrap()) {
+            r.2 = argmax(&l);
+            r.1.push(l);
+        }
+    }
+    assert!(widest >= 3, "the batch never held several rows ({widest})");
+    for (i, w) in want.iter().enumerate() {
+        let got = done[i]
+            .as_ref()
+            .unwrap_or_else(|| panic!("row {i} never finished"));
+        assert_eq!(got.len(), w.len());
+        for (step, (g, w)) in got.iter().zip(w).enumerate() {
+            let d = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                d == 0.0,
+                "row {i}, step {step}: logits differ from alone by {d}"
+            );
+        }
+    }
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0 as u32
+}

@@ -6,8 +6,9 @@
 //! The loop takes input *embeddings*, not ids: the molecule path puts graph-token embeddings
 //! into the prompt before calling it ([`crate::model::InstructMol::prompt_embeds`]). Both entry
 //! points run over any [`Decode`] model (a plain LLaMA, or an InstructMol): [`generate`] one
-//! sequence, [`generate_batch`] several prompts left-padded into one batch and decoded
-//! together. Both share one loop, so a row decodes the same way alone or in a batch.
+//! sequence, [`generate_batch`] several prompts prefilled one by one, joined into one KV cache
+//! and decoded together. Both share one loop, and a row decodes to the same bits alone or in a
+//! batch.
 
 use std::time::{Duration, Instant};
 
@@ -245,9 +246,9 @@ pub fn generate<D: Decode + ?Sized>(
     })
 }
 
-/// Generates from several prompts at once: the prompts are left-padded into one
-/// `[b, max_s, d]` batch with an attention mask, prefilled once, then decoded together with
-/// [`Decode::forward_cached`]. Each row has its own sampler (seeded from [`RowPrompt::seed`]) and
+/// Generates from several prompts at once: each prompt is prefilled alone, the caches are
+/// joined into one left-padded batch ([`KvCache::append_rows`]), then decoded together with
+/// [`Decode::forward_cached`] (a row's logits are bit for bit those of decoding it alone). Each row has its own sampler (seeded from [`RowPrompt::seed`]) and
 /// stops on its own; a finished row is fed masked padding until the whole batch is done, and
 /// its tokens are not extended. `yes_no` adds each row's probability of "Yes" at the first
 /// answer position. `on_token(row, id)` is called with each new id (end tokens excluded).
@@ -294,23 +295,18 @@ pub fn generate_batch<D: Decode + ?Sized>(
     let room = room(model, width)?;
     let device = model.device();
     let dtype = model.dtype();
-    let mut padded = Vec::with_capacity(b);
-    let mut mask = Vec::with_capacity(b * width);
-    for (p, &s) in prompts.iter().zip(&lens) {
-        let e = p.embeds.to_dtype(dtype)?.to_device(device)?;
-        let pad = width - s;
-        padded.push(if pad > 0 {
-            Tensor::cat(&[&Tensor::zeros((1, pad, d), dtype, device)?, &e], 1)?
-        } else {
-            e
-        });
-        mask.extend(std::iter::repeat_n(0f32, pad).chain(std::iter::repeat_n(1f32, s)));
-    }
-    let embeds = Tensor::cat(&padded, 0)?;
-    let mask = Tensor::from_vec(mask, (b, width), device)?;
-    let mut cache: KvCache = model.new_cache(b);
+    // Each prompt is prefilled alone and its cache joins the batch (left-padded): a row's
+    // numbers are then exactly those of decoding it alone, whatever the batch.
+    let mut cache: KvCache = model.new_cache(0);
+    let mut firsts = Vec::with_capacity(b);
     let start = Instant::now();
-    let first = model.forward_cached(&embeds, Some(&mask), &mut cache)?;
+    for p in prompts {
+        let mut one = model.new_cache(1);
+        let e = p.embeds.to_dtype(dtype)?.to_device(device)?;
+        firsts.push(model.forward_cached(&e, None, &mut one)?);
+        cache.append_rows(one)?;
+    }
+    let first = Tensor::cat(&firsts, 0)?;
     let prompt_time = start.elapsed();
     let prob_yes: Vec<Option<f64>> = match yes_no {
         Some(yn) => first

@@ -100,6 +100,10 @@ struct Context<'a> {
     bias: Option<&'a Tensor>,
     /// Dropout seed in training mode.
     dropout_seed: Option<u64>,
+    /// Decoding a batch with padding: per row, where its real keys start when they are the
+    /// contiguous end of the cache (`None`: scattered, use the bias). Each row then attends
+    /// over its own keys alone, so its result does not depend on the other rows.
+    row_starts: Option<&'a [Option<usize>]>,
 }
 
 /// Per-layer keys and values of the tokens seen so far, for incremental decoding.
@@ -226,6 +230,44 @@ impl KvCache {
         }
         Ok(())
     }
+}
+
+/// One decoding step's attention row by row (`q [b, nh, 1, hd]`, cached `k`, `v [b, nkv, t,
+/// hd]`): a row whose real keys are the contiguous end of the cache (`starts[r]`) attends over
+/// exactly those, as it would alone; other rows use their row of `bias`. Returns `[b, nh*hd]`.
+fn attend_rows(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    heads: ops::Heads,
+    starts: &[Option<usize>],
+) -> Result<Tensor> {
+    let t = k.dim(2)?;
+    let one = ops::Heads { b: 1, ..heads };
+    let mut outs = Vec::with_capacity(starts.len());
+    for (r, start) in starts.iter().enumerate() {
+        let qr = q.narrow(0, r, 1)?.contiguous()?;
+        let (kr, vr) = (k.narrow(0, r, 1)?, v.narrow(0, r, 1)?);
+        let o = match (start, bias) {
+            (Some(a), _) => {
+                let kr = kr.narrow(2, *a, t - a)?.contiguous()?;
+                let vr = vr.narrow(2, *a, t - a)?.contiguous()?;
+                ops::attend(&qr, &kr, &vr, None, one)?.0
+            }
+            (None, Some(bias)) => {
+                let br = if bias.dim(0)? == starts.len() {
+                    bias.narrow(0, r, 1)?
+                } else {
+                    bias.clone()
+                };
+                ops::attend(&qr, &kr.contiguous()?, &vr.contiguous()?, Some(&br), one)?.0
+            }
+            (None, None) => ops::attend(&qr, &kr.contiguous()?, &vr.contiguous()?, None, one)?.0,
+        };
+        outs.push(o);
+    }
+    Ok(Tensor::cat(&outs, 0)?)
 }
 
 /// `t [b, h, len, d]` left-padded with zeros to `width` positions.
@@ -595,8 +637,15 @@ impl Llama {
                     k = Tensor::cat(&[pk, &k], 2)?;
                     v = Tensor::cat(&[pv, &v], 2)?;
                 }
+                // Detached: with unmerged LoRA adapters (variables) the new keys and values
+                // carry a gradient graph, and a cache that kept it would keep every earlier
+                // step's graph alive (memory and time growing with each token).
+                let (k, v) = (k.detach(), v.detach());
                 *past = Some((k.clone(), v.clone()));
-                ops::attend(&q, &k, &v, ctx.bias, heads)?.0
+                match ctx.row_starts {
+                    Some(starts) => attend_rows(&q, &k, &v, ctx.bias, heads, starts)?,
+                    None => ops::attend(&q, &k, &v, ctx.bias, heads)?.0,
+                }
             }
         };
         block.linears[3].forward(&o, rng.as_mut())
@@ -684,6 +733,7 @@ impl Llama {
             sin: &sin,
             bias: bias.as_ref(),
             dropout_seed: train.then_some(dropout_seed),
+            row_starts: None,
         };
         let x = embeds
             .to_dtype(self.dtype)?
@@ -821,6 +871,16 @@ impl Llama {
         }
         let (cos, sin) = self.rope_tables(&positions, Some((b, s)))?;
         let bias = self.causal_bias(b, s, past, Some(&cache.real))?;
+        let row_starts: Option<Vec<Option<usize>>> = (s == 1 && bias.is_some()).then(|| {
+            cache
+                .real
+                .iter()
+                .map(|row| {
+                    let start = row.iter().position(|&r| r)?;
+                    row[start..].iter().all(|&r| r).then_some(start)
+                })
+                .collect()
+        });
         let ctx = Context {
             b,
             s,
@@ -828,6 +888,7 @@ impl Llama {
             sin: &sin,
             bias: bias.as_ref(),
             dropout_seed: None,
+            row_starts: row_starts.as_deref(),
         };
         let x = embeds
             .detach()
@@ -838,7 +899,7 @@ impl Llama {
             .reshape((b, s, self.cfg.hidden_size))?
             .narrow(1, s - 1, 1)?;
         let logits = self.lm_head(&last.reshape((b, self.cfg.hidden_size))?)?;
-        Ok(logits.to_dtype(DType::F32)?)
+        Ok(logits.to_dtype(DType::F32)?.detach())
     }
 
     /// A new empty KV cache for `batch` rows.

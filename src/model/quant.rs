@@ -123,7 +123,7 @@ impl Frozen {
     /// `x2 [rows, in] -> [rows, out]` (`x2 @ W^T`), in `x2`'s dtype; no gradient bookkeeping.
     pub fn forward(&self, x2: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Self::Dense(w) => x2.matmul(&w.t()?),
+            Self::Dense(w) => super::ops::matmul_t(x2, w),
             Self::Quant(q) => {
                 let dtype = x2.dtype();
                 let x = x2.to_dtype(DType::F32)?;

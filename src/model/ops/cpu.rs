@@ -573,3 +573,63 @@ impl CustomOp2 for BatchedMatmul {
         Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
 }
+
+/// Most activation rows [`matmul_t_rows`] takes: decode steps (one row per request). Larger
+/// products (prompts, training) go to the blocked matmul.
+pub const ROW_PRODUCT_MAX_ROWS: usize = 32;
+
+/// The dot product of `a` and `b` summed in one fixed order (eight lanes, then the lanes and
+/// the tail left to right): the same inputs give the same bits whatever the batch around them.
+fn dot_fixed(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
+}
+
+/// `x [m, k] @ W^T` for a contiguous f32 `W [n, k]`, each output one [`dot_fixed`]: a row's
+/// result does not depend on the other rows of `x` (continuous batching gives the same
+/// answers as decoding alone) and W is read once for all rows. `None` when the tensors are not
+/// contiguous f32 on the CPU or `m` is over [`ROW_PRODUCT_MAX_ROWS`].
+pub fn matmul_t_rows(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    let (m, k) = x.dims2()?;
+    let (n, wk) = w.dims2()?;
+    if m > ROW_PRODUCT_MAX_ROWS
+        || wk != k
+        || x.dtype() != candle_core::DType::F32
+        || w.dtype() != candle_core::DType::F32
+        || !x.device().is_cpu()
+    {
+        return Ok(None);
+    }
+    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let (storage, layout) = w.storage_and_layout();
+    let ws: &[f32] = match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => &v[start..end],
+        _ => return Ok(None),
+    };
+    let mut out_t = vec![0f32; n * m];
+    let rows = (TASK_ELEMS / (k * m).max(1)).max(16);
+    out_t
+        .par_chunks_mut(rows * m)
+        .zip(ws.par_chunks(rows * k))
+        .for_each(|(o, wrows)| {
+            for (orow, wrow) in o.chunks_mut(m).zip(wrows.chunks_exact(k)) {
+                for (v, xrow) in orow.iter_mut().zip(xs.chunks_exact(k)) {
+                    *v = dot_fixed(wrow, xrow);
+                }
+            }
+        });
+    drop(storage);
+    let out = Tensor::from_vec(out_t, (n, m), x.device())?;
+    Ok(Some(out.t()?.contiguous()?))
+}

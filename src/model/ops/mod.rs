@@ -12,6 +12,7 @@
 //! [`cpu`] instead (forward and backward in one parallel pass each, no copy).
 
 mod cpu;
+pub(crate) use cpu::matmul_t_rows;
 pub mod qdot;
 
 use candle_core::backend::BackendStorage;
@@ -252,6 +253,16 @@ pub fn linear_frozen(x: &Tensor, w: &Frozen) -> Result<Tensor> {
     y.reshape(out_dims)
 }
 
+/// `x [m, k] @ w^T` for `w [n, k]`: decode-sized products on the CPU with a fixed summation
+/// order per output ([`matmul_t_rows`]: a row's result does not depend on the batch), the
+/// rest with candle's matmul.
+pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    match matmul_t_rows(x, w)? {
+        Some(y) => Ok(y),
+        None => x.matmul(&w.t()?),
+    }
+}
+
 /// A frozen linear layer with a LoRA adapter, as one gradient node:
 /// `x @ w^T + scale * ((x * mask) @ a^T) @ b^T` for `x [.., in]`, a frozen `w [out, in]`,
 /// `a [r, in]`, `b [out, r]` and an optional dropout mask shaped like `x` (already scaled by
@@ -295,8 +306,8 @@ pub fn lora_linear(
         Some(m) => (&xa * m)?,
         None => xa,
     };
-    let hs = xm.matmul(&a.detach().t()?)?.affine(scale, 0.0)?;
-    let lora = hs.matmul(&b.detach().t()?)?.to_dtype(xdt)?;
+    let hs = matmul_t(&xm, &a.detach())?.affine(scale, 0.0)?;
+    let lora = matmul_t(&hs, &b.detach())?.to_dtype(xdt)?;
     let y = (w.forward(&xd)? + lora)?;
     let mut out_dims = in_dims.clone();
     if let Some(last) = out_dims.last_mut() {
