@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use instructmol::infer::assistant::Assistant;
 use instructmol::infer::{
-    generate, generate_batch, GenerationConfig, RowPrompt, SamplingConfig, YesNoIds,
+    generate, generate_batch, GenerationConfig, Prompt, RowPrompt, SamplingConfig, YesNoIds,
 };
 
 fn bin() -> Command {
@@ -113,26 +113,27 @@ fn assistant() -> Assistant {
     .unwrap()
 }
 
-/// Tokens of every prompt, generated `batch` rows at a time (row i seeded with `seed + i`).
+/// Tokens and text of every prompt, generated `batch` rows at a time (row i seeded with
+/// `seed + i`).
 fn tokens_by_batch(
     a: &Assistant,
-    prompts: &[Tensor],
+    prompts: &[Prompt],
     cfg: &GenerationConfig,
     batch: usize,
-) -> Vec<Vec<u32>> {
+) -> Vec<(Vec<u32>, String)> {
     let rows: Vec<RowPrompt> = prompts
         .iter()
         .enumerate()
         .map(|(i, p)| RowPrompt {
-            embeds: p.clone(),
+            prompt: p.clone(),
             seed: cfg.sampling.seed + i as u64,
         })
         .collect();
     let mut out = Vec::new();
     for chunk in rows.chunks(batch) {
-        let g = generate_batch(&a.model, chunk, cfg, None, |_, _| Ok(())).unwrap();
+        let g = generate_batch(&a.model, &a.tokenizer, chunk, cfg, None, |_| Ok(())).unwrap();
         assert_eq!(g.rows.len(), chunk.len());
-        out.extend(g.rows.into_iter().map(|r| r.tokens));
+        out.extend(g.rows.into_iter().map(|r| (r.tokens, r.text)));
     }
     out
 }
@@ -140,36 +141,57 @@ fn tokens_by_batch(
 #[test]
 fn batched_generation_matches_single_rows_for_every_batch_size() {
     let a = assistant();
-    let prompts: Vec<Tensor> = questions(8)
+    let prompts: Vec<Prompt> = questions(8)
         .iter()
-        .map(|(s, q)| a.prompt_embeds(s, q).unwrap())
+        .map(|(s, q)| a.prompt(s, q).unwrap())
         .collect();
-    let lens: Vec<usize> = prompts.iter().map(|p| p.dims()[1]).collect();
+    let lens: Vec<usize> = prompts.iter().map(|p| p.embeds.dims()[1]).collect();
     assert!(
         lens.iter().any(|&l| l != lens[0]),
         "the prompts should differ in length so that padding is exercised: {lens:?}"
     );
-    for temperature in [0.0, 1.0] {
+    // Plain greedy and sampled decoding, then both with every penalty on (the penalties read
+    // each row's own prompt ids and picks, whatever the batch).
+    let penalized = SamplingConfig {
+        repetition_penalty: 1.3,
+        frequency_penalty: 0.4,
+        presence_penalty: 0.2,
+        ..Default::default()
+    };
+    let mut results = Vec::new();
+    for sampling in [
+        SamplingConfig::default(),
+        SamplingConfig {
+            temperature: 1.0,
+            ..Default::default()
+        },
+        penalized,
+        SamplingConfig {
+            temperature: 1.0,
+            ..penalized
+        },
+    ] {
+        let temperature = sampling.temperature;
         let cfg = GenerationConfig {
             max_new_tokens: 10,
             sampling: SamplingConfig {
-                temperature,
-                top_p: 1.0,
                 seed: 3,
+                ..sampling
             },
             stop_ids: a.stop_ids(),
+            ..Default::default()
         };
         let one = tokens_by_batch(&a, &prompts, &cfg, 1);
         assert_eq!(
             one,
             tokens_by_batch(&a, &prompts, &cfg, 1),
-            "T={temperature}: not deterministic"
+            "{sampling:?}: not deterministic"
         );
         for batch in [3, 8] {
             assert_eq!(
                 one,
                 tokens_by_batch(&a, &prompts, &cfg, batch),
-                "T={temperature}: batch {batch} differs from batch 1"
+                "{sampling:?}: batch {batch} differs from batch 1"
             );
         }
         // The streaming single-sequence loop agrees with the batched one.
@@ -181,14 +203,23 @@ fn batched_generation_matches_single_rows_for_every_batch_size() {
                 },
                 ..cfg.clone()
             };
-            let mut streamed = Vec::new();
-            let g = generate(&a.model, p, &row_cfg, |id| {
-                streamed.push(id);
+            let (mut streamed, mut text) = (Vec::new(), String::new());
+            let g = generate(&a.model, &a.tokenizer, p, &row_cfg, |t| {
+                streamed.push(t.id);
+                text.push_str(t.text);
                 Ok(())
             })
             .unwrap();
-            assert_eq!(g.tokens, one[i], "T={temperature}: row {i}");
+            assert_eq!(
+                (&g.tokens, &g.text),
+                (&one[i].0, &one[i].1),
+                "{sampling:?}: row {i}"
+            );
             assert!(g.tokens.starts_with(&streamed));
+            assert!(g.text.starts_with(&text));
+            let end =
+                g.tokens.len() - usize::from(a.stop_ids().contains(&g.tokens[g.tokens.len() - 1]));
+            assert_eq!(g.text, a.tokenizer.decode(&g.tokens[..end], true).unwrap());
         }
         if temperature > 0.0 {
             assert!(
@@ -196,7 +227,17 @@ fn batched_generation_matches_single_rows_for_every_batch_size() {
                 "sampled rows are all identical: {one:?}"
             );
         }
+        results.push(one);
     }
+    // The penalties change what is generated.
+    assert_ne!(
+        results[0], results[2],
+        "greedy: the penalties changed nothing"
+    );
+    assert_ne!(
+        results[1], results[3],
+        "sampled: the penalties changed nothing"
+    );
 }
 
 #[test]
@@ -208,7 +249,7 @@ fn prob_yes_is_the_softmax_of_the_first_answer_position() {
     let prompts: Vec<RowPrompt> = qs
         .iter()
         .map(|(s, q)| RowPrompt {
-            embeds: a.prompt_embeds(s, q).unwrap(),
+            prompt: a.prompt(s, q).unwrap(),
             seed: 0,
         })
         .collect();
@@ -216,8 +257,17 @@ fn prob_yes_is_the_softmax_of_the_first_answer_position() {
         max_new_tokens: 1,
         sampling: SamplingConfig::default(),
         stop_ids: a.stop_ids(),
+        ..Default::default()
     };
-    let g = generate_batch(&a.model, &prompts, &cfg, Some(&yn), |_, _| Ok(())).unwrap();
+    let g = generate_batch(
+        &a.model,
+        &a.tokenizer,
+        &prompts,
+        &cfg,
+        Some(&yn),
+        |_| Ok(()),
+    )
+    .unwrap();
     for (row, p) in g.rows.iter().zip(&prompts) {
         let got = row.prob_yes.unwrap();
         assert!((0.0..=1.0).contains(&got));
@@ -226,7 +276,7 @@ fn prob_yes_is_the_softmax_of_the_first_answer_position() {
         let logits = a
             .model
             .decoder()
-            .forward(&p.embeds, None, false, 0)
+            .forward(&p.prompt.embeds, None, false, 0)
             .unwrap();
         let s = logits.dims()[1];
         let last: Vec<f32> = logits
