@@ -515,7 +515,8 @@ fn chat_keeps_history_and_reset_starts_over() {
     assert_eq!(a[1]["question"], "And its solubility?");
     assert_eq!(a[3]["smiles"], "c1ccccc1");
     // After `reset` the same first question about the same molecule gets the same (sampled,
-    // seeded per turn) answer; the first turn is what `generate` answers with the same settings.
+    // seeded per turn) answer; the first turn is what `generate` answers with the same settings
+    // (chat's repetition penalty is 1.1, --input's 1 unless asked).
     assert_eq!(a[0]["answer"], a[2]["answer"]);
     let input = fixture().join("chat_q.jsonl");
     write(
@@ -528,6 +529,7 @@ fn chat_keeps_history_and_reset_starts_over() {
         .arg("--input")
         .arg(&input)
         .args(["--max-new-tokens", "6", "--temperature", "1"])
+        .args(["--repetition-penalty", "1.1"])
         .output()
         .unwrap();
     check(&o);
@@ -537,4 +539,45 @@ fn chat_keeps_history_and_reset_starts_over() {
     let o = chat("What is it?\n");
     check(&o);
     assert_eq!(answers(&o).len(), 1);
+}
+
+#[test]
+fn one_molecule_answers_with_the_assistant_penalty_files_without() {
+    // At the default temperature (0.2), seeded.
+    let answer = |extra: &[&str]| -> String {
+        let o = bin()
+            .args(["generate", "--run"])
+            .arg(run_dir())
+            .args(["--smiles", "CCO", "--max-new-tokens", "48"])
+            .args(extra)
+            .output()
+            .unwrap();
+        check(&o);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let default = answer(&[]);
+    assert_eq!(default, answer(&["--repetition-penalty", "1.1"]));
+    assert_ne!(default, answer(&["--repetition-penalty", "1"]));
+    // A file of questions is answered as the reference decodes: no penalty by default.
+    let input = fixture().join("penalty_q.jsonl");
+    write(
+        &input,
+        "{\"id\": \"q\", \"smiles\": \"CCO\", \"prompt\": \"Describe this molecule.\"}\n",
+    );
+    let predict = |extra: &[&str]| -> serde_json::Value {
+        let o = bin()
+            .args(["generate", "--run"])
+            .arg(run_dir())
+            .arg("--input")
+            .arg(&input)
+            .args(["--max-new-tokens", "48"])
+            .args(extra)
+            .output()
+            .unwrap();
+        check(&o);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["prediction"].clone()
+    };
+    let plain = predict(&[]);
+    assert_eq!(plain, predict(&["--repetition-penalty", "1"]));
+    assert_ne!(plain, predict(&["--repetition-penalty", "1.1"]));
 }

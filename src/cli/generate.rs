@@ -28,9 +28,16 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The reference's sampling temperature for the molecular assistant.
 pub const RUN_TEMPERATURE: f64 = 0.2;
 
-/// The molecular assistant's penalties in `generate --run` and `chat` (`eval --run` keeps
-/// [`Penalties::OFF`], as the reference evaluation decodes).
-pub const RUN_PENALTIES: Penalties = Penalties::OFF;
+/// The molecular assistant's penalties when its answers are read: `generate --run --smiles`
+/// and `chat`. A repetition penalty of 1.1 ends the loops of a lightly trained assistant ("a
+/// molecule of the structure of a molecule of ...") and its answers still end on their own;
+/// 1.2 already rambles (the prompt's own end-of-turn tokens count as seen, as in Hugging Face,
+/// so ending gets harder). Answers that are scored (`generate --input`, `eval --run`) keep
+/// [`Penalties::OFF`], as the reference evaluation decodes.
+pub const RUN_PENALTIES: Penalties = Penalties {
+    repetition: 1.1,
+    ..Penalties::OFF
+};
 
 /// Arguments of `instructmol generate`.
 #[derive(Debug, clap::Args)]
@@ -117,7 +124,8 @@ pub struct Args {
 pub struct DecodingArgs {
     /// Repetition penalty (CTRL, as Hugging Face's): the logit of every token already in the
     /// prompt's text or the answer is divided by it when positive, multiplied when negative;
-    /// 1 = off, > 1 discourages repeats.
+    /// 1 = off, > 1 discourages repeats. Default: 1.1 for `generate --run --smiles` and `chat`,
+    /// 1 for `generate --input`, a plain model and `eval --run` (the reference's decoding).
     #[arg(long, allow_negative_numbers = true)]
     pub repetition_penalty: Option<f64>,
     /// Frequency penalty (OpenAI's): subtracted from a token's logit once per time it was
@@ -277,10 +285,11 @@ fn load_assistant(run: &Path, args: &Args, dtype: DType, device: &Device) -> Res
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    let (default_temperature, penalties) = if args.run.is_some() {
-        (RUN_TEMPERATURE, RUN_PENALTIES)
-    } else {
-        (0.0, Penalties::OFF)
+    // Answers to read get the assistant's penalties; answers to score (--input) do not.
+    let (default_temperature, penalties) = match (&args.run, &args.input) {
+        (Some(_), None) => (RUN_TEMPERATURE, RUN_PENALTIES),
+        (Some(_), Some(_)) => (RUN_TEMPERATURE, Penalties::OFF),
+        (None, _) => (0.0, Penalties::OFF),
     };
     let sampling = args.decoding.sampling(
         args.temperature.unwrap_or(default_temperature),
