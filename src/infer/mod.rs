@@ -1,8 +1,8 @@
 //! Inference: token selection with penalties ([`sampling`]), the answer's text with stop
-//! strings ([`stop`]), log-probabilities ([`logprobs`]), the decode loop ([`generate`]: one
-//! streamed sequence or a left-padded batch, over any [`crate::model::Decode`] model),
-//! answering a file of questions ([`rows`]), the probability of "Yes" for yes/no questions
-//! ([`yes_no`]) and the molecular assistant ([`assistant`]).
+//! strings ([`stop`]), log-probabilities ([`logprobs`]), the decode loop
+//! ([`generate`](mod@generate): one streamed sequence or a left-padded batch, over any
+//! [`crate::model::Decode`] model), answering a file of questions ([`rows`]), the probability
+//! of "Yes" for yes/no questions ([`yes_no`]) and the molecular assistant ([`assistant`]).
 //!
 //! A server that runs its own step loop (continuous batching) keeps, per sequence, a
 //! [`Sampler`] (`Sampler::with_prompt_ids`; `sample` each step's logits row) and an
