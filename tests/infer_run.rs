@@ -581,3 +581,116 @@ fn one_molecule_answers_with_the_assistant_penalty_files_without() {
     assert_eq!(plain, predict(&["--repetition-penalty", "1"]));
     assert_ne!(plain, predict(&["--repetition-penalty", "1.1"]));
 }
+
+/// `instructmol serve` on the tiny run: (the child, its address).
+fn serve() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["serve", "--port", "0", "--run"])
+        .arg(run_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(a) = line.split("listening on http://").nth(1) {
+            break a.trim().to_string();
+        }
+    };
+    // Keep reading its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+/// POSTs `body` to the server's chat endpoint; the response's JSON.
+fn chat_completion(addr: &str, body: &serde_json::Value) -> serde_json::Value {
+    use std::io::Read;
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, mut rest) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{raw}");
+    let mut json = String::new();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            json.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+    } else {
+        json.push_str(rest);
+    }
+    serde_json::from_str(&json).unwrap()
+}
+
+#[test]
+fn the_server_decodes_with_the_same_penalties_and_stop_strings_as_generate() {
+    let generate = |extra: &[&str]| -> String {
+        let o = bin()
+            .args(["generate", "--run"])
+            .arg(run_dir())
+            .args([
+                "--smiles",
+                "CCO",
+                "--prompt",
+                "What is it?",
+                "--temperature",
+                "0",
+            ])
+            .args(["--max-new-tokens", "16", "--repetition-penalty", "3"])
+            .args(["--frequency-penalty", "0.5", "--presence-penalty", "0.25"])
+            .args(extra)
+            .output()
+            .unwrap();
+        check(&o);
+        let text = String::from_utf8(o.stdout).unwrap();
+        text.strip_suffix('\n').unwrap().to_string()
+    };
+    let full = generate(&[]);
+    let stop: String = full.chars().skip(4).take(2).collect();
+    let cut = generate(&["--stop", &stop]);
+    assert_eq!(cut, full[..full.find(&stop).unwrap()]);
+    let (mut child, addr) = serve();
+    let ask = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({
+            "messages": [{"role": "user", "content": "What is it?"}],
+            "molecule": "CCO", "temperature": 0, "max_tokens": 16,
+            "repetition_penalty": 3, "frequency_penalty": 0.5, "presence_penalty": 0.25,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = chat_completion(&addr, &body);
+        let choice = &r["choices"][0];
+        (
+            choice["message"]["content"].as_str().unwrap().to_string(),
+            choice["finish_reason"].as_str().unwrap().to_string(),
+        )
+    };
+    let served = ask(serde_json::json!({}));
+    let served_cut = ask(serde_json::json!({"stop": [stop]}));
+    let plain = ask(
+        serde_json::json!({"repetition_penalty": 1, "frequency_penalty": 0, "presence_penalty": 0}),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(served.0, full);
+    assert_eq!(served_cut, (cut, "stop".to_string()));
+    assert_ne!(plain.0, full, "the server ignored the penalties");
+}
