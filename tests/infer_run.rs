@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use instructmol::infer::assistant::Assistant;
 use instructmol::infer::{
-    generate, generate_batch, GenerationConfig, RowPrompt, SamplingConfig, YesNoIds,
+    generate, generate_batch, GenerationConfig, Prompt, RowPrompt, SamplingConfig, YesNoIds,
 };
 
 fn bin() -> Command {
@@ -113,26 +113,27 @@ fn assistant() -> Assistant {
     .unwrap()
 }
 
-/// Tokens of every prompt, generated `batch` rows at a time (row i seeded with `seed + i`).
+/// Tokens and text of every prompt, generated `batch` rows at a time (row i seeded with
+/// `seed + i`).
 fn tokens_by_batch(
     a: &Assistant,
-    prompts: &[Tensor],
+    prompts: &[Prompt],
     cfg: &GenerationConfig,
     batch: usize,
-) -> Vec<Vec<u32>> {
+) -> Vec<(Vec<u32>, String)> {
     let rows: Vec<RowPrompt> = prompts
         .iter()
         .enumerate()
         .map(|(i, p)| RowPrompt {
-            embeds: p.clone(),
+            prompt: p.clone(),
             seed: cfg.sampling.seed + i as u64,
         })
         .collect();
     let mut out = Vec::new();
     for chunk in rows.chunks(batch) {
-        let g = generate_batch(&a.model, chunk, cfg, None, |_, _| Ok(())).unwrap();
+        let g = generate_batch(&a.model, &a.tokenizer, chunk, cfg, None, |_| Ok(())).unwrap();
         assert_eq!(g.rows.len(), chunk.len());
-        out.extend(g.rows.into_iter().map(|r| r.tokens));
+        out.extend(g.rows.into_iter().map(|r| (r.tokens, r.text)));
     }
     out
 }
@@ -140,36 +141,57 @@ fn tokens_by_batch(
 #[test]
 fn batched_generation_matches_single_rows_for_every_batch_size() {
     let a = assistant();
-    let prompts: Vec<Tensor> = questions(8)
+    let prompts: Vec<Prompt> = questions(8)
         .iter()
-        .map(|(s, q)| a.prompt_embeds(s, q).unwrap())
+        .map(|(s, q)| a.prompt(s, q).unwrap())
         .collect();
-    let lens: Vec<usize> = prompts.iter().map(|p| p.dims()[1]).collect();
+    let lens: Vec<usize> = prompts.iter().map(|p| p.embeds.dims()[1]).collect();
     assert!(
         lens.iter().any(|&l| l != lens[0]),
         "the prompts should differ in length so that padding is exercised: {lens:?}"
     );
-    for temperature in [0.0, 1.0] {
+    // Plain greedy and sampled decoding, then both with every penalty on (the penalties read
+    // each row's own prompt ids and picks, whatever the batch).
+    let penalized = SamplingConfig {
+        repetition_penalty: 1.3,
+        frequency_penalty: 0.4,
+        presence_penalty: 0.2,
+        ..Default::default()
+    };
+    let mut results = Vec::new();
+    for sampling in [
+        SamplingConfig::default(),
+        SamplingConfig {
+            temperature: 1.0,
+            ..Default::default()
+        },
+        penalized,
+        SamplingConfig {
+            temperature: 1.0,
+            ..penalized
+        },
+    ] {
+        let temperature = sampling.temperature;
         let cfg = GenerationConfig {
             max_new_tokens: 10,
             sampling: SamplingConfig {
-                temperature,
-                top_p: 1.0,
                 seed: 3,
+                ..sampling
             },
             stop_ids: a.stop_ids(),
+            ..Default::default()
         };
         let one = tokens_by_batch(&a, &prompts, &cfg, 1);
         assert_eq!(
             one,
             tokens_by_batch(&a, &prompts, &cfg, 1),
-            "T={temperature}: not deterministic"
+            "{sampling:?}: not deterministic"
         );
         for batch in [3, 8] {
             assert_eq!(
                 one,
                 tokens_by_batch(&a, &prompts, &cfg, batch),
-                "T={temperature}: batch {batch} differs from batch 1"
+                "{sampling:?}: batch {batch} differs from batch 1"
             );
         }
         // The streaming single-sequence loop agrees with the batched one.
@@ -181,14 +203,23 @@ fn batched_generation_matches_single_rows_for_every_batch_size() {
                 },
                 ..cfg.clone()
             };
-            let mut streamed = Vec::new();
-            let g = generate(&a.model, p, &row_cfg, |id| {
-                streamed.push(id);
+            let (mut streamed, mut text) = (Vec::new(), String::new());
+            let g = generate(&a.model, &a.tokenizer, p, &row_cfg, |t| {
+                streamed.push(t.id);
+                text.push_str(t.text);
                 Ok(())
             })
             .unwrap();
-            assert_eq!(g.tokens, one[i], "T={temperature}: row {i}");
+            assert_eq!(
+                (&g.tokens, &g.text),
+                (&one[i].0, &one[i].1),
+                "{sampling:?}: row {i}"
+            );
             assert!(g.tokens.starts_with(&streamed));
+            assert!(g.text.starts_with(&text));
+            let end =
+                g.tokens.len() - usize::from(a.stop_ids().contains(&g.tokens[g.tokens.len() - 1]));
+            assert_eq!(g.text, a.tokenizer.decode(&g.tokens[..end], true).unwrap());
         }
         if temperature > 0.0 {
             assert!(
@@ -196,7 +227,17 @@ fn batched_generation_matches_single_rows_for_every_batch_size() {
                 "sampled rows are all identical: {one:?}"
             );
         }
+        results.push(one);
     }
+    // The penalties change what is generated.
+    assert_ne!(
+        results[0], results[2],
+        "greedy: the penalties changed nothing"
+    );
+    assert_ne!(
+        results[1], results[3],
+        "sampled: the penalties changed nothing"
+    );
 }
 
 #[test]
@@ -208,7 +249,7 @@ fn prob_yes_is_the_softmax_of_the_first_answer_position() {
     let prompts: Vec<RowPrompt> = qs
         .iter()
         .map(|(s, q)| RowPrompt {
-            embeds: a.prompt_embeds(s, q).unwrap(),
+            prompt: a.prompt(s, q).unwrap(),
             seed: 0,
         })
         .collect();
@@ -216,8 +257,17 @@ fn prob_yes_is_the_softmax_of_the_first_answer_position() {
         max_new_tokens: 1,
         sampling: SamplingConfig::default(),
         stop_ids: a.stop_ids(),
+        ..Default::default()
     };
-    let g = generate_batch(&a.model, &prompts, &cfg, Some(&yn), |_, _| Ok(())).unwrap();
+    let g = generate_batch(
+        &a.model,
+        &a.tokenizer,
+        &prompts,
+        &cfg,
+        Some(&yn),
+        |_| Ok(()),
+    )
+    .unwrap();
     for (row, p) in g.rows.iter().zip(&prompts) {
         let got = row.prob_yes.unwrap();
         assert!((0.0..=1.0).contains(&got));
@@ -226,7 +276,7 @@ fn prob_yes_is_the_softmax_of_the_first_answer_position() {
         let logits = a
             .model
             .decoder()
-            .forward(&p.embeds, None, false, 0)
+            .forward(&p.prompt.embeds, None, false, 0)
             .unwrap();
         let s = logits.dims()[1];
         let last: Vec<f32> = logits
@@ -465,7 +515,8 @@ fn chat_keeps_history_and_reset_starts_over() {
     assert_eq!(a[1]["question"], "And its solubility?");
     assert_eq!(a[3]["smiles"], "c1ccccc1");
     // After `reset` the same first question about the same molecule gets the same (sampled,
-    // seeded per turn) answer; the first turn is what `generate` answers with the same settings.
+    // seeded per turn) answer; the first turn is what `generate` answers with the same settings
+    // (chat's repetition penalty is 1.1, --input's 1 unless asked).
     assert_eq!(a[0]["answer"], a[2]["answer"]);
     let input = fixture().join("chat_q.jsonl");
     write(
@@ -478,6 +529,7 @@ fn chat_keeps_history_and_reset_starts_over() {
         .arg("--input")
         .arg(&input)
         .args(["--max-new-tokens", "6", "--temperature", "1"])
+        .args(["--repetition-penalty", "1.1"])
         .output()
         .unwrap();
     check(&o);
@@ -487,4 +539,158 @@ fn chat_keeps_history_and_reset_starts_over() {
     let o = chat("What is it?\n");
     check(&o);
     assert_eq!(answers(&o).len(), 1);
+}
+
+#[test]
+fn one_molecule_answers_with_the_assistant_penalty_files_without() {
+    // At the default temperature (0.2), seeded.
+    let answer = |extra: &[&str]| -> String {
+        let o = bin()
+            .args(["generate", "--run"])
+            .arg(run_dir())
+            .args(["--smiles", "CCO", "--max-new-tokens", "48"])
+            .args(extra)
+            .output()
+            .unwrap();
+        check(&o);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let default = answer(&[]);
+    assert_eq!(default, answer(&["--repetition-penalty", "1.1"]));
+    assert_ne!(default, answer(&["--repetition-penalty", "1"]));
+    // A file of questions is answered as the reference decodes: no penalty by default.
+    let input = fixture().join("penalty_q.jsonl");
+    write(
+        &input,
+        "{\"id\": \"q\", \"smiles\": \"CCO\", \"prompt\": \"Describe this molecule.\"}\n",
+    );
+    let predict = |extra: &[&str]| -> serde_json::Value {
+        let o = bin()
+            .args(["generate", "--run"])
+            .arg(run_dir())
+            .arg("--input")
+            .arg(&input)
+            .args(["--max-new-tokens", "48"])
+            .args(extra)
+            .output()
+            .unwrap();
+        check(&o);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["prediction"].clone()
+    };
+    let plain = predict(&[]);
+    assert_eq!(plain, predict(&["--repetition-penalty", "1"]));
+    assert_ne!(plain, predict(&["--repetition-penalty", "1.1"]));
+}
+
+/// `instructmol serve` on the tiny run: (the child, its address).
+fn serve() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["serve", "--port", "0", "--run"])
+        .arg(run_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(a) = line.split("listening on http://").nth(1) {
+            break a.trim().to_string();
+        }
+    };
+    // Keep reading its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+/// POSTs `body` to the server's chat endpoint; the response's JSON.
+fn chat_completion(addr: &str, body: &serde_json::Value) -> serde_json::Value {
+    use std::io::Read;
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, mut rest) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{raw}");
+    let mut json = String::new();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            json.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+    } else {
+        json.push_str(rest);
+    }
+    serde_json::from_str(&json).unwrap()
+}
+
+#[test]
+fn the_server_decodes_with_the_same_penalties_and_stop_strings_as_generate() {
+    let generate = |extra: &[&str]| -> String {
+        let o = bin()
+            .args(["generate", "--run"])
+            .arg(run_dir())
+            .args([
+                "--smiles",
+                "CCO",
+                "--prompt",
+                "What is it?",
+                "--temperature",
+                "0",
+            ])
+            .args(["--max-new-tokens", "16", "--repetition-penalty", "3"])
+            .args(["--frequency-penalty", "0.5", "--presence-penalty", "0.25"])
+            .args(extra)
+            .output()
+            .unwrap();
+        check(&o);
+        let text = String::from_utf8(o.stdout).unwrap();
+        text.strip_suffix('\n').unwrap().to_string()
+    };
+    let full = generate(&[]);
+    let stop: String = full.chars().skip(4).take(2).collect();
+    let cut = generate(&["--stop", &stop]);
+    assert_eq!(cut, full[..full.find(&stop).unwrap()]);
+    let (mut child, addr) = serve();
+    let ask = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({
+            "messages": [{"role": "user", "content": "What is it?"}],
+            "molecule": "CCO", "temperature": 0, "max_tokens": 16,
+            "repetition_penalty": 3, "frequency_penalty": 0.5, "presence_penalty": 0.25,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = chat_completion(&addr, &body);
+        let choice = &r["choices"][0];
+        (
+            choice["message"]["content"].as_str().unwrap().to_string(),
+            choice["finish_reason"].as_str().unwrap().to_string(),
+        )
+    };
+    let served = ask(serde_json::json!({}));
+    let served_cut = ask(serde_json::json!({"stop": [stop]}));
+    let plain = ask(
+        serde_json::json!({"repetition_penalty": 1, "frequency_penalty": 0, "presence_penalty": 0}),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(served.0, full);
+    assert_eq!(served_cut, (cut, "stop".to_string()));
+    assert_ne!(plain.0, full, "the server ignored the penalties");
 }

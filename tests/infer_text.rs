@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use instructmol::data::record::Turn;
 use instructmol::data::templates::{Template, TemplateKind};
-use instructmol::infer::{generate_batch, GenerationConfig, RowPrompt, SamplingConfig};
+use instructmol::infer::{generate_batch, GenerationConfig, Prompt, RowPrompt, SamplingConfig};
 use instructmol::model::llama::Llama;
 use instructmol::model::{load_model, ChatMessage};
 
@@ -80,12 +80,8 @@ fn smollm2_greedy_text_is_the_same_at_batch_1_and_4() {
                 .apply_chat_template(&[ChatMessage::new("user", p)], true)
                 .unwrap();
             let ids = m.tokenizer.encode(&text, false).unwrap();
-            let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
-                .unwrap()
-                .unsqueeze(0)
-                .unwrap();
             RowPrompt {
-                embeds: llama.embed(&ids).unwrap(),
+                prompt: Prompt::from_ids(&llama, ids).unwrap(),
                 seed: 0,
             }
         })
@@ -94,13 +90,16 @@ fn smollm2_greedy_text_is_the_same_at_batch_1_and_4() {
         max_new_tokens: 5,
         sampling: SamplingConfig::default(),
         stop_ids: m.tokenizer.eos_id().into_iter().collect(),
+        ..Default::default()
     };
+    let tok = &m.tokenizer;
     let mut one = Vec::new();
     for p in &prompts {
-        let g = generate_batch(&llama, std::slice::from_ref(p), &cfg, None, |_, _| Ok(())).unwrap();
+        let g =
+            generate_batch(&llama, tok, std::slice::from_ref(p), &cfg, None, |_| Ok(())).unwrap();
         one.push(g.rows[0].tokens.clone());
     }
-    let four = generate_batch(&llama, &prompts, &cfg, None, |_, _| Ok(())).unwrap();
+    let four = generate_batch(&llama, tok, &prompts, &cfg, None, |_| Ok(())).unwrap();
     let four: Vec<Vec<u32>> = four.rows.into_iter().map(|r| r.tokens).collect();
     assert_eq!(one, four);
     assert!(one.iter().any(|t| t != &one[0]), "{one:?}");
@@ -168,30 +167,31 @@ fn plain_model_prompt_file_is_answered_the_same_at_every_batch_size() {
 #[test]
 fn decoding_stops_at_the_context_length_whatever_the_token_budget() {
     use instructmol::infer::{generate, StopReason};
-    use instructmol::model::Decode;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_model");
     let m = load_model(dir.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
     let mut cfg = m.config.clone();
     cfg.max_position_embeddings = 40;
     let llama = Llama::from_weights(&cfg, m.weights, DType::F32, &Device::Cpu).unwrap();
-    let ids = Tensor::new(&[[1u32, 5, 9, 12, 7, 3]], &Device::Cpu).unwrap();
-    let prompt = llama.embed_ids(&ids).unwrap();
+    let prompt = Prompt::from_ids(&llama, vec![1u32, 5, 9, 12, 7, 3]).unwrap();
     let budget = GenerationConfig {
         max_new_tokens: 1_000_000_000,
-        sampling: SamplingConfig::default(),
-        stop_ids: Vec::new(),
+        ..Default::default()
     };
-    let g = generate(&llama, &prompt, &budget, |_| Ok(())).unwrap();
+    let tok = &m.tokenizer;
+    let g = generate(&llama, tok, &prompt, &budget, |_| Ok(())).unwrap();
     assert_eq!((g.tokens.len(), g.stop), (34, StopReason::Context));
     let rows = [RowPrompt {
-        embeds: prompt.clone(),
+        prompt: prompt.clone(),
         seed: 0,
     }];
-    let b = generate_batch(&llama, &rows, &budget, None, |_, _| Ok(())).unwrap();
+    let b = generate_batch(&llama, tok, &rows, &budget, None, |_| Ok(())).unwrap();
     assert_eq!(b.rows[0].tokens, g.tokens);
     assert_eq!(b.rows[0].stop, StopReason::Context);
     // A prompt that fills the context is refused.
-    let long = Tensor::zeros((1, 40, cfg.hidden_size), DType::F32, &Device::Cpu).unwrap();
-    let err = generate(&llama, &long, &budget, |_| Ok(())).unwrap_err();
+    let long = Prompt {
+        embeds: Tensor::zeros((1, 40, cfg.hidden_size), DType::F32, &Device::Cpu).unwrap(),
+        text_ids: Vec::new(),
+    };
+    let err = generate(&llama, tok, &long, &budget, |_| Ok(())).unwrap_err();
     assert!(err.to_string().contains("context"), "{err}");
 }

@@ -518,7 +518,7 @@ fn ids_of(v: &Json) -> Vec<u32> {
 
 #[test]
 fn smollm2_logits_and_greedy_text_match_transformers() {
-    use instructmol::infer::{generate, GenerationConfig, SamplingConfig, StopReason};
+    use instructmol::infer::{generate, GenerationConfig, Prompt, SamplingConfig, StopReason};
     use instructmol::model::llama::Llama;
     use instructmol::model::Decode;
     let Some(path) = smollm2() else { return };
@@ -582,10 +582,15 @@ fn smollm2_logits_and_greedy_text_match_transformers() {
         max_new_tokens: greedy["max_new_tokens"].as_u64().unwrap() as usize,
         sampling: SamplingConfig::default(),
         stop_ids: vec![m.tokenizer.eos_id().unwrap()],
+        ..Default::default()
     };
     let mut streamed = Vec::new();
-    let out = generate(&llama, &embed(&prompt), &cfg, |id| {
-        streamed.push(id);
+    let prompt = Prompt {
+        embeds: embed(&prompt),
+        text_ids: prompt,
+    };
+    let out = generate(&llama, &m.tokenizer, &prompt, &cfg, |t| {
+        streamed.push(t.id);
         Ok(())
     })
     .unwrap();
@@ -597,4 +602,5 @@ fn smollm2_logits_and_greedy_text_match_transformers() {
         m.tokenizer.decode(&out.tokens, true).unwrap(),
         greedy["new_text"].as_str().unwrap()
     );
+    assert_eq!(out.text, greedy["new_text"].as_str().unwrap());
 }

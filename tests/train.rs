@@ -76,6 +76,15 @@ fn losses(run: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// The (step, evaluation loss) lines of a run's log.
+fn eval_losses(run: &Path) -> Vec<(u64, f64)> {
+    let text = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v["step"].as_u64()?, v.get("eval_loss")?.as_f64()?)))
+        .collect()
+}
+
 fn train_command(stage: &str, config: &Path, extra: &[&str]) -> Command {
     let mut c = bin();
     c.arg(stage).arg("--config").arg(config).args(extra);
@@ -138,6 +147,10 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
     // 24 examples, batch 4, accum 2: 3 updates per epoch, 2 epochs.
     assert_eq!(l1.len(), 6, "{l1:?}");
     assert!(l1.iter().all(|(_, l)| l.is_finite()));
+    // Evaluated before the first update, every 2 updates, and at the end.
+    let e1 = eval_losses(&run1);
+    let steps: Vec<u64> = e1.iter().map(|e| e.0).collect();
+    assert_eq!(steps, [0, 2, 4, 6], "{e1:?}");
     assert!(run1.join("loss_curve.png").exists());
     assert!(run1.join("loss_curve.svg").exists());
     assert!(run1.join("latest").exists());
@@ -213,6 +226,16 @@ fn both_stages_run_resume_exactly_and_refuse_corrupt_checkpoints() {
         assert!(
             (a - b).abs() <= 1e-6 * a.abs().max(1.0),
             "step {s1}: {a} vs {b}"
+        );
+    }
+    // The resumed run did not evaluate again where it restarted: the same evaluations.
+    let (e_full, e_resumed) = (eval_losses(&dir.join("stage2long")), eval_losses(&run3));
+    assert_eq!(e_full.len(), e_resumed.len(), "{e_full:?} vs {e_resumed:?}");
+    assert_eq!(e_full[0].0, 0);
+    for ((s1, a), (s2, b)) in e_full.iter().zip(&e_resumed) {
+        assert!(
+            s1 == s2 && (a - b).abs() <= 1e-6 * a.abs().max(1.0),
+            "{e_full:?} vs {e_resumed:?}"
         );
     }
 

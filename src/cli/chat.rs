@@ -17,6 +17,8 @@ use crate::chem::GraphFeatures;
 use crate::data::record::{Turn, IMAGE_TOKEN};
 use crate::infer::assistant::Assistant;
 use crate::infer::{generate, GenerationConfig, InferError, SamplingConfig};
+
+use super::generate::{stream_answer, DecodingArgs, RUN_PENALTIES};
 use crate::model::{parse_device, parse_dtype};
 
 /// Arguments of `instructmol chat`.
@@ -47,6 +49,9 @@ pub struct Args {
     /// Seed of the sampler (turn i of a conversation uses seed + i).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Penalties and stop strings.
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
     /// Weight and compute dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
@@ -80,7 +85,10 @@ fn molecule(smiles: &str) -> Result<GraphFeatures> {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    let sampling = super::generate::sampling_config(args.temperature, args.top_p, args.seed)?;
+    let sampling =
+        args.decoding
+            .sampling(args.temperature, args.top_p, args.seed, RUN_PENALTIES)?;
+    let stop_strings = args.decoding.stop.clone();
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
     let start = Instant::now();
@@ -141,7 +149,7 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("chat: new conversation about {}", session.smiles);
             continue;
         }
-        let embeds = assistant.followup_embeds(&session.molecule, &session.history, question)?;
+        let prompt = assistant.followup(&session.molecule, &session.history, question)?;
         let turn = (session.history.len() / 2) as u64;
         let cfg = GenerationConfig {
             max_new_tokens: args.max_new_tokens,
@@ -150,26 +158,17 @@ pub fn run(args: Args) -> Result<()> {
                 ..sampling
             },
             stop_ids: stop_ids.clone(),
+            stop_strings: stop_strings.clone(),
+            logprobs: None,
         };
-        let mut stream = assistant.tokenizer.stream(true);
+        let (model, tokenizer) = (&assistant.model, &assistant.tokenizer);
         let mut out = stdout.lock();
-        let result = generate(&assistant.model, &embeds, &cfg, |id| {
-            if args.json {
-                return Ok(());
-            }
-            if let Some(piece) = stream.step(&assistant.tokenizer, id)? {
-                out.write_all(piece.as_bytes())?;
-                out.flush()?;
-            }
-            Ok(())
-        })?;
-        let ids: Vec<u32> = result
-            .tokens
-            .iter()
-            .copied()
-            .filter(|id| !stop_ids.contains(id))
-            .collect();
-        let answer = assistant.tokenizer.decode(&ids, true)?.trim().to_string();
+        let result = if args.json {
+            generate(model, tokenizer, &prompt, &cfg, |_| Ok(()))?
+        } else {
+            stream_answer(model, tokenizer, &prompt, &cfg, &mut out)?
+        };
+        let answer = result.text.trim().to_string();
         if args.json {
             let line = serde_json::json!({
                 "turn": turn + 1,
@@ -179,9 +178,6 @@ pub fn run(args: Args) -> Result<()> {
             });
             writeln!(out, "{line}")?;
         } else {
-            if let Some(rest) = stream.finish(&assistant.tokenizer)? {
-                out.write_all(rest.as_bytes())?;
-            }
             writeln!(out)?;
         }
         out.flush()?;

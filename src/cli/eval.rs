@@ -79,6 +79,9 @@ pub struct EvalGeneration {
     /// Seed of the sampler (row i uses seed + i).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Penalties and stop strings (default: none, as the reference evaluation decodes).
+    #[command(flatten)]
+    pub decoding: super::generate::DecodingArgs,
     /// Replaces the run's base model path.
     #[arg(long)]
     pub model: Option<String>,
@@ -220,7 +223,13 @@ fn generate_predictions(
         Task::Qm9 => 32,
         _ => 256,
     });
-    let sampling = super::generate::sampling_config(g.temperature, g.top_p, g.seed)?;
+    let sampling = g.decoding.sampling(
+        g.temperature,
+        g.top_p,
+        g.seed,
+        super::generate::Penalties::OFF,
+    )?;
+    let stop_strings = g.decoding.stop.clone();
     let mut rows = read_rows(data)?;
     if let Some(n) = g.limit {
         rows.truncate(n);
@@ -269,6 +278,8 @@ fn generate_predictions(
             max_new_tokens,
             sampling,
             stop_ids: assistant.stop_ids(),
+            stop_strings,
+            logprobs: None,
         },
         batch_size: g.batch_size,
         yes_no,
@@ -278,7 +289,7 @@ fn generate_predictions(
         &assistant.tokenizer,
         &rows,
         &options,
-        |row| assistant.row_embeds(row),
+        |row| assistant.row_prompt(row),
     )?;
     out_dir(out)?;
     let path = out.join("predictions.jsonl");

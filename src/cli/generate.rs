@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 
 use crate::data::prompts::DESCRIPTION_QUESTIONS;
 use crate::infer::assistant::Assistant;
 use crate::infer::rows::{generate_rows, read_rows, BatchOptions, InputRow, OutputRow, Progress};
-use crate::infer::{generate, GenerationConfig, InferError, SamplingConfig, StopReason, YesNoIds};
+use crate::infer::{
+    generate, Generation, GenerationConfig, InferError, Prompt, SamplingConfig, StopReason,
+    YesNoIds,
+};
 use crate::model::llama::Llama;
 use crate::model::loader::load_decoder;
 use crate::model::{parse_device, parse_dtype, ChatMessage, Decode, ModelTokenizer};
@@ -24,6 +27,17 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// The reference's sampling temperature for the molecular assistant.
 pub const RUN_TEMPERATURE: f64 = 0.2;
+
+/// The molecular assistant's penalties when its answers are read: `generate --run --smiles`
+/// and `chat`. A repetition penalty of 1.1 ends the loops of a lightly trained assistant ("a
+/// molecule of the structure of a molecule of ...") and its answers still end on their own;
+/// 1.2 already rambles (the prompt's own end-of-turn tokens count as seen, as in Hugging Face,
+/// so ending gets harder). Answers that are scored (`generate --input`, `eval --run`) keep
+/// [`Penalties::OFF`], as the reference evaluation decodes.
+pub const RUN_PENALTIES: Penalties = Penalties {
+    repetition: 1.1,
+    ..Penalties::OFF
+};
 
 /// Arguments of `instructmol generate`.
 #[derive(Debug, clap::Args)]
@@ -79,6 +93,9 @@ pub struct Args {
     /// Seed of the sampler (row i of --input uses seed + i, whatever the batch size).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Penalties and stop strings.
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
     /// Keep generating past end tokens until --max-new-tokens (for speed measurements).
     #[arg(long)]
     pub ignore_eos: bool,
@@ -101,19 +118,83 @@ pub struct Args {
     pub device: String,
 }
 
-/// Checks `--temperature` and `--top-p` and builds the sampling settings.
-pub fn sampling_config(temperature: f64, top_p: f64, seed: u64) -> Result<SamplingConfig> {
-    if temperature.is_nan() || temperature < 0.0 {
-        bail!("--temperature must be >= 0 (0 = greedy), got {temperature}");
+/// Penalties against repeats and stop strings: flags shared by `generate`, `chat` and
+/// `eval --run` (each command has its own defaults, see [`Penalties`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DecodingArgs {
+    /// Repetition penalty (CTRL, as Hugging Face's): the logit of every token already in the
+    /// prompt's text or the answer is divided by it when positive, multiplied when negative;
+    /// 1 = off, > 1 discourages repeats. Default: 1.1 for `generate --run --smiles` and `chat`,
+    /// 1 for `generate --input`, a plain model and `eval --run` (the reference's decoding).
+    #[arg(long, allow_negative_numbers = true)]
+    pub repetition_penalty: Option<f64>,
+    /// Frequency penalty (OpenAI's): subtracted from a token's logit once per time it was
+    /// generated; in [-2, 2], 0 = off.
+    #[arg(long, allow_negative_numbers = true)]
+    pub frequency_penalty: Option<f64>,
+    /// Presence penalty (OpenAI's): subtracted from the logit of every token generated at
+    /// least once; in [-2, 2], 0 = off.
+    #[arg(long, allow_negative_numbers = true)]
+    pub presence_penalty: Option<f64>,
+    /// End the answer where this text appears; the answer is the text before it (repeat the
+    /// flag for several).
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+}
+
+/// Penalty values: a command's defaults, or what the flags chose.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Penalties {
+    /// See [`SamplingConfig::repetition_penalty`].
+    pub repetition: f64,
+    /// See [`SamplingConfig::frequency_penalty`].
+    pub frequency: f64,
+    /// See [`SamplingConfig::presence_penalty`].
+    pub presence: f64,
+}
+
+impl Penalties {
+    /// All off: plain sampling, as the reference evaluation decodes (`eval --run`, a plain
+    /// model's `generate`).
+    pub const OFF: Penalties = Penalties {
+        repetition: 1.0,
+        frequency: 0.0,
+        presence: 0.0,
+    };
+}
+
+impl DecodingArgs {
+    /// The sampling settings from these flags over `defaults`; every flag is checked here, the
+    /// stop strings too, so that a bad value is refused before a model loads (the error names
+    /// the flag).
+    pub fn sampling(
+        &self,
+        temperature: f64,
+        top_p: f64,
+        seed: u64,
+        defaults: Penalties,
+    ) -> Result<SamplingConfig> {
+        let cfg = SamplingConfig {
+            temperature,
+            top_p,
+            seed,
+            repetition_penalty: self.repetition_penalty.unwrap_or(defaults.repetition),
+            frequency_penalty: self.frequency_penalty.unwrap_or(defaults.frequency),
+            presence_penalty: self.presence_penalty.unwrap_or(defaults.presence),
+        };
+        if let Err(e) = cfg.check() {
+            bail!(
+                "--{} must be {}, got {}",
+                e.name.replace('_', "-"),
+                e.range,
+                e.value
+            );
+        }
+        if self.stop.iter().any(String::is_empty) {
+            bail!("--stop needs a non-empty text");
+        }
+        Ok(cfg)
     }
-    if top_p.is_nan() || top_p <= 0.0 || top_p > 1.0 {
-        bail!("--top-p must be in (0, 1], got {top_p}");
-    }
-    Ok(SamplingConfig {
-        temperature,
-        top_p,
-        seed,
-    })
 }
 
 /// A loaded plain model (no molecule path).
@@ -121,6 +202,14 @@ struct PlainModel {
     llama: Llama,
     tokenizer: ModelTokenizer,
     stop_ids: Vec<u32>,
+}
+
+impl PlainModel {
+    /// The prompt of `text` for this model.
+    fn prompt(&self, text: &str, args: &Args) -> Result<Prompt> {
+        let ids = plain_ids(&self.tokenizer, text, args.raw, args.system.as_deref())?;
+        Ok(Prompt::from_ids(&self.llama, ids)?)
+    }
 }
 
 fn load_plain(args: &Args, dtype: DType, device: &Device) -> Result<PlainModel> {
@@ -196,15 +285,17 @@ fn load_assistant(run: &Path, args: &Args, dtype: DType, device: &Device) -> Res
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    let default_temperature = if args.run.is_some() {
-        RUN_TEMPERATURE
-    } else {
-        0.0
+    // Answers to read get the assistant's penalties; answers to score (--input) do not.
+    let (default_temperature, penalties) = match (&args.run, &args.input) {
+        (Some(_), None) => (RUN_TEMPERATURE, RUN_PENALTIES),
+        (Some(_), Some(_)) => (RUN_TEMPERATURE, Penalties::OFF),
+        (None, _) => (0.0, Penalties::OFF),
     };
-    let sampling = sampling_config(
+    let sampling = args.decoding.sampling(
         args.temperature.unwrap_or(default_temperature),
         args.top_p,
         args.seed,
+        penalties,
     )?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -222,42 +313,31 @@ pub fn run(args: Args) -> Result<()> {
         };
         let assistant = load_assistant(run, &args, dtype, &device)?;
         let question = args.prompt.as_deref().unwrap_or(DESCRIPTION_QUESTIONS[0]);
-        let prompt = assistant
-            .prompt_embeds(smiles, question)
-            .map_err(|e| match e {
-                InferError::InvalidSmiles(m) => anyhow::anyhow!("--smiles: {m}"),
-                other => other.into(),
-            })?;
-        return stream(
-            &assistant.model,
-            &prompt,
-            &assistant.tokenizer,
-            stop_ids(&args, assistant.stop_ids()),
-            sampling,
-            args.max_new_tokens,
-        );
+        let prompt = assistant.prompt(smiles, question).map_err(|e| match e {
+            InferError::InvalidSmiles(m) => anyhow::anyhow!("--smiles: {m}"),
+            other => other.into(),
+        })?;
+        let cfg = generation_config(&args, sampling, assistant.stop_ids());
+        return stream(&assistant.model, &assistant.tokenizer, &prompt, &cfg);
     }
     let Some(prompt_text) = args.prompt.as_deref() else {
         bail!("give --prompt TEXT, --input FILE.jsonl, or --run DIR --smiles S to ask about a molecule");
     };
     let plain = load_plain(&args, dtype, &device)?;
-    let ids = plain_ids(
-        &plain.tokenizer,
-        prompt_text,
-        args.raw,
-        args.system.as_deref(),
-    )?;
-    let prompt = plain
-        .llama
-        .embed_ids(&Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?)?;
-    stream(
-        &plain.llama,
-        &prompt,
-        &plain.tokenizer,
-        stop_ids(&args, plain.stop_ids.clone()),
+    let prompt = plain.prompt(prompt_text, &args)?;
+    let cfg = generation_config(&args, sampling, plain.stop_ids.clone());
+    stream(&plain.llama, &plain.tokenizer, &prompt, &cfg)
+}
+
+/// The decoding settings of the flags, for a model whose answers end at `end_ids`.
+fn generation_config(args: &Args, sampling: SamplingConfig, end_ids: Vec<u32>) -> GenerationConfig {
+    GenerationConfig {
+        max_new_tokens: args.max_new_tokens,
         sampling,
-        args.max_new_tokens,
-    )
+        stop_ids: stop_ids(args, end_ids),
+        stop_strings: args.decoding.stop.clone(),
+        logprobs: None,
+    }
 }
 
 fn stop_ids(args: &Args, ids: Vec<u32>) -> Vec<u32> {
@@ -281,11 +361,7 @@ fn batch_options(
         None
     };
     Ok(BatchOptions {
-        generation: GenerationConfig {
-            max_new_tokens: args.max_new_tokens,
-            sampling,
-            stop_ids: stop_ids(args, end_ids),
-        },
+        generation: generation_config(args, sampling, end_ids),
         batch_size: args.batch_size,
         yes_no,
     })
@@ -313,22 +389,16 @@ fn run_file(
                 &assistant.tokenizer,
                 &rows,
                 &options,
-                |row| assistant.row_embeds(row),
+                |row| assistant.row_prompt(row),
             )?
         }
         None => {
             let plain = load_plain(args, dtype, device)?;
             let options = batch_options(args, sampling, &plain.tokenizer, plain.stop_ids.clone())?;
             answer_rows(&plain.llama, &plain.tokenizer, &rows, &options, |row| {
-                let ids = plain_ids(
-                    &plain.tokenizer,
-                    &row.question,
-                    args.raw,
-                    args.system.as_deref(),
-                )
-                .map_err(|e| InferError::Input(format!("line {}: {e}", row.line)))?;
-                let ids = Tensor::new(ids.as_slice(), plain.llama.device())?.unsqueeze(0)?;
-                Ok(plain.llama.embed(&ids)?)
+                plain
+                    .prompt(&row.question, args)
+                    .map_err(|e| InferError::Input(format!("line {}: {e}", row.line)))
             })?
         }
     };
@@ -341,7 +411,7 @@ pub fn answer_rows<D: Decode + ?Sized>(
     tokenizer: &ModelTokenizer,
     rows: &[InputRow],
     options: &BatchOptions,
-    prompt: impl Fn(&InputRow) -> crate::infer::Result<Tensor>,
+    prompt: impl Fn(&InputRow) -> crate::infer::Result<Prompt>,
 ) -> Result<Vec<OutputRow>> {
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
@@ -400,34 +470,37 @@ pub fn write_rows(path: Option<&Path>, rows: &[OutputRow]) -> Result<()> {
     Ok(())
 }
 
-/// Runs the decode loop from `prompt` embeddings, streaming text to stdout, timings to stderr.
-fn stream<D: Decode + ?Sized>(
+/// Generates from `prompt`, writing the answer's text to `out` as the decode loop releases it
+/// (the text held back for stop strings comes at the end); returns the generation.
+pub fn stream_answer<D: Decode + ?Sized>(
     model: &D,
-    prompt: &Tensor,
     tokenizer: &ModelTokenizer,
-    stop_ids: Vec<u32>,
-    sampling: SamplingConfig,
-    max_new_tokens: usize,
-) -> Result<()> {
-    let cfg = GenerationConfig {
-        max_new_tokens,
-        sampling,
-        stop_ids,
-    };
-    let mut stream = tokenizer.stream(true);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let result = generate(model, prompt, &cfg, |id| {
-        if let Some(piece) = stream.step(tokenizer, id)? {
-            out.write_all(piece.as_bytes())?;
-            out.flush()?;
-        }
+    prompt: &Prompt,
+    cfg: &GenerationConfig,
+    out: &mut impl Write,
+) -> Result<Generation> {
+    let mut shown = 0;
+    let generation = generate(model, tokenizer, prompt, cfg, |token| {
+        out.write_all(token.text.as_bytes())?;
+        out.flush()?;
+        shown += token.text.len();
         Ok(())
     })?;
-    // Bytes held back for a character that never completed.
-    if let Some(rest) = stream.finish(tokenizer)? {
-        out.write_all(rest.as_bytes())?;
-    }
+    out.write_all(generation.text.get(shown..).unwrap_or_default().as_bytes())?;
+    out.flush()?;
+    Ok(generation)
+}
+
+/// Runs the decode loop from `prompt`, streaming text to stdout, timings to stderr.
+fn stream<D: Decode + ?Sized>(
+    model: &D,
+    tokenizer: &ModelTokenizer,
+    prompt: &Prompt,
+    cfg: &GenerationConfig,
+) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = stream_answer(model, tokenizer, prompt, cfg, &mut out)?;
     writeln!(out)?;
     out.flush()?;
     eprintln!(
@@ -439,6 +512,7 @@ fn stream<D: Decode + ?Sized>(
         result.decode_tokens_per_sec(),
         match result.stop {
             StopReason::Eos => "end of sequence",
+            StopReason::StopString => "a --stop text",
             StopReason::Length => "--max-new-tokens",
             StopReason::Context => "the model's context length",
         }

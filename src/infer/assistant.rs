@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 
+use super::generate::Prompt;
 use super::rows::InputRow;
 use super::{InferError, Result};
 use crate::chem::{self, GraphFeatures};
@@ -176,22 +177,22 @@ impl Assistant {
         chem::featurize_smiles(smiles).map_err(|e| InferError::InvalidSmiles(e.render()))
     }
 
-    /// Prompt embeddings `[1, s, d]` for `question` about the molecule `smiles` (the graph
-    /// tokens go where the template puts `<image>`: before the question).
-    pub fn prompt_embeds(&self, smiles: &str, question: &str) -> Result<Tensor> {
-        self.followup_embeds(&Self::molecule(smiles)?, &[], question)
+    /// The prompt for `question` about the molecule `smiles` (the graph tokens go where the
+    /// template puts `<image>`: before the question).
+    pub fn prompt(&self, smiles: &str, question: &str) -> Result<Prompt> {
+        self.followup(&Self::molecule(smiles)?, &[], question)
     }
 
-    /// Prompt embeddings `[1, s, d]` of a conversation about `molecule`: `history` (complete
-    /// human/gpt pairs, see [`Template::render_followup`]) and the new `question`, the graph
-    /// tokens at the first turn's `<image>`. With an empty history the question gets the
-    /// `<image>` slot; later questions must not carry one.
-    pub fn followup_embeds(
+    /// The prompt of a conversation about `molecule`: `history` (complete human/gpt pairs, see
+    /// [`Template::render_followup`]) and the new `question`, the graph tokens at the first
+    /// turn's `<image>` (embeddings `[1, s, d]`; the text ids leave the slot out). With an
+    /// empty history the question gets the `<image>` slot; later questions must not carry one.
+    pub fn followup(
         &self,
         molecule: &GraphFeatures,
         history: &[Turn],
         question: &str,
-    ) -> Result<Tensor> {
+    ) -> Result<Prompt> {
         let stripped = question.replace(IMAGE_TOKEN, "");
         let question = if history.is_empty() {
             format!("{IMAGE_TOKEN}\n{}", stripped.trim())
@@ -204,27 +205,35 @@ impl Assistant {
             .map_err(|e| InferError::Input(e.to_string()))?;
         if tokens.truncated {
             return Err(InferError::PromptTooLong(format!(
-                "the prompt is longer than the {} tokens this model takes (the run's max_length,                  graph tokens included): shorten the question or the conversation",
+                "the prompt is longer than the {} tokens this model takes (the run's max_length, graph tokens included): shorten the question or the conversation",
                 self.template.max_len
             )));
         }
-        Ok(self.model.prompt_embeds(MolPrompt {
+        let embeds = self.model.prompt_embeds(MolPrompt {
             ids: &tokens.input_ids,
             labels: &tokens.labels,
             image_position: tokens.image_position,
             graph: molecule,
-        })?)
+        })?;
+        let text_ids = tokens
+            .input_ids
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| Some(i) != tokens.image_position)
+            .map(|(_, &id)| id)
+            .collect();
+        Ok(Prompt { embeds, text_ids })
     }
 
-    /// Prompt embeddings for a row of an input file: its question about its molecule.
-    pub fn row_embeds(&self, row: &InputRow) -> Result<Tensor> {
+    /// The prompt of a row of an input file: its question about its molecule.
+    pub fn row_prompt(&self, row: &InputRow) -> Result<Prompt> {
         let smiles = row.smiles.as_deref().ok_or_else(|| {
             InferError::InvalidSmiles(format!(
                 "line {} has no \"smiles\" (--run answers about molecules)",
                 row.line
             ))
         })?;
-        self.prompt_embeds(smiles, &row.question)
+        self.prompt(smiles, &row.question)
     }
 
     /// Ids that end an answer: the tokenizer's end token and the template's stop text.

@@ -1,7 +1,9 @@
 //! The decode loop: feed the prompts' input embeddings once (prefill), then one token at a
-//! time through the model's KV cache, choosing each next token with a [`Sampler`] per row,
-//! until an end token or the token budget. Each new token is handed to a callback as soon as
-//! it is chosen, so callers can stream text or count progress.
+//! time through the model's KV cache, choosing each next token with a [`Sampler`] per row
+//! (which applies the penalties), until an end token, a stop string, or the token budget. Each
+//! row's ids go through an [`AnswerStream`] (its text, with stop strings held back and cut);
+//! each new token and the text it releases are handed to a callback as soon as it is chosen,
+//! so callers can stream text or count progress.
 //!
 //! The loop takes input *embeddings*, not ids: the molecule path puts graph-token embeddings
 //! into the prompt before calling it ([`crate::model::InstructMol::prompt_embeds`]). Both entry
@@ -14,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
 
+use super::logprobs::{token_logprobs, TokenLogprobs};
 use super::sampling::{Sampler, SamplingConfig};
+use super::stop::AnswerStream;
 use super::yes_no::YesNoIds;
 use super::{InferError, Result};
-use crate::model::{Decode, KvCache};
+use crate::model::{Decode, KvCache, ModelTokenizer};
 
 /// Settings of one generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +32,25 @@ pub struct GenerationConfig {
     pub sampling: SamplingConfig,
     /// Ids that end the generation (not passed on as text; kept in [`Generation::tokens`]).
     pub stop_ids: Vec<u32>,
+    /// Texts that end the generation as soon as the answer contains one; the answer is the
+    /// text before it (the token that completed it stays in the tokens).
+    pub stop_strings: Vec<String>,
+    /// Record every generated token's log-probability and those of the `k` most likely
+    /// tokens at its step (`Some(0)`: the chosen token's only); `None` computes nothing.
+    pub logprobs: Option<usize>,
+}
+
+impl Default for GenerationConfig {
+    /// 256 new tokens, greedy, no stop ids or strings, no log-probabilities.
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 256,
+            sampling: SamplingConfig::default(),
+            stop_ids: Vec::new(),
+            stop_strings: Vec::new(),
+            logprobs: None,
+        }
+    }
 }
 
 /// Why generation stopped.
@@ -35,6 +58,8 @@ pub struct GenerationConfig {
 pub enum StopReason {
     /// An end token was generated.
     Eos,
+    /// The answer reached one of the stop strings.
+    StopString,
     /// `max_new_tokens` tokens were generated.
     Length,
     /// The model's context length was reached (before `max_new_tokens`).
@@ -46,6 +71,10 @@ pub enum StopReason {
 pub struct Generation {
     /// Generated ids, the end token included when there was one.
     pub tokens: Vec<u32>,
+    /// The answer's text: the ids decoded without special tokens, cut before a stop string.
+    pub text: String,
+    /// Log-probabilities of every generated id (aligned with `tokens`), when asked for.
+    pub logprobs: Option<Vec<TokenLogprobs>>,
     /// Why it stopped.
     pub stop: StopReason,
     /// Prompt length in positions.
@@ -70,14 +99,48 @@ impl Generation {
     }
 }
 
+/// A prompt ready to decode.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    /// Prompt embeddings `[1, s, d]` (s > 0).
+    pub embeds: Tensor,
+    /// Token ids of the prompt's text (a molecule's graph tokens have none): the ids the
+    /// repetition penalty counts as already seen.
+    pub text_ids: Vec<u32>,
+}
+
+impl Prompt {
+    /// The prompt of a token sequence: its embeddings from `model`'s embedding table.
+    pub fn from_ids<D: Decode + ?Sized>(model: &D, ids: Vec<u32>) -> Result<Self> {
+        let t = Tensor::new(ids.as_slice(), model.device())?.unsqueeze(0)?;
+        Ok(Self {
+            embeds: model.embed_ids(&t)?,
+            text_ids: ids,
+        })
+    }
+}
+
 /// One prompt of a batch.
 #[derive(Debug, Clone)]
 pub struct RowPrompt {
-    /// Prompt embeddings `[1, s, d]` (s > 0).
-    pub embeds: Tensor,
+    /// The prompt.
+    pub prompt: Prompt,
     /// Seed of this row's sampler (e.g. the run's seed plus the row's index in its input file,
     /// so that a row's tokens do not depend on the batch it falls in).
     pub seed: u64,
+}
+
+/// A generated token as the decode loop hands it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewToken<'a> {
+    /// Its row in the batch (0 for [`generate`]).
+    pub row: usize,
+    /// The id.
+    pub id: u32,
+    /// The answer text it releases (possibly empty: part of a character, special tokens, or
+    /// text held back while it could be the start of a stop string). The row's pieces joined
+    /// are a prefix of its final [`RowGeneration::text`].
+    pub text: &'a str,
 }
 
 /// What one row of a batch generated.
@@ -85,6 +148,10 @@ pub struct RowPrompt {
 pub struct RowGeneration {
     /// Generated ids, the end token included when there was one.
     pub tokens: Vec<u32>,
+    /// The answer's text: the ids decoded without special tokens, cut before a stop string.
+    pub text: String,
+    /// Log-probabilities of every generated id (aligned with `tokens`), when asked for.
+    pub logprobs: Option<Vec<TokenLogprobs>>,
     /// Why the row stopped.
     pub stop: StopReason,
     /// Probability of "Yes" against "No" at the first answer position, when asked for.
@@ -109,8 +176,35 @@ pub struct BatchGeneration {
 /// Per-row state of the shared decode loop.
 struct RowState {
     sampler: Sampler,
+    stream: AnswerStream,
     tokens: Vec<u32>,
+    logprobs: Option<Vec<TokenLogprobs>>,
     stop: Option<StopReason>,
+}
+
+impl RowState {
+    /// A row about to decode `prompt_ids`, sampled with `sampling`.
+    fn new(
+        sampling: SamplingConfig,
+        prompt_ids: &[u32],
+        tokenizer: &ModelTokenizer,
+        cfg: &GenerationConfig,
+    ) -> Self {
+        Self {
+            sampler: Sampler::with_prompt_ids(sampling, prompt_ids),
+            stream: AnswerStream::new(tokenizer, &cfg.stop_strings),
+            tokens: Vec::new(),
+            logprobs: cfg.logprobs.map(|_| Vec::new()),
+            stop: None,
+        }
+    }
+
+    /// Ends the row for `reason`; the text still held back joins the answer.
+    fn end(&mut self, reason: StopReason, tokenizer: &ModelTokenizer) -> Result<()> {
+        self.stream.finish(tokenizer)?;
+        self.stop = Some(reason);
+        Ok(())
+    }
 }
 
 /// The decode loop shared by [`generate`] and [`generate_batch`]: `first` holds the prefill
@@ -119,21 +213,13 @@ struct RowState {
 /// number of steps.
 fn decode_loop(
     first: Tensor,
-    samplers: Vec<Sampler>,
-    cfg: &GenerationConfig,
+    mut rows: Vec<RowState>,
+    (cfg, tokenizer): (&GenerationConfig, &ModelTokenizer),
     room: usize,
     mut step: impl FnMut(&[Option<u32>]) -> Result<Tensor>,
-    mut on_token: impl FnMut(usize, u32) -> Result<()>,
+    mut on_token: impl FnMut(&NewToken) -> Result<()>,
 ) -> Result<(Vec<RowState>, usize)> {
-    let b = samplers.len();
-    let mut rows: Vec<RowState> = samplers
-        .into_iter()
-        .map(|sampler| RowState {
-            sampler,
-            tokens: Vec::new(),
-            stop: None,
-        })
-        .collect();
+    let b = rows.len();
     let mut steps = 0;
     let mut logits = first;
     loop {
@@ -150,19 +236,28 @@ fn decode_loop(
             if state.stop.is_some() {
                 continue;
             }
-            let id = state.sampler.sample(row).ok_or_else(|| {
-                InferError::Input("the model produced no finite logit".to_string())
-            })?;
+            let no_logit = || InferError::Input("the model produced no finite logit".to_string());
+            let id = state.sampler.sample(row).ok_or_else(no_logit)?;
+            if let (Some(k), Some(list)) = (cfg.logprobs, state.logprobs.as_mut()) {
+                list.push(token_logprobs(row, id, k).ok_or_else(no_logit)?);
+            }
             state.tokens.push(id);
             if cfg.stop_ids.contains(&id) {
-                state.stop = Some(StopReason::Eos);
+                state.end(StopReason::Eos, tokenizer)?;
                 continue;
             }
-            on_token(r, id)?;
-            if state.tokens.len() >= cfg.max_new_tokens {
-                state.stop = Some(StopReason::Length);
+            let text = state.stream.push(tokenizer, id)?;
+            on_token(&NewToken {
+                row: r,
+                id,
+                text: &text,
+            })?;
+            if state.stream.is_stopped() {
+                state.stop = Some(StopReason::StopString);
+            } else if state.tokens.len() >= cfg.max_new_tokens {
+                state.end(StopReason::Length, tokenizer)?;
             } else if state.tokens.len() >= room {
-                state.stop = Some(StopReason::Context);
+                state.end(StopReason::Context, tokenizer)?;
             } else {
                 next[r] = Some(id);
             }
@@ -187,14 +282,18 @@ fn room<D: Decode + ?Sized>(model: &D, width: usize) -> Result<usize> {
     }
 }
 
-/// Generates from `prompt_embeds` (`[1, s, d]`) with a fresh KV cache, calling `on_token` with
-/// each new id as soon as it is chosen (end tokens excluded).
+/// Generates from `prompt` with a fresh KV cache, calling `on_token` with each new id and the
+/// text it releases as soon as it is chosen (end tokens excluded). The answer's text comes
+/// from `tokenizer` (the model's).
 pub fn generate<D: Decode + ?Sized>(
     model: &D,
-    prompt_embeds: &Tensor,
+    tokenizer: &ModelTokenizer,
+    prompt: &Prompt,
     cfg: &GenerationConfig,
-    mut on_token: impl FnMut(u32) -> Result<()>,
+    on_token: impl FnMut(&NewToken) -> Result<()>,
 ) -> Result<Generation> {
+    cfg.sampling.check()?;
+    let prompt_embeds = &prompt.embeds;
     let (b, s, _) = prompt_embeds.dims3()?;
     if b != 1 || s == 0 {
         return Err(InferError::Input(format!(
@@ -208,6 +307,8 @@ pub fn generate<D: Decode + ?Sized>(
     if cfg.max_new_tokens == 0 {
         return Ok(Generation {
             tokens: Vec::new(),
+            text: String::new(),
+            logprobs: cfg.logprobs.map(|_| Vec::new()),
             stop: StopReason::Length,
             prompt_len: s,
             prompt_time: Duration::ZERO,
@@ -220,8 +321,13 @@ pub fn generate<D: Decode + ?Sized>(
     let decode_start = Instant::now();
     let (mut rows, decode_steps) = decode_loop(
         first,
-        vec![Sampler::new(cfg.sampling)],
-        cfg,
+        vec![RowState::new(
+            cfg.sampling,
+            &prompt.text_ids,
+            tokenizer,
+            cfg,
+        )],
+        (cfg, tokenizer),
         room,
         |next| {
             let Some(id) = next.first().copied().flatten() else {
@@ -231,13 +337,15 @@ pub fn generate<D: Decode + ?Sized>(
             let emb = model.embed_ids(&ids)?;
             Ok(model.forward_cached(&emb, None, &mut cache)?)
         },
-        |_, id| on_token(id),
+        on_token,
     )?;
     let row = rows
         .pop()
         .ok_or_else(|| InferError::Input("no row".into()))?;
     Ok(Generation {
         tokens: row.tokens,
+        text: row.stream.into_answer(),
+        logprobs: row.logprobs,
         stop: row.stop.unwrap_or(StopReason::Length),
         prompt_len: s,
         prompt_time,
@@ -251,24 +359,27 @@ pub fn generate<D: Decode + ?Sized>(
 /// [`Decode::forward_cached`] (a row's logits are bit for bit those of decoding it alone). Each row has its own sampler (seeded from [`RowPrompt::seed`]) and
 /// stops on its own; a finished row is fed masked padding until the whole batch is done, and
 /// its tokens are not extended. `yes_no` adds each row's probability of "Yes" at the first
-/// answer position. `on_token(row, id)` is called with each new id (end tokens excluded).
+/// answer position. `on_token` is called with each new id (end tokens excluded) and the text
+/// it releases; `tokenizer` (the model's) decodes the answers.
 pub fn generate_batch<D: Decode + ?Sized>(
     model: &D,
+    tokenizer: &ModelTokenizer,
     prompts: &[RowPrompt],
     cfg: &GenerationConfig,
     yes_no: Option<&YesNoIds>,
-    on_token: impl FnMut(usize, u32) -> Result<()>,
+    on_token: impl FnMut(&NewToken) -> Result<()>,
 ) -> Result<BatchGeneration> {
+    cfg.sampling.check()?;
     let b = prompts.len();
     let d = model.hidden_size();
     let mut lens = Vec::with_capacity(b);
     for (r, p) in prompts.iter().enumerate() {
-        match p.embeds.dims3()? {
+        match p.prompt.embeds.dims3()? {
             (1, s, dd) if s > 0 && dd == d => lens.push(s),
             _ => {
                 return Err(InferError::Input(format!(
                     "prompt {r}: expected embeddings [1, s > 0, {d}], got {:?}",
-                    p.embeds.dims()
+                    p.prompt.embeds.dims()
                 )))
             }
         }
@@ -277,6 +388,8 @@ pub fn generate_batch<D: Decode + ?Sized>(
         rows: vec![
             RowGeneration {
                 tokens: Vec::new(),
+                text: String::new(),
+                logprobs: cfg.logprobs.map(|_| Vec::new()),
                 stop: StopReason::Length,
                 prob_yes: None,
             };
@@ -302,7 +415,7 @@ pub fn generate_batch<D: Decode + ?Sized>(
     let start = Instant::now();
     for p in prompts {
         let mut one = model.new_cache(1);
-        let e = p.embeds.to_dtype(dtype)?.to_device(device)?;
+        let e = p.prompt.embeds.to_dtype(dtype)?.to_device(device)?;
         firsts.push(model.forward_cached(&e, None, &mut one)?);
         cache.append_rows(one)?;
     }
@@ -317,20 +430,21 @@ pub fn generate_batch<D: Decode + ?Sized>(
             .collect::<Result<_>>()?,
         None => vec![None; b],
     };
-    let samplers = prompts
+    let states = prompts
         .iter()
         .map(|p| {
-            Sampler::new(SamplingConfig {
+            let sampling = SamplingConfig {
                 seed: p.seed,
                 ..cfg.sampling
-            })
+            };
+            RowState::new(sampling, &p.prompt.text_ids, tokenizer, cfg)
         })
         .collect();
     let decode_start = Instant::now();
     let (rows, decode_steps) = decode_loop(
         first,
-        samplers,
-        cfg,
+        states,
+        (cfg, tokenizer),
         room,
         |next| {
             let ids: Vec<u32> = next.iter().map(|id| id.unwrap_or(0)).collect();
@@ -355,6 +469,8 @@ pub fn generate_batch<D: Decode + ?Sized>(
             .zip(prob_yes)
             .map(|(r, prob_yes)| RowGeneration {
                 tokens: r.tokens,
+                text: r.stream.into_answer(),
+                logprobs: r.logprobs,
                 stop: r.stop.unwrap_or(StopReason::Length),
                 prob_yes,
             })

@@ -6,11 +6,10 @@
 
 use std::path::Path;
 
-use candle_core::Tensor;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::generate::{generate_batch, GenerationConfig, RowPrompt};
+use super::generate::{generate_batch, GenerationConfig, Prompt, RowPrompt};
 use super::yes_no::YesNoIds;
 use super::{InferError, Result};
 use crate::data::record::IMAGE_TOKEN;
@@ -165,9 +164,9 @@ pub struct Progress {
     pub tokens: usize,
 }
 
-/// Generates an answer for every row. `prompt` turns a row into prompt embeddings `[1, s, d]`;
-/// when it fails with [`InferError::InvalidSmiles`] or [`InferError::PromptTooLong`] the row
-/// gets that error and an empty prediction, any other failure stops the run. Rows are sorted by length (question plus
+/// Generates an answer for every row. `prompt` turns a row into its [`Prompt`]; when it fails
+/// with [`InferError::InvalidSmiles`] or [`InferError::PromptTooLong`] the row gets that error
+/// and an empty prediction, any other failure stops the run. Rows are sorted by length (question plus
 /// SMILES, in characters) so that a batch holds prompts of similar length, and returned in
 /// input order; the text is decoded with `tokenizer`.
 pub fn generate_rows<D: Decode + ?Sized>(
@@ -175,7 +174,7 @@ pub fn generate_rows<D: Decode + ?Sized>(
     tokenizer: &ModelTokenizer,
     rows: &[InputRow],
     options: &BatchOptions,
-    prompt: impl Fn(&InputRow) -> Result<Tensor>,
+    prompt: impl Fn(&InputRow) -> Result<Prompt>,
     mut on_progress: impl FnMut(Progress),
 ) -> Result<Vec<OutputRow>> {
     let mut out: Vec<OutputRow> = rows
@@ -199,9 +198,9 @@ pub fn generate_rows<D: Decode + ?Sized>(
         let mut which = Vec::with_capacity(chunk.len());
         for &i in chunk {
             match prompt(&rows[i]) {
-                Ok(embeds) => {
+                Ok(p) => {
                     prompts.push(RowPrompt {
-                        embeds,
+                        prompt: p,
                         seed: options.generation.sampling.seed.wrapping_add(i as u64),
                     });
                     which.push(i);
@@ -215,23 +214,18 @@ pub fn generate_rows<D: Decode + ?Sized>(
         }
         let result = generate_batch(
             model,
+            tokenizer,
             &prompts,
             &options.generation,
             options.yes_no.as_ref(),
-            |_, _| {
+            |_| {
                 progress.tokens += 1;
                 on_progress(progress);
                 Ok(())
             },
         )?;
         for (&i, row) in which.iter().zip(result.rows) {
-            let text_ids: Vec<u32> = row
-                .tokens
-                .iter()
-                .copied()
-                .filter(|id| !options.generation.stop_ids.contains(id))
-                .collect();
-            out[i].prediction = tokenizer.decode(&text_ids, true)?.trim().to_string();
+            out[i].prediction = row.text.trim().to_string();
             out[i].prob_yes = row.prob_yes;
         }
         progress.rows_done += which.len();

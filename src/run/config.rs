@@ -94,7 +94,8 @@ pub struct TrainSection {
     /// Seed of shuffling, dropout and initialisation.
     #[serde(default)]
     pub seed: u64,
-    /// Evaluation loss every N updates (0: only at the end).
+    /// Evaluation loss every N updates (0: only before the first update of a fresh run and at
+    /// the end, which are always evaluated).
     #[serde(default)]
     pub eval_every: u64,
     /// Checkpoint every N updates (0: only at the end).

@@ -17,8 +17,10 @@ use candle_core::Tensor;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::infer::assistant::Assistant;
-use crate::infer::{Sampler, SamplingConfig, YesNoIds};
-use crate::model::{Decode, KvCache, TextStream};
+use crate::infer::{
+    token_logprobs, AnswerStream, Prompt, Sampler, SamplingConfig, TokenLogprobs, YesNoIds,
+};
+use crate::model::{Decode, KvCache};
 
 /// A run the server answers with.
 pub struct ServedModel {
@@ -39,7 +41,7 @@ pub struct ServedModel {
 pub struct JobSettings {
     /// Most new tokens.
     pub max_tokens: usize,
-    /// Token choice (temperature, top-p, seed).
+    /// Token choice (penalties, temperature, top-p, seed).
     pub sampling: SamplingConfig,
     /// Strings that end the answer (not part of it).
     pub stop: Vec<String>,
@@ -57,25 +59,15 @@ pub struct Job {
     pub model: usize,
     /// Its name (for logs).
     pub model_name: String,
-    /// Prompt embeddings `[1, s, d]` (graph tokens spliced in).
-    pub prompt: Tensor,
+    /// The prompt: embeddings `[1, s, d]` (graph tokens spliced in) and its text's ids (for
+    /// the repetition penalty).
+    pub prompt: Prompt,
     /// Decoding settings.
     pub settings: JobSettings,
     /// Where the answer goes; the request is dropped when its receiver is gone.
     pub events: UnboundedSender<Event>,
     /// When the request was queued.
     pub queued: Instant,
-}
-
-/// The log-probability of one generated token, with the most likely alternatives.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenLogprob {
-    /// The chosen id.
-    pub id: u32,
-    /// Its log-probability under the model.
-    pub logprob: f32,
-    /// The `k` most likely ids and their log-probabilities.
-    pub top: Vec<(u32, f32)>,
 }
 
 /// Why an answer ended (OpenAI's `finish_reason`).
@@ -119,8 +111,8 @@ pub enum Event {
     Text {
         /// The text.
         text: String,
-        /// The log-probability of the token that completed it, when asked.
-        logprob: Option<TokenLogprob>,
+        /// The log-probabilities of the token that completed it, when asked.
+        logprob: Option<TokenLogprobs>,
     },
     /// The answer is complete.
     Done(Finish),
@@ -190,11 +182,10 @@ impl Drop for Engine {
 /// A request being decoded.
 struct Row {
     job: Job,
+    /// Its token choice, with the state of its penalties.
     sampler: Sampler,
-    stream: TextStream,
-    /// Answer text decoded so far, and how much of it was sent.
-    text: String,
-    sent: usize,
+    /// Its answer text, stop strings held back and cut.
+    stream: AnswerStream,
     generated: usize,
     prompt_len: usize,
     room: usize,
@@ -274,11 +265,11 @@ impl Scheduler {
         let assistant = &model.assistant;
         let started = Instant::now();
         let prefill = || -> crate::infer::Result<(KvCache, Vec<f32>, usize)> {
-            let (_, s, _) = job.prompt.dims3()?;
+            let (_, s, _) = job.prompt.embeds.dims3()?;
             let mut cache = assistant.model.new_cache(1);
             let logits = assistant
                 .model
-                .forward_cached(&job.prompt, None, &mut cache)?;
+                .forward_cached(&job.prompt.embeds, None, &mut cache)?;
             Ok((cache, logits.flatten_all()?.to_vec1::<f32>()?, s))
         };
         let (cache, logits, prompt_len) = match prefill() {
@@ -299,10 +290,8 @@ impl Scheduler {
             .saturating_sub(prompt_len)
             .max(1);
         let mut row = Row {
-            sampler: Sampler::new(job.settings.sampling),
-            stream: assistant.tokenizer.stream(true),
-            text: String::new(),
-            sent: 0,
+            sampler: Sampler::with_prompt_ids(job.settings.sampling, &job.prompt.text_ids),
+            stream: AnswerStream::new(&assistant.tokenizer, &job.settings.stop),
             generated: 0,
             prompt_len,
             room,
@@ -422,47 +411,36 @@ impl Row {
             .job
             .settings
             .logprobs
-            .map(|k| token_logprob(logits, id, k));
-        let piece = match self.stream.step(&model.assistant.tokenizer, id) {
-            Ok(p) => p.unwrap_or_default(),
+            .and_then(|k| token_logprobs(logits, id, k));
+        let text = match self.stream.push(&model.assistant.tokenizer, id) {
+            Ok(text) => text,
             Err(e) => return self.fail(&e.to_string()),
         };
-        self.text.push_str(&piece);
-        if let Some(end) = stop_position(&self.text, self.sent, &self.job.settings.stop) {
-            self.text.truncate(end);
-            self.send_text(logprob, true);
+        self.send_text(text, logprob);
+        if self.stream.is_stopped() {
             return self.finish(model, FinishReason::Stop);
         }
-        self.send_text(logprob, false);
         if self.generated >= self.job.settings.max_tokens || self.generated >= self.room {
             return self.finish(model, FinishReason::Length);
         }
         false
     }
 
-    /// Sends the answer text not sent yet, holding back a tail that may begin a stop string
-    /// (unless `all`).
-    fn send_text(&mut self, logprob: Option<TokenLogprob>, all: bool) {
-        let end = if all {
-            self.text.len()
-        } else {
-            self.text.len() - held_back(&self.text[self.sent..], &self.job.settings.stop)
-        };
-        let text = self.text[self.sent..end].to_string();
-        self.sent = end;
+    /// Sends new answer text (the stream holds back what may begin a stop string), or a
+    /// log-probability alone.
+    fn send_text(&mut self, text: String, logprob: Option<TokenLogprobs>) {
         if !text.is_empty() || logprob.is_some() {
             let _ = self.job.events.send(Event::Text { text, logprob });
         }
     }
 
     fn finish(&mut self, model: &ServedModel, reason: FinishReason) -> bool {
-        if let Ok(Some(rest)) = self.stream.finish(&model.assistant.tokenizer) {
-            self.text.push_str(&rest);
-        }
-        if let Some(end) = stop_position(&self.text, self.sent, &self.job.settings.stop) {
-            self.text.truncate(end);
-        }
-        self.send_text(None, true);
+        // What was held back for stop strings, and bytes of an unfinished character.
+        let rest = self
+            .stream
+            .finish(&model.assistant.tokenizer)
+            .unwrap_or_default();
+        self.send_text(rest, None);
         log_line(
             &self.job,
             reason.as_str(),
@@ -491,80 +469,6 @@ impl Row {
     }
 }
 
-/// Byte offset where the first stop string found in `text` starts, looking only at matches
-/// that end after `sent` (earlier text was checked before).
-fn stop_position(text: &str, sent: usize, stops: &[String]) -> Option<usize> {
-    stops
-        .iter()
-        .filter_map(|s| {
-            let from = floor_char_boundary(text, sent.saturating_sub(s.len()));
-            text[from..].find(s.as_str()).map(|p| from + p)
-        })
-        .min()
-}
-
-/// Length of the longest tail of `text` that is the beginning of a stop string (that text
-/// waits until the next token tells whether the stop string follows).
-fn held_back(text: &str, stops: &[String]) -> usize {
-    stops
-        .iter()
-        .flat_map(|s| {
-            (1..s.len().min(text.len() + 1))
-                .filter(|&n| text.is_char_boundary(text.len() - n) && s.is_char_boundary(n))
-                .filter(|&n| text.ends_with(&s[..n]))
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-fn floor_char_boundary(text: &str, mut i: usize) -> usize {
-    while i > 0 && !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// The log-softmax value of `id` in `logits`, with the `k` best ids.
-fn token_logprob(logits: &[f32], id: u32, k: usize) -> TokenLogprob {
-    let max = logits
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits
-        .iter()
-        .filter(|v| v.is_finite())
-        .map(|&v| f64::from(v - max).exp())
-        .sum();
-    let norm = f64::from(max) + sum.ln();
-    let lp = |v: f32| (f64::from(v) - norm) as f32;
-    let mut top: Vec<(u32, f32)> = Vec::new();
-    if k > 0 {
-        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-        let k = k.min(idx.len());
-        idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| {
-            logits[b as usize].total_cmp(&logits[a as usize])
-        });
-        idx.truncate(k);
-        idx.sort_by(|&a, &b| {
-            logits[b as usize]
-                .total_cmp(&logits[a as usize])
-                .then(a.cmp(&b))
-        });
-        top = idx
-            .into_iter()
-            .map(|i| (i, lp(logits[i as usize])))
-            .collect();
-    }
-    TokenLogprob {
-        id,
-        logprob: logits
-            .get(id as usize)
-            .map_or(f32::NEG_INFINITY, |&v| lp(v)),
-        top,
-    }
-}
-
 /// One JSON line per request on stderr.
 fn log_line(job: &Job, outcome: &str, counts: (usize, usize, usize), queue: Duration) {
     let (prompt_tokens, completion_tokens, peak_batch) = counts;
@@ -579,32 +483,4 @@ fn log_line(job: &Job, outcome: &str, counts: (usize, usize, usize), queue: Dura
         "total_ms": job.queued.elapsed().as_secs_f64() * 1e3,
     });
     eprintln!("{line}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stop_strings_are_found_across_pieces_and_held_back() {
-        let stops = vec!["END".to_string(), "\n\n".to_string()];
-        assert_eq!(held_back("abc EN", &stops), 2);
-        assert_eq!(held_back("abc\n", &stops), 1);
-        assert_eq!(held_back("abc", &stops), 0);
-        assert_eq!(stop_position("abc END more", 0, &stops), Some(4));
-        // A match that ends before what was already sent is not looked at again.
-        assert_eq!(stop_position("x\n\nabc", 3, &stops), Some(1));
-        assert_eq!(stop_position("x\n\nabcdef", 9, &stops), None);
-        assert_eq!(held_back("é", &["éa".to_string()]), 2);
-    }
-
-    #[test]
-    fn logprobs_are_a_log_softmax() {
-        let l = [1.0f32, 3.0, 2.0, f32::NEG_INFINITY];
-        let t = token_logprob(&l, 2, 2);
-        let z: f64 = [1.0f64, 3.0, 2.0].iter().map(|v| v.exp()).sum();
-        assert!((f64::from(t.logprob) - (2.0 - z.ln())).abs() < 1e-6);
-        assert_eq!(t.top.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 2]);
-        assert!((f64::from(t.top[0].1) - (3.0 - z.ln())).abs() < 1e-6);
-    }
 }

@@ -19,12 +19,10 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::api::{self, ApiError, ChatRequest, MoleculeInput};
-use super::engine::{
-    Engine, Event, Finish, Job, JobSettings, ServedModel, SubmitError, TokenLogprob,
-};
+use super::engine::{Engine, Event, Finish, Job, JobSettings, ServedModel, SubmitError};
 use super::web;
 use crate::chem::{self, canon, selfies, ChemError};
-use crate::infer::{InferError, SamplingConfig};
+use crate::infer::{InferError, Prompt, SamplingConfig, TokenLogprobs};
 
 /// Largest request body accepted (bigger ones get 413).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -291,6 +289,9 @@ async fn chat(
                 temperature: req.temperature,
                 top_p: req.top_p,
                 seed: req.seed.unwrap_or(n),
+                repetition_penalty: req.repetition_penalty,
+                frequency_penalty: req.frequency_penalty,
+                presence_penalty: req.presence_penalty,
             },
             stop: req.stop.clone(),
             logprobs: req.logprobs,
@@ -327,18 +328,14 @@ async fn chat(
     }
 }
 
-/// Prompt embeddings of a request: its molecule (checked, with the position of any error),
-/// the conversation in the run's template, the length against the model's context.
-fn prompt_embeds(
-    state: &AppState,
-    index: usize,
-    req: &ChatRequest,
-) -> Result<candle_core::Tensor, ApiError> {
+/// The prompt of a request: its molecule (checked, with the position of any error), the
+/// conversation in the run's template, the length against the model's context.
+fn prompt_embeds(state: &AppState, index: usize, req: &ChatRequest) -> Result<Prompt, ApiError> {
     let (_, mol) = read_molecule(&req.molecule, "molecule")?;
     let graph = chem::featurize(&mol).map_err(|e| chem_error("molecule", "SMILES", &e))?;
     let assistant = &state.models[index].assistant;
-    let embeds = assistant
-        .followup_embeds(&graph, &req.history, &req.question)
+    let prompt = assistant
+        .followup(&graph, &req.history, &req.question)
         .map_err(|e| match e {
             InferError::Input(m) => ApiError::invalid("messages", m),
             InferError::PromptTooLong(m) => {
@@ -346,7 +343,7 @@ fn prompt_embeds(
             }
             other => internal(&other.to_string()),
         })?;
-    let s = embeds.dim(1).map_err(|e| internal(&e.to_string()))?;
+    let s = prompt.embeds.dim(1).map_err(|e| internal(&e.to_string()))?;
     let context = crate::model::Decode::context_len(&assistant.model);
     if s >= context {
         return Err(ApiError::invalid(
@@ -358,7 +355,7 @@ fn prompt_embeds(
         )
         .with_code("context_length_exceeded"));
     }
-    Ok(embeds)
+    Ok(prompt)
 }
 
 /// What the response builders need to know about a request.
@@ -383,7 +380,7 @@ impl Meta {
     }
 
     /// OpenAI's `logprobs.content` entry of one token.
-    fn logprob_entry(&self, lp: &TokenLogprob) -> Value {
+    fn logprob_entry(&self, lp: &TokenLogprobs) -> Value {
         let entry = |id: u32, logprob: f32| {
             let token = self.token_text(id);
             json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()})

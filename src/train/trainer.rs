@@ -1,7 +1,8 @@
 //! The training loop of both stages, read top to bottom like nanoGPT's `train.py`:
 //!
 //! ```text
-//! run:    build -> while steps remain { update; log; evaluate every N; checkpoint every N } -> finish
+//! run:    build -> evaluate (fresh run) -> while steps remain { update; log; evaluate every N;
+//!         checkpoint every N } -> finish
 //! update: grad_accum micro-batches of (batch -> InstructMol::loss -> backward -> accumulate),
 //!         then clip + AdamW (optim.rs)
 //! ```
@@ -79,6 +80,10 @@ pub fn run(
     overwrite: bool,
 ) -> Result<RunSummary> {
     let mut t = Trainer::build(stage, cfg, resume, overwrite)?;
+    if t.state.step == 0 {
+        // The held-out loss before training: where the evaluation curve starts.
+        t.evaluate(false)?;
+    }
     while t.state.step < t.total_steps {
         let update = t.update()?;
         t.log_update(&update)?;
