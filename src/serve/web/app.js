@@ -353,7 +353,7 @@
         selfies: res.selfies || '',
         atoms: res.atoms,
       };
-      setMolStatus('valid', 'Valid ' + label + (typeof res.atoms === 'number' ? ' \u00b7 ' + res.atoms + ' heavy atoms' : ''));
+      setMolStatus('valid', 'Valid ' + label + (typeof res.atoms === 'number' ? ' \u00b7 ' + res.atoms + (res.atoms === 1 ? ' atom' : ' atoms') : ''));
       $('prop-canonical').textContent = state.molecule.canonical;
       $('prop-selfies').textContent = state.molecule.selfies;
       $('prop-atoms').textContent = typeof res.atoms === 'number' ? String(res.atoms) : '';
