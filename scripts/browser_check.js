@@ -10,17 +10,18 @@ const path = require('path');
 const { chromium } = require('playwright-core');
 
 const CAFFEINE = 'CN1C=NC2=C1C(=O)N(C(=O)N2C)C';
-const INVALID = 'CC(=O)O)C'; // unmatched ')' at 0-based position 7
+const INVALID = 'CC(=O)O)C'; // unmatched ')'
+const INVALID_AT = 7; // its 0-based position
 
 function usage() {
   console.error(
-    'usage: node browser_check.js URL SCREENSHOT.png [--model NAME] [--api-key KEY] [--question TEXT] [--timeout SECONDS]'
+    'usage: node browser_check.js URL SCREENSHOT.png [--model NAME] [--api-key KEY] [--question TEXT] [--max-tokens N] [--timeout SECONDS]'
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, shot: null, model: null, apiKey: null, question: null, timeout: 300 };
+  const opts = { url: null, shot: null, model: null, apiKey: null, question: null, maxTokens: null, timeout: 300 };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -32,6 +33,7 @@ function parseArgs(argv) {
     else if (a === '--api-key') opts.apiKey = next();
     else if (a === '--question') opts.question = next();
     else if (a === '--timeout') opts.timeout = Number(next());
+    else if (a === '--max-tokens') opts.maxTokens = next();
     else if (a.startsWith('--')) usage();
     else rest.push(a);
   }
@@ -82,6 +84,8 @@ async function main() {
     step = 'load the page';
     const resp = await page.goto(opts.url, { waitUntil: 'load', timeout: 30000 });
     if (!resp || !resp.ok()) throw new Error('GET ' + opts.url + ' -> ' + (resp ? resp.status() : 'no response'));
+    const missing = problems.filter((p) => /^HTTP \d+ GET \S*\/static\//.test(p));
+    if (missing.length) throw new Error('the page\'s files are not served: ' + missing.join('; '));
     ok('page loaded: ' + (await page.title()));
 
     if (opts.apiKey) {
@@ -129,6 +133,7 @@ async function main() {
 
     step = 'ask';
     if (opts.question) await page.fill('#question', opts.question);
+    if (opts.maxTokens) await page.fill('#max-tokens', String(opts.maxTokens));
     const question = await page.inputValue('#question');
     await page.waitForSelector('#ask:not([disabled])', { timeout: 10000 });
     await page.click('#ask');
@@ -166,9 +171,12 @@ async function main() {
     await page.waitForSelector('#mol-status[data-state="invalid"], #mol-status[data-state="valid"], #mol-status[data-state="error"]', { timeout: 30000 });
     const bad = (await page.textContent('#mol-status')).trim();
     if ((await page.getAttribute('#mol-status', 'data-state')) !== 'invalid') throw new Error(INVALID + ' was not reported invalid: ' + bad);
-    if (!/at character \d+|at the end of the input/.test(bad)) throw new Error('the error names no position: ' + bad);
+    if (!/\d|end of the input/.test(bad)) throw new Error('the error names no position: ' + bad);
     if (!(await page.isVisible('#mol-caret mark'))) throw new Error('no caret under the input for: ' + bad);
     const marked = await page.$eval('#mol-caret', (el) => ({ pos: el.dataset.position, ch: el.querySelector('mark').textContent }));
+    if (marked.pos !== String(INVALID_AT) || marked.ch !== INVALID[INVALID_AT]) {
+      throw new Error('the caret marks ' + JSON.stringify(marked) + ', expected the \')\' at 0-based ' + INVALID_AT);
+    }
     if (!(await page.isDisabled('#ask'))) throw new Error('Ask stays enabled for an invalid molecule');
     if ((await page.getAttribute('#mol-drawing', 'data-state')) === 'drawn') throw new Error('the old drawing stays for an invalid molecule');
     ok('invalid SMILES ' + INVALID + ': "' + bad + '"; marked character ' + JSON.stringify(marked.ch) + ' at 0-based ' + marked.pos);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Checks the page of a running `instructmol serve` in headless Chromium:
 #
-#   bash scripts/browser_check.sh http://127.0.0.1:8080 docs/serve.png [--model NAME] [--api-key KEY] [--timeout S]
+#   bash scripts/browser_check.sh http://127.0.0.1:8080 docs/serve.png [--model NAME] [--api-key KEY]
+#       [--question TEXT] [--max-tokens N] [--timeout S]
 #
 # loads the page, picks a model (the first one unless --model), enters caffeine, checks that the
-# 2D drawing appeared, asks the preset question, waits for the streamed answer, saves the
+# 2D drawing appeared, asks the preset question (or --question; the page's max tokens unless --max-tokens), waits for the streamed answer, saves the
 # screenshot (1280x800); then types an invalid SMILES and checks that the error with its position
 # is shown (second screenshot: NAME-invalid.png). Exits non-zero when a step fails.
 #

@@ -192,11 +192,15 @@ def run_level(url, args, model, molecules, clients):
 
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+    """VmRSS of pid in KiB, or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return None
+    return None
 
 
 def soak(url, args, model, molecules):
@@ -244,6 +248,12 @@ def soak(url, args, model, molecules):
         now = time.perf_counter() - t0
         if now >= next_sample - 1e-3:
             kib = rss_kib(args.pid)
+            if kib is None:
+                print(f"  t={now:6.0f} s  the server process {args.pid} is gone (killed? see dmesg for the OOM killer)")
+                stop.set()
+                for t in threads:
+                    t.join()
+                return 1
             samples.append((now, kib))
             with lock:
                 done, failed = counts["ok"], counts["failed"]
@@ -254,6 +264,9 @@ def soak(url, args, model, molecules):
         t.join()
     wall = time.perf_counter() - t0
     end_kib = rss_kib(args.pid)
+    if end_kib is None:
+        print(f"  the server process {args.pid} is gone (killed? see dmesg for the OOM killer)")
+        return 1
     samples.append((wall, end_kib))
     print(f"  t={wall:6.0f} s  VmRSS {end_kib / 1024:8.1f} MiB  (load stopped)")
     under_load = [k for t, k in samples[1:]]

@@ -260,12 +260,20 @@
       const m = state.model;
       const parts = [];
       parts.push(m.task ? 'task: ' + (TASK_LABELS[m.task] || m.task) : 'no task (general)');
-      if (m.base) parts.push('base: ' + m.base);
+      if (m.base) parts.push('base: ' + shortBase(m.base));
       if (m.yes_no) parts.push('yes/no answers with p(Yes)');
       info.textContent = parts.join(' \u00b7 ');
+      info.title = m.base ? 'base model: ' + m.base : '';
     }
     renderPresets();
     updateAsk();
+  }
+
+  // "/path/to/SmolLM2-135M-Instruct.Q4_1.gguf (GGUF, ...) [...]" -> "SmolLM2-135M-Instruct.Q4_1.gguf"
+  function shortBase(base) {
+    const head = String(base).split(' (')[0].split(' [')[0].replace(/[\\/]+$/, '');
+    const name = head.split(/[\\/]/).pop();
+    return name || String(base);
   }
 
   function presetsFor(model) {
@@ -363,8 +371,14 @@
       state.molecule = null;
       const err = res.error || {};
       const pos = Number.isInteger(err.position) ? err.position : null;
-      const where = pos === null ? '' : pos >= text.length ? ' at the end of the input' : ' at character ' + (pos + 1);
-      setMolStatus('invalid', 'Invalid ' + label + where + ': ' + (err.message || 'not a molecule'));
+      // The server's messages may name the 0-based position themselves; the caret below is
+      // the pointer either way, and a message without a number gets the 1-based character.
+      const message = err.message || 'not a molecule';
+      let where = '';
+      if (pos !== null && !/\d/.test(message)) {
+        where = pos >= text.length ? ' (at the end of the input)' : ' (at character ' + (pos + 1) + ')';
+      }
+      setMolStatus('invalid', 'Invalid ' + label + ': ' + message + where);
       if (pos !== null) showCaret(text, pos);
       $('mol-props').hidden = true;
       clearDrawing('invalid');
@@ -553,6 +567,7 @@
       model: model.id,
       messages: [{ role: 'user', content: [part, { type: 'text', text: question }] }],
       stream: true,
+      stream_options: { include_usage: true },
       max_tokens: Number.isFinite(maxTokens) && maxTokens > 0 ? maxTokens : 256,
       temperature: Number.isFinite(temperature) && temperature >= 0 ? temperature : 0,
     };
