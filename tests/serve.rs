@@ -453,7 +453,7 @@ fn bad_requests_get_openai_errors() {
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("at character"),
+            .contains("at position"),
         "{v}"
     );
     // A prompt longer than the model takes.

@@ -191,7 +191,7 @@ fn read_molecule(m: &MoleculeInput, param: &str) -> Result<(String, chem::Mol), 
 fn chem_error(param: &str, what: &str, e: &ChemError) -> ApiError {
     let at = e
         .position
-        .map(|p| format!(" (at character {p})"))
+        .map(|p| format!(" (at position {p}, counting from 0)"))
         .unwrap_or_default();
     ApiError::invalid(param, format!("invalid {what}: {}{at}", e.message))
         .with_code("invalid_molecule")

@@ -559,6 +559,7 @@
     clearError();
     const maxTokens = parseInt($('max-tokens').value, 10);
     const temperature = parseFloat($('temperature').value);
+    const penalty = parseFloat($('repetition-penalty').value);
     const part =
       mol.notation === 'smiles'
         ? { type: 'molecule', smiles: mol.text }
@@ -570,6 +571,7 @@
       stream_options: { include_usage: true },
       max_tokens: Number.isFinite(maxTokens) && maxTokens > 0 ? maxTokens : 256,
       temperature: Number.isFinite(temperature) && temperature >= 0 ? temperature : 0,
+      repetition_penalty: Number.isFinite(penalty) && penalty > 0 ? penalty : 1,
     };
     if (model.yes_no) body.prob_yes = true;
 
