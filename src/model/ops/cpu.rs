@@ -589,6 +589,11 @@ fn dot_fixed(a: &[f32], b: &[f32]) -> f32 {
             acc[l] += x[l] * y[l];
         }
     }
+    reduce_lanes(&acc, ar, br)
+}
+
+/// The fixed final sum of [`dot_fixed`] and [`dots_fma`]: lanes pairwise, then the tail.
+fn reduce_lanes(acc: &[f32; 8], ar: &[f32], br: &[f32]) -> f32 {
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (x, y) in ar.iter().zip(br) {
         s += x * y;
@@ -596,7 +601,57 @@ fn dot_fixed(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// `x [m, k] @ W^T` for a contiguous f32 `W [n, k]`, each output one [`dot_fixed`]: a row's
+/// Whether [`dots_fma`] can run here.
+fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `out[i] = w . xs[i]` for every row `i` of `xs` (rows of `w.len()`), with AVX2 FMA in eight
+/// lanes and the fixed final sum of [`reduce_lanes`]; four rows share each load of `w`. Every
+/// output goes through the same instructions whatever the number of rows.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA ([`has_fma`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_fma(w: &[f32], xs: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let k = w.len();
+    let k8 = k / 8 * 8;
+    let finish = |acc: __m256, x: &[f32]| {
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+        reduce_lanes(&lanes, &w[k8..], &x[k8..])
+    };
+    let mut rows = xs.chunks_exact(k).zip(out.iter_mut()).peekable();
+    let mut group: Vec<(&[f32], &mut f32)> = Vec::with_capacity(4);
+    while rows.peek().is_some() {
+        group.clear();
+        group.extend(rows.by_ref().take(4));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut c = 0;
+        while c < k8 {
+            let wv = _mm256_loadu_ps(w.as_ptr().add(c));
+            for (g, (x, _)) in group.iter().enumerate() {
+                acc[g] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.as_ptr().add(c)), acc[g]);
+            }
+            c += 8;
+        }
+        for (g, (x, o)) in group.iter_mut().enumerate() {
+            **o = finish(acc[g], x);
+        }
+    }
+}
+
+/// `x [m, k] @ W^T` for a contiguous f32 `W [n, k]`, each output one fixed-order dot product
+/// ([`dots_fma`], or [`dot_fixed`] without AVX2/FMA): a row's
 /// result does not depend on the other rows of `x` (continuous batching gives the same
 /// answers as decoding alone) and W is read once for all rows. `None` when the tensors are not
 /// contiguous f32 on the CPU or `m` is over [`ROW_PRODUCT_MAX_ROWS`].
@@ -618,12 +673,19 @@ pub fn matmul_t_rows(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         _ => return Ok(None),
     };
     let mut out_t = vec![0f32; n * m];
+    let fma = has_fma();
     let rows = (TASK_ELEMS / (k * m).max(1)).max(16);
     out_t
         .par_chunks_mut(rows * m)
         .zip(ws.par_chunks(rows * k))
         .for_each(|(o, wrows)| {
             for (orow, wrow) in o.chunks_mut(m).zip(wrows.chunks_exact(k)) {
+                #[cfg(target_arch = "x86_64")]
+                if fma {
+                    // SAFETY: `fma` says the CPU has AVX2 and FMA.
+                    unsafe { dots_fma(wrow, &xs, orow) };
+                    continue;
+                }
                 for (v, xrow) in orow.iter_mut().zip(xs.chunks_exact(k)) {
                     *v = dot_fixed(wrow, xrow);
                 }
@@ -632,4 +694,46 @@ pub fn matmul_t_rows(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     drop(storage);
     let out = Tensor::from_vec(out_t, (n, m), x.device())?;
     Ok(Some(out.t()?.contiguous()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn row_products_do_not_depend_on_the_other_rows() {
+        // k = 581: whole lanes and a tail; n large enough to be split over threads.
+        let (n, k) = (300, 581);
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (7, k), &Device::Cpu).unwrap();
+        let all = matmul_t_rows(&x, &w).unwrap().unwrap();
+        let reference = x.matmul(&w.t().unwrap()).unwrap();
+        let d: f32 = (&all - &reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_keepdim(1)
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[0];
+        assert!(d < 1e-3, "differs from matmul by {d}");
+        for m in 1..7 {
+            let part = matmul_t_rows(&x.narrow(0, 0, m).unwrap(), &w)
+                .unwrap()
+                .unwrap();
+            let a: Vec<Vec<f32>> = part.to_vec2().unwrap();
+            let b: Vec<Vec<f32>> = all.narrow(0, 0, m).unwrap().to_vec2().unwrap();
+            assert_eq!(a, b, "{m} rows give other bits than 7");
+        }
+        let big = Tensor::zeros(
+            (ROW_PRODUCT_MAX_ROWS + 1, k),
+            candle_core::DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert!(matmul_t_rows(&big, &w).unwrap().is_none());
+    }
 }
