@@ -533,3 +533,41 @@ fn bf16_training_keeps_f32_adapters_that_follow_the_f32_run_and_take_small_updat
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn gradient_checkpointing_trains_the_same_run_and_may_be_switched_on_when_resuming() {
+    let dir = temp_dir("ckpt");
+    let data = prepare(&dir);
+    let plain_cfg = write_config(&dir, "plain", "chatml", &data, "");
+    let ckpt_cfg = write_config(&dir, "ckpt", "chatml", &data, "");
+    let steps = ["--set", "train.max_steps=4"];
+    let o = train("finetune", &plain_cfg, &steps, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut on = steps.to_vec();
+    on.extend(["--set", "train.gradient_checkpointing=true"]);
+    let o = train("finetune", &ckpt_cfg, &on, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (p, c) = (losses(&dir.join("plain")), losses(&dir.join("ckpt")));
+    assert_eq!(p.len(), 4);
+    assert_eq!(p.len(), c.len());
+    // Dropout is on (0.1): the recomputed blocks draw the same masks, so the runs agree.
+    for ((s, a), (_, b)) in p.iter().zip(&c) {
+        assert!((a - b).abs() <= 1e-6 * a.abs(), "step {s}: {a} vs {b}");
+    }
+    // The plain run resumed at step 2 with checkpointing on continues the same way.
+    let mut resume = on.clone();
+    let from = dir.join("plain").join("checkpoint-0000002");
+    resume.extend(["--resume", from.to_str().unwrap()]);
+    let o = train("finetune", &plain_cfg, &resume, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("resuming at step 2"),
+        "{err}"
+    );
+    let r = losses(&dir.join("plain"));
+    assert_eq!(r.len(), 4, "{r:?}");
+    for ((s, a), (_, b)) in p.iter().zip(&r) {
+        assert!((a - b).abs() <= 1e-6 * a.abs(), "step {s}: {a} vs {b}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -436,6 +436,13 @@ impl InstructMol {
         self
     }
 
+    /// The same model with gradient checkpointing of the decoder's blocks on or off (see
+    /// [`Llama::set_gradient_checkpointing`]).
+    pub fn with_gradient_checkpointing(mut self, on: bool) -> Self {
+        self.decoder.set_gradient_checkpointing(on);
+        self
+    }
+
     fn check_widths(&self) -> Result<()> {
         let (gin, d) = (self.gin.config().hidden, self.decoder.config().hidden_size);
         if self.projector.in_dim() != gin || self.projector.out_dim() != d {

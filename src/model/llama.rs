@@ -90,20 +90,102 @@ struct Block {
     linears: Vec<Linear>,
 }
 
-/// Positional and masking inputs shared by all blocks of one forward pass.
-struct Context<'a> {
-    b: usize,
-    s: usize,
-    cos: &'a Tensor,
-    sin: &'a Tensor,
+impl Block {
+    /// The block on `x [b*s, d]` (layer `layer`): attention and MLP, each on the normalised
+    /// input and added back; `past` holds this layer's cached keys/values (updated in place)
+    /// when decoding incrementally. Dropout masks are derived from the context's seed and the
+    /// layer, so a second run (a checkpointed block's recomputation) draws the same masks.
+    fn forward(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        ctx: &Context,
+        past: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let h = ops::rms_norm(x, &self.input_norm, ctx.eps)?;
+        let x = (x + self.attention(layer, &h, ctx, past)?)?;
+        let h = ops::rms_norm(&x, &self.post_norm, ctx.eps)?;
+        Ok((&x + self.mlp(layer, &h, ctx)?)?)
+    }
+
+    /// Attention on normalised input `x [b*s, d]`.
+    fn attention(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        ctx: &Context,
+        past: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let mut rng = ctx
+            .dropout_seed
+            .map(|seed| Rng::derive(seed, &[layer as u64, 0]));
+        let q = self.linears[0].forward(x, rng.as_mut())?;
+        let k = self.linears[1].forward(x, rng.as_mut())?;
+        let v = self.linears[2].forward(x, rng.as_mut())?;
+        let heads = ctx.heads;
+        let (cos, sin, bias) = (&ctx.cos, &ctx.sin, ctx.bias.as_ref());
+        let o = match past {
+            // Training and scoring: one differentiable node for the whole core.
+            None => ops::attention(&q, &k, &v, heads, cos, sin, bias)?,
+            // Decoding: append the new keys/values to this layer's cache.
+            Some(past) => {
+                let q = ops::rope(&heads.split(&q, heads.nh)?, cos, sin)?;
+                let mut k = ops::rope(&heads.split(&k, heads.nkv)?, cos, sin)?;
+                let mut v = heads.split(&v, heads.nkv)?;
+                if let Some((pk, pv)) = past.as_ref() {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
+                }
+                // Detached: with unmerged LoRA adapters (variables) the new keys and values
+                // carry a gradient graph, and a cache that kept it would keep every earlier
+                // step's graph alive (memory and time growing with each token).
+                let (k, v) = (k.detach(), v.detach());
+                *past = Some((k.clone(), v.clone()));
+                match &ctx.row_starts {
+                    Some(starts) => attend_rows(&q, &k, &v, bias, heads, starts)?,
+                    None => ops::attend(&q, &k, &v, bias, heads)?.0,
+                }
+            }
+        };
+        self.linears[3].forward(&o, rng.as_mut())
+    }
+
+    /// SwiGLU MLP on normalised input `x [b*s, d]`.
+    fn mlp(&self, layer: usize, x: &Tensor, ctx: &Context) -> Result<Tensor> {
+        let mut rng = ctx
+            .dropout_seed
+            .map(|seed| Rng::derive(seed, &[layer as u64, 1]));
+        let gate = self.linears[4].forward(x, rng.as_mut())?;
+        let up = self.linears[5].forward(x, rng.as_mut())?;
+        self.linears[6].forward(&ops::silu_mul(&gate, &up)?, rng.as_mut())
+    }
+
+    /// The LoRA variables of the block (A and B of every adapter).
+    fn lora_vars(&self) -> Vec<Var> {
+        self.linears
+            .iter()
+            .filter_map(|l| l.lora.as_ref())
+            .flat_map(|l| [l.a.clone(), l.b.clone()])
+            .collect()
+    }
+}
+
+/// Positional and masking inputs shared by all blocks of one forward pass. Owned (its tensors
+/// are shared handles), so that a checkpointed block can run again in the backward pass.
+#[derive(Debug, Clone)]
+struct Context {
+    heads: ops::Heads,
+    eps: f64,
+    cos: Tensor,
+    sin: Tensor,
     /// Additive attention bias `[b or 1, 1, s, keys]` (None: no masking needed).
-    bias: Option<&'a Tensor>,
+    bias: Option<Tensor>,
     /// Dropout seed in training mode.
     dropout_seed: Option<u64>,
     /// Decoding a batch with padding: per row, where its real keys start when they are the
     /// contiguous end of the cache (`None`: scattered, use the bias). Each row then attends
     /// over its own keys alone, so its result does not depend on the other rows.
-    row_starts: Option<&'a [Option<usize>]>,
+    row_starts: Option<Vec<Option<usize>>>,
 }
 
 /// Per-layer keys and values of the tokens seen so far, for incremental decoding.
@@ -291,6 +373,8 @@ pub struct Llama {
     norm: Tensor,
     lm_head: Frozen,
     lora: Option<LoraConfig>,
+    /// Gradient checkpointing per block (training forward passes).
+    checkpointing: bool,
 }
 
 /// Where [`Llama::from_parts`] takes its tensors from.
@@ -446,6 +530,7 @@ impl Llama {
             norm,
             lm_head,
             lora: None,
+            checkpointing: false,
         })
     }
 
@@ -549,6 +634,19 @@ impl Llama {
         &self.device
     }
 
+    /// Gradient checkpointing per decoder block in forward passes without a KV cache (training
+    /// and scoring): a block keeps only its input for the backward pass, which runs the block
+    /// again (same dropout masks) to get its gradients. Same loss and gradients, activation
+    /// memory of one block instead of all of them, one more forward pass of compute.
+    pub fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.checkpointing = on;
+    }
+
+    /// Whether gradient checkpointing is on ([`Self::set_gradient_checkpointing`]).
+    pub fn gradient_checkpointing(&self) -> bool {
+        self.checkpointing
+    }
+
     /// The LoRA configuration of the attached adapters, if any.
     pub fn lora_config(&self) -> Option<&LoraConfig> {
         self.lora.as_ref()
@@ -601,83 +699,40 @@ impl Llama {
         Ok((cos, sin))
     }
 
-    /// Attention of one block on normalised input `x [b*s, d]`; `past` holds this layer's
-    /// cached keys/values (updated in place) when decoding incrementally.
-    fn attention(
-        &self,
-        block: &Block,
-        layer: usize,
-        x: &Tensor,
-        ctx: &Context,
-        past: Option<&mut Option<(Tensor, Tensor)>>,
-    ) -> Result<Tensor> {
-        let (b, s) = (ctx.b, ctx.s);
-        let mut rng = ctx
-            .dropout_seed
-            .map(|seed| Rng::derive(seed, &[layer as u64, 0]));
-        let q = block.linears[0].forward(x, rng.as_mut())?;
-        let k = block.linears[1].forward(x, rng.as_mut())?;
-        let v = block.linears[2].forward(x, rng.as_mut())?;
-        let heads = ops::Heads {
-            b,
-            s,
-            nh: self.cfg.num_attention_heads,
-            nkv: self.cfg.kv_heads(),
-            hd: self.cfg.head_dim(),
-        };
-        let o = match past {
-            // Training and scoring: one differentiable node for the whole core.
-            None => ops::attention(&q, &k, &v, heads, ctx.cos, ctx.sin, ctx.bias)?,
-            // Decoding: append the new keys/values to this layer's cache.
-            Some(past) => {
-                let q = ops::rope(&heads.split(&q, heads.nh)?, ctx.cos, ctx.sin)?;
-                let mut k = ops::rope(&heads.split(&k, heads.nkv)?, ctx.cos, ctx.sin)?;
-                let mut v = heads.split(&v, heads.nkv)?;
-                if let Some((pk, pv)) = past.as_ref() {
-                    k = Tensor::cat(&[pk, &k], 2)?;
-                    v = Tensor::cat(&[pv, &v], 2)?;
-                }
-                // Detached: with unmerged LoRA adapters (variables) the new keys and values
-                // carry a gradient graph, and a cache that kept it would keep every earlier
-                // step's graph alive (memory and time growing with each token).
-                let (k, v) = (k.detach(), v.detach());
-                *past = Some((k.clone(), v.clone()));
-                match ctx.row_starts {
-                    Some(starts) => attend_rows(&q, &k, &v, ctx.bias, heads, starts)?,
-                    None => ops::attend(&q, &k, &v, ctx.bias, heads)?.0,
-                }
-            }
-        };
-        block.linears[3].forward(&o, rng.as_mut())
-    }
-
-    fn mlp(&self, block: &Block, layer: usize, x: &Tensor, ctx: &Context) -> Result<Tensor> {
-        let mut rng = ctx
-            .dropout_seed
-            .map(|seed| Rng::derive(seed, &[layer as u64, 1]));
-        let gate = block.linears[4].forward(x, rng.as_mut())?;
-        let up = block.linears[5].forward(x, rng.as_mut())?;
-        block.linears[6].forward(&ops::silu_mul(&gate, &up)?, rng.as_mut())
-    }
-
-    /// Runs all blocks and the final norm on `x [b*s, d]`.
+    /// Runs all blocks and the final norm on `x [b*s, d]`. With gradient checkpointing (and no
+    /// cache), each block is one [`ops::checkpoint`] node: only its input is kept for the
+    /// backward pass, which runs the block again.
     fn blocks(
         &self,
         mut x: Tensor,
         ctx: &Context,
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
-        let eps = self.cfg.rms_norm_eps;
         for (i, block) in self.layers.iter().enumerate() {
-            let h = ops::rms_norm(&x, &block.input_norm, eps)?;
             let past = cache.as_deref_mut().map(|c| &mut c.kv[i]);
-            let a = self.attention(block, i, &h, ctx, past)?;
-            x = (x + a)?;
-            let h = ops::rms_norm(&x, &block.post_norm, eps)?;
-            let m = self.mlp(block, i, &h, ctx)?;
-            x = (x + m)?;
+            x = match past {
+                None if self.checkpointing => {
+                    let (b, c) = (block.clone(), ctx.clone());
+                    let run: ops::Segment = std::sync::Arc::new(move |x: &Tensor| {
+                        b.forward(i, x, &c, None).map_err(candle_core::Error::wrap)
+                    });
+                    ops::checkpoint(&x, &block.lora_vars(), run)?
+                }
+                past => block.forward(i, &x, ctx, past)?,
+            };
         }
-        Ok(ops::rms_norm(&x, &self.norm, eps)?)
+        Ok(ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?)
+    }
+
+    /// Head layout of a forward pass over `b` rows of `s` new positions.
+    fn heads(&self, b: usize, s: usize) -> ops::Heads {
+        ops::Heads {
+            b,
+            s,
+            nh: self.cfg.num_attention_heads,
+            nkv: self.cfg.kv_heads(),
+            hd: self.cfg.head_dim(),
+        }
     }
 
     fn check_embeds(&self, embeds: &Tensor) -> Result<(usize, usize)> {
@@ -727,11 +782,11 @@ impl Llama {
         };
         let bias = self.causal_bias(b, s, 0, real.as_deref())?;
         let ctx = Context {
-            b,
-            s,
-            cos: &cos,
-            sin: &sin,
-            bias: bias.as_ref(),
+            heads: self.heads(b, s),
+            eps: self.cfg.rms_norm_eps,
+            cos,
+            sin,
+            bias,
             dropout_seed: train.then_some(dropout_seed),
             row_starts: None,
         };
@@ -882,13 +937,13 @@ impl Llama {
                 .collect()
         });
         let ctx = Context {
-            b,
-            s,
-            cos: &cos,
-            sin: &sin,
-            bias: bias.as_ref(),
+            heads: self.heads(b, s),
+            eps: self.cfg.rms_norm_eps,
+            cos,
+            sin,
+            bias,
             dropout_seed: None,
-            row_starts: row_starts.as_deref(),
+            row_starts,
         };
         let x = embeds
             .detach()
@@ -950,14 +1005,7 @@ impl Llama {
 
     /// The LoRA variables (A and B of every adapter), e.g. for an optimizer.
     pub fn lora_vars(&self) -> Vec<Var> {
-        let mut out = Vec::new();
-        for block in &self.layers {
-            for l in block.linears.iter().filter_map(|l| l.lora.as_ref()) {
-                out.push(l.a.clone());
-                out.push(l.b.clone());
-            }
-        }
-        out
+        self.layers.iter().flat_map(Block::lora_vars).collect()
     }
 
     /// Folds the adapters into the base weights (`W += scale * B A`) and drops them: same

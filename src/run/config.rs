@@ -110,6 +110,11 @@ pub struct TrainSection {
     /// CPU threads for the math (0: all cores).
     #[serde(default)]
     pub threads: usize,
+    /// Gradient checkpointing per decoder block: the backward pass recomputes each block's
+    /// activations from its input instead of keeping them (same loss and gradients, less
+    /// memory, one more forward pass of compute). May change when a run resumes.
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
 }
 
 /// A whole run.

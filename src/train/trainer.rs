@@ -482,7 +482,9 @@ fn build_model(
         lora,
         seed: cfg.train.seed,
     };
-    Ok(InstructMol::for_training(decoder, &init)?.with_zero_graph(cfg.model.zero_graph))
+    Ok(InstructMol::for_training(decoder, &init)?
+        .with_zero_graph(cfg.model.zero_graph)
+        .with_gradient_checkpointing(cfg.train.gradient_checkpointing))
 }
 
 /// The resolved configuration as saved in every checkpoint.
@@ -544,8 +546,9 @@ fn eval_loss(
     Ok((mean, rows.into_iter().flatten().collect()))
 }
 
-/// The configuration of a resumed run must be the one it was started with (the device and
-/// thread count may change).
+/// The configuration of a resumed run must be the one it was started with (the device, the
+/// thread count and gradient checkpointing may change; keys added since the checkpoint was
+/// written count with their defaults).
 fn check_same_config(
     state: &TrainerState,
     stage: Stage,
@@ -567,13 +570,17 @@ fn check_same_config(
         )));
     }
     let mut now = config_json(cfg)?;
-    let mut then = state.config.clone();
+    let mut then = match serde_json::from_value::<RunConfig>(state.config.clone()) {
+        Ok(old) => config_json(&old)?,
+        Err(_) => state.config.clone(),
+    };
     for v in [&mut now, &mut then] {
         if let Some(m) = v.get_mut("model").and_then(|m| m.as_object_mut()) {
             m.remove("device");
         }
         if let Some(t) = v.get_mut("train").and_then(|m| m.as_object_mut()) {
             t.remove("threads");
+            t.remove("gradient_checkpointing");
         }
     }
     if now == then {

@@ -11,9 +11,12 @@
 //! On the CPU with f32 tensors the norm, gate, softmax and loss use the fused kernels of
 //! [`cpu`] instead (forward and backward in one parallel pass each, no copy).
 
+mod checkpoint;
 mod cpu;
 pub(crate) use cpu::matmul_t_rows;
 pub mod qdot;
+
+pub use checkpoint::{checkpoint, Segment};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
