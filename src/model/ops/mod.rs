@@ -56,17 +56,31 @@ fn copy_cpu(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
 }
 
 /// A gradient node: ties an output computed from detached inputs back to up to three
-/// inputs. Its forward pass is a copy of the stored output (so it runs on every backend);
-/// its backward pass is the hand-derived gradient.
+/// inputs. Its forward pass moves the stored output into the node's result (a copy: candle
+/// wants fresh storage; the stored tensor is dropped then, so the graph does not keep the
+/// output twice), so it runs on every backend; its backward pass is the hand-derived gradient.
 struct GradNode {
     name: &'static str,
-    out: Tensor,
+    /// The output until the forward pass has copied it.
+    out: std::sync::Mutex<Option<Tensor>>,
     bwd: Backward,
 }
 
 impl GradNode {
+    /// The stored output, taken (the forward pass runs once).
+    fn take_out(&self) -> Result<Tensor> {
+        self.out
+            .lock()
+            .ok()
+            .and_then(|mut o| o.take())
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!("{}: the forward pass ran twice", self.name))
+            })
+    }
+
     fn copy_out(&self) -> Result<(CpuStorage, Shape)> {
-        let (storage, layout) = self.out.storage_and_layout();
+        let out = self.take_out()?;
+        let (storage, layout) = out.storage_and_layout();
         match &*storage {
             candle_core::Storage::Cpu(s) => copy_cpu(s, layout),
             _ => Err(candle_core::Error::Msg(format!(
@@ -78,7 +92,8 @@ impl GradNode {
 
     #[cfg(feature = "cuda")]
     fn copy_out_cuda(&self) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (storage, layout) = self.out.storage_and_layout();
+        let out = self.take_out()?;
+        let (storage, layout) = out.storage_and_layout();
         match &*storage {
             candle_core::Storage::Cuda(s) => Ok((s.try_clone(layout)?, layout.shape().clone())),
             _ => Err(candle_core::Error::Msg(format!(
@@ -175,7 +190,7 @@ fn grad_node(
     }
     let node = GradNode {
         name,
-        out: output.detach().contiguous()?,
+        out: std::sync::Mutex::new(Some(output.detach().contiguous()?)),
         bwd,
     };
     match inputs {
