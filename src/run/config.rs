@@ -115,6 +115,13 @@ pub struct TrainSection {
     /// memory, one more forward pass of compute). May change when a run resumes.
     #[serde(default)]
     pub gradient_checkpointing: bool,
+    /// f16 models: the initial dynamic loss scale (PyTorch GradScaler's `init_scale`).
+    #[serde(default = "default_loss_scale")]
+    pub loss_scale_init: f64,
+    /// f16 models: finite updates in a row after which the loss scale doubles (GradScaler's
+    /// `growth_interval`).
+    #[serde(default = "default_growth_interval")]
+    pub loss_scale_growth_interval: u64,
 }
 
 /// A whole run.
@@ -160,6 +167,12 @@ fn default_keep() -> usize {
 }
 fn yes() -> bool {
     true
+}
+fn default_loss_scale() -> f64 {
+    65536.0
+}
+fn default_growth_interval() -> u64 {
+    2000
 }
 
 impl RunConfig {
@@ -265,6 +278,15 @@ impl RunConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("{name} must be a number >= 0, got {v}"));
             }
+        }
+        if !(t.loss_scale_init.is_finite() && t.loss_scale_init >= 1.0) {
+            return Err(format!(
+                "train.loss_scale_init must be a number >= 1, got {}",
+                t.loss_scale_init
+            ));
+        }
+        if t.loss_scale_growth_interval == 0 {
+            return Err("train.loss_scale_growth_interval must be at least 1".into());
         }
         if !(self.lora.alpha.is_finite() && self.lora.alpha > 0.0) {
             return Err(format!(
@@ -410,6 +432,11 @@ lr = 2e-3
             ("train.threads=100000", "train.threads"),
             ("train.weight_decay=-0.1", "train.weight_decay"),
             ("train.max_grad_norm=-1", "train.max_grad_norm"),
+            ("train.loss_scale_init=0.5", "train.loss_scale_init"),
+            (
+                "train.loss_scale_growth_interval=0",
+                "loss_scale_growth_interval",
+            ),
             ("lora.alpha=-16.0", "lora.alpha"),
             ("lora.targets=[\"qkv\"]", "qkv"),
         ] {

@@ -1,6 +1,7 @@
 //! The optimizer of both stages: gradients accumulated over the micro-batches of an update,
 //! global-norm clipping (`torch.nn.utils.clip_grad_norm_`), AdamW with decoupled weight decay
-//! (`torch.optim.AdamW`), and a state that is saved and restored exactly for `--resume`.
+//! (`torch.optim.AdamW`), dynamic loss scaling for f16 models ([`LossScaler`],
+//! `torch.cuda.amp.GradScaler`), and a state that is saved and restored exactly for `--resume`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -47,6 +48,10 @@ pub struct StepStats {
     pub update_norm: f64,
     /// Parameter norm before the update.
     pub param_norm: f64,
+    /// The loss scale the update's gradients were computed with (f16 models only).
+    pub loss_scale: Option<f64>,
+    /// The gradients overflowed under loss scaling: nothing was changed, and the scale halved.
+    pub skipped: bool,
 }
 
 impl StepStats {
@@ -68,12 +73,70 @@ pub enum StepError {
     Parameters,
 }
 
+/// Dynamic loss scaling for training an f16 model (PyTorch's `torch.cuda.amp.GradScaler`): the
+/// loss is multiplied by the scale before the backward pass, so that small gradients do not
+/// underflow f16, and the gradients are divided by it before clipping. An update whose
+/// gradients are not finite is skipped and the scale halved; after `growth_interval` updates
+/// in a row with finite gradients the scale doubles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossScaler {
+    scale: f64,
+    /// Finite updates since the scale last changed.
+    good_steps: u64,
+    growth_interval: u64,
+}
+
+impl LossScaler {
+    /// PyTorch's initial scale, 2^16.
+    pub const INIT_SCALE: f64 = 65536.0;
+    /// PyTorch's number of finite updates before the scale doubles.
+    pub const GROWTH_INTERVAL: u64 = 2000;
+    /// Gradients that overflow at this scale overflow f16 without any scaling: the run has
+    /// diverged, and the update is refused as a non-finite gradient.
+    pub const MIN_SCALE: f64 = 1.0;
+
+    /// A scaler starting at `init_scale` that doubles after `growth_interval` finite updates.
+    pub fn new(init_scale: f64, growth_interval: u64) -> Self {
+        Self {
+            scale: init_scale,
+            good_steps: 0,
+            growth_interval: growth_interval.max(1),
+        }
+    }
+
+    /// The current scale.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// Records an update with finite gradients (`true`) or a skipped one (`false`).
+    fn update(&mut self, finite: bool) {
+        if finite {
+            self.good_steps += 1;
+            if self.good_steps >= self.growth_interval {
+                self.scale *= 2.0;
+                self.good_steps = 0;
+            }
+        } else {
+            self.scale *= 0.5;
+            self.good_steps = 0;
+        }
+    }
+}
+
 fn sum_sq(t: &Tensor) -> Result<f64> {
     Ok(t.sqr()?
         .sum_all()?
         .to_dtype(DType::F64)?
         .to_scalar::<f64>()?)
 }
+
+/// Key of the number of applied updates in the saved state.
+const STEPS_KEY: &str = "adamw.steps";
+/// Key of the loss scale in the saved state.
+const SCALE_KEY: &str = "scaler.scale";
+/// Key of the loss scaler's finite updates since its last change.
+const GOOD_STEPS_KEY: &str = "scaler.good_steps";
 
 /// AdamW over a fixed set of named variables, with gradient accumulation and clipping.
 pub struct AdamW {
@@ -83,7 +146,10 @@ pub struct AdamW {
     pending: BTreeMap<String, Tensor>,
     /// First and second moments per parameter, created on the first step.
     moments: HashMap<String, (Tensor, Tensor)>,
+    /// Updates applied (skipped ones not counted, as PyTorch's AdamW does not see them).
     steps: u64,
+    /// Dynamic loss scaling (f16 models).
+    scaler: Option<LossScaler>,
 }
 
 impl AdamW {
@@ -95,7 +161,19 @@ impl AdamW {
             pending: BTreeMap::new(),
             moments: HashMap::new(),
             steps: 0,
+            scaler: None,
         }
+    }
+
+    /// The same optimizer with dynamic loss scaling (for an f16 model).
+    pub fn with_loss_scaler(mut self, scaler: LossScaler) -> Self {
+        self.scaler = Some(scaler);
+        self
+    }
+
+    /// The factor to multiply the loss by before the backward pass: the loss scale, or 1.
+    pub fn loss_scale(&self) -> f64 {
+        self.scaler.map_or(1.0, |s| s.scale())
     }
 
     /// The variables being optimised.
@@ -103,7 +181,7 @@ impl AdamW {
         &self.params
     }
 
-    /// Number of optimizer steps taken.
+    /// Number of updates applied (skipped ones not counted).
     pub fn steps(&self) -> u64 {
         self.steps
     }
@@ -124,14 +202,38 @@ impl AdamW {
         Ok(())
     }
 
-    /// Ends the update in progress: clips the accumulated gradients to the configured norm,
-    /// applies one AdamW update at learning rate `lr` and clears them. A gradient that is not
-    /// finite is refused before anything changes ([`StepError::Gradient`]); parameters that are
-    /// not finite after the update are reported ([`StepError::Parameters`]): either way the
-    /// caller must not save them.
+    /// Ends the update in progress: divides the accumulated gradients by the loss scale (when
+    /// scaling), clips them to the configured norm, applies one AdamW update at learning rate
+    /// `lr` and clears them. A gradient that is not finite is refused before anything changes
+    /// ([`StepError::Gradient`]); under loss scaling such an update is skipped instead and the
+    /// scale halved (refused only when the scale is already [`LossScaler::MIN_SCALE`]).
+    /// Parameters that are not finite after the update are reported
+    /// ([`StepError::Parameters`]): either way the caller must not save them.
     pub fn step(&mut self, lr: f64) -> Result<StepStats> {
         let mut grads = std::mem::take(&mut self.pending);
+        let loss_scale = self.scaler.map(|s| s.scale());
+        if let Some(scale) = loss_scale {
+            for g in grads.values_mut() {
+                *g = (&*g * (1.0 / scale))?;
+            }
+        }
         let grad_norm = clip_grad_norm(&mut grads, self.config.max_grad_norm)?;
+        if let Some(scaler) = self.scaler.as_mut() {
+            let finite = grad_norm.is_finite();
+            if !finite && scaler.scale() > LossScaler::MIN_SCALE {
+                scaler.update(false);
+                return Ok(StepStats {
+                    grad_norm,
+                    update_norm: 0.0,
+                    param_norm: 0.0,
+                    loss_scale,
+                    skipped: true,
+                });
+            }
+            if finite {
+                scaler.update(true);
+            }
+        }
         if !grad_norm.is_finite() {
             return Err(StepError::Gradient(grad_norm).into());
         }
@@ -174,25 +276,40 @@ impl AdamW {
             grad_norm,
             update_norm: update_sq.sqrt(),
             param_norm: before_sq.sqrt(),
+            loss_scale,
+            skipped: false,
         })
     }
 
-    /// Saves the moments (safetensors, keys `m.NAME` / `v.NAME`); the step count is kept by
-    /// the caller's trainer state.
+    /// Saves the moments (safetensors, keys `m.NAME` / `v.NAME`), the number of updates applied
+    /// (`adamw.steps`) and the loss scaler's state (`scaler.scale`, `scaler.good_steps`), each
+    /// a one-element f64 tensor.
     pub fn save(&self, path: &Path) -> crate::run::Result<()> {
+        let err = |e: candle_core::Error| RunError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let mut map = HashMap::new();
         for (name, (m, v)) in &self.moments {
             map.insert(format!("m.{name}"), m.clone());
             map.insert(format!("v.{name}"), v.clone());
         }
-        candle_core::safetensors::save(&map, path).map_err(|e| RunError::Checkpoint {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+        let mut scalars = vec![(STEPS_KEY, self.steps as f64)];
+        if let Some(s) = &self.scaler {
+            scalars.push((SCALE_KEY, s.scale));
+            scalars.push((GOOD_STEPS_KEY, s.good_steps as f64));
+        }
+        for (key, value) in scalars {
+            let t = Tensor::new(&[value], &candle_core::Device::Cpu).map_err(err)?;
+            map.insert(key.to_string(), t);
+        }
+        candle_core::safetensors::save(&map, path).map_err(err)
     }
 
-    /// Restores moments written by [`AdamW::save`] and the step count; every parameter's
-    /// moments must be present with the parameter's shape (or none at all for step 0).
+    /// Restores what [`AdamW::save`] wrote; `steps` is the run's update count, the number of
+    /// applied updates when the file does not say (written before updates could be skipped).
+    /// Every parameter's moments must be present with the parameter's shape (or none at all
+    /// for step 0). A scaler keeps its initial state when the file has none.
     pub fn load(&mut self, path: &Path, steps: u64) -> crate::run::Result<()> {
         let bad = |reason: String| RunError::Checkpoint {
             path: path.to_path_buf(),
@@ -206,6 +323,30 @@ impl AdamW {
             .unwrap_or(candle_core::Device::Cpu);
         let mut map =
             candle_core::safetensors::load(path, &device).map_err(|e| bad(e.to_string()))?;
+        let mut scalar = |key: &str| -> crate::run::Result<Option<f64>> {
+            let Some(t) = map.remove(key) else {
+                return Ok(None);
+            };
+            let v = t
+                .flatten_all()
+                .and_then(|t| t.to_dtype(DType::F64))
+                .and_then(|t| t.to_vec1::<f64>())
+                .map_err(|e| bad(format!("`{key}`: {e}")))?;
+            match v[..] {
+                [x] if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+                _ => Err(bad(format!("`{key}` holds {v:?}, not one number >= 0"))),
+            }
+        };
+        let applied = scalar(STEPS_KEY)?;
+        let scale = scalar(SCALE_KEY)?;
+        let good_steps = scalar(GOOD_STEPS_KEY)?;
+        if let (Some(s), Some(scale), Some(good)) = (self.scaler.as_mut(), scale, good_steps) {
+            if scale <= 0.0 {
+                return Err(bad(format!("the loss scale is {scale}")));
+            }
+            s.scale = scale;
+            s.good_steps = good as u64;
+        }
         self.moments.clear();
         for (name, var) in &self.params {
             match (map.remove(&format!("m.{name}")), map.remove(&format!("v.{name}"))) {
@@ -232,7 +373,7 @@ impl AdamW {
                 "optimizer state holds `{extra}`, which is not a parameter of this run (checkpoint from another configuration?)"
             )));
         }
-        self.steps = steps;
+        self.steps = applied.map_or(steps, |a| a as u64);
         Ok(())
     }
 }
@@ -343,6 +484,112 @@ mod tests {
             (ga - 0.6).abs() < 1e-5 && (gb - 0.8).abs() < 1e-5,
             "{ga} {gb}"
         );
+    }
+
+    /// An optimizer over one variable `[1, -2]` and a loss `sum(k * w)` with gradient `k`.
+    fn one_var(c: AdamWConfig) -> (Var, AdamW) {
+        let var = Var::from_slice(&[1.0f32, -2.0], 2, &Device::Cpu).unwrap();
+        let mut params = BTreeMap::new();
+        params.insert("w".to_string(), var.clone());
+        (var.clone(), AdamW::new(params, c))
+    }
+
+    /// Accumulates the gradient of `sum(k * w) * factor`.
+    fn accumulate(opt: &mut AdamW, var: &Var, k: [f32; 2], factor: f64) {
+        let k = Tensor::new(&k, &Device::Cpu).unwrap();
+        let loss = ((var.as_tensor() * k).unwrap().sum_all().unwrap() * factor).unwrap();
+        opt.accumulate(&loss.backward().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn loss_scaler_halves_on_overflow_and_doubles_after_the_growth_interval() {
+        let mut s = LossScaler::new(LossScaler::INIT_SCALE, 3);
+        s.update(false);
+        assert_eq!(s.scale(), 32768.0);
+        for _ in 0..2 {
+            s.update(true);
+        }
+        assert_eq!(s.scale(), 32768.0);
+        // A skip restarts the count.
+        s.update(false);
+        assert_eq!(s.scale(), 16384.0);
+        for _ in 0..3 {
+            s.update(true);
+        }
+        assert_eq!(s.scale(), 32768.0);
+    }
+
+    #[test]
+    fn scaled_updates_equal_unscaled_ones_and_overflows_are_skipped() {
+        // Clipping on: the gradients must be unscaled before they are clipped.
+        let c = AdamWConfig {
+            max_grad_norm: 0.5,
+            ..Default::default()
+        };
+        let (plain_var, mut plain) = one_var(c);
+        let (var, opt) = one_var(c);
+        let mut opt = opt.with_loss_scaler(LossScaler::new(1024.0, 2));
+        for (step, k) in [[3.0f32, -1.0], [0.5, 2.0], [1.5, 1.0]]
+            .into_iter()
+            .enumerate()
+        {
+            accumulate(&mut plain, &plain_var, k, 1.0);
+            let plain_stats = plain.step(1e-2).unwrap();
+            let scale = opt.loss_scale();
+            accumulate(&mut opt, &var, k, scale);
+            let stats = opt.step(1e-2).unwrap();
+            assert!(!stats.skipped && stats.loss_scale == Some(scale));
+            assert!((stats.grad_norm - plain_stats.grad_norm).abs() < 1e-6 * stats.grad_norm);
+            let (a, b) = (
+                var.as_tensor().to_vec1::<f32>().unwrap(),
+                plain_var.as_tensor().to_vec1::<f32>().unwrap(),
+            );
+            assert_eq!(a, b, "step {step}");
+        }
+        // Two finite updates at 1024 doubled the scale; the third ran at 2048.
+        assert_eq!(opt.loss_scale(), 2048.0);
+        // An overflow: nothing changes but the scale, and AdamW does not count the update.
+        let before = var.as_tensor().to_vec1::<f32>().unwrap();
+        accumulate(&mut opt, &var, [f32::INFINITY, 1.0], 1.0);
+        let stats = opt.step(1e-2).unwrap();
+        assert!(stats.skipped && !stats.grad_norm.is_finite());
+        assert_eq!(var.as_tensor().to_vec1::<f32>().unwrap(), before);
+        assert_eq!(opt.loss_scale(), 1024.0);
+        assert_eq!(opt.steps(), 3);
+        // The state, saved and restored, carries the scale and the applied-update count.
+        let dir = std::env::temp_dir().join(format!("adamw-scaler-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("opt.safetensors");
+        opt.save(&path).unwrap();
+        let (_, fresh) = one_var(c);
+        let mut fresh = fresh.with_loss_scaler(LossScaler::new(1024.0, 2));
+        accumulate(&mut fresh, &var, [1.0, 1.0], 1.0);
+        fresh.step(1e-2).unwrap();
+        fresh.load(&path, 4).unwrap();
+        assert_eq!(fresh.loss_scale(), 1024.0);
+        assert_eq!(fresh.steps(), 3, "the run's step 4 was a skipped update");
+        assert_eq!(fresh.scaler, opt.scaler);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn non_finite_gradients_stop_runs_without_scaling_and_at_the_smallest_scale() {
+        let (var, mut opt) = one_var(AdamWConfig::default());
+        accumulate(&mut opt, &var, [f32::NAN, 1.0], 1.0);
+        assert!(matches!(
+            opt.step(1e-2),
+            Err(crate::train::TrainError::Step(StepError::Gradient(_)))
+        ));
+        let (var, opt) = one_var(AdamWConfig::default());
+        let mut opt = opt.with_loss_scaler(LossScaler::new(2.0, 2000));
+        accumulate(&mut opt, &var, [f32::INFINITY, 1.0], 1.0);
+        assert!(opt.step(1e-2).unwrap().skipped);
+        assert_eq!(opt.loss_scale(), LossScaler::MIN_SCALE);
+        accumulate(&mut opt, &var, [f32::INFINITY, 1.0], 1.0);
+        assert!(matches!(
+            opt.step(1e-2),
+            Err(crate::train::TrainError::Step(StepError::Gradient(_)))
+        ));
     }
 
     #[test]

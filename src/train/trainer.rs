@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use candle_core::DType;
 
-use super::optim::{AdamW, AdamWConfig, StepStats};
+use super::optim::{AdamW, AdamWConfig, LossScaler, StepStats};
 use super::schedule::CosineSchedule;
 use super::{plot, Result, TrainError};
 use crate::data::dataset::{Dataset, Example};
@@ -191,6 +191,13 @@ impl<'a> Trainer<'a> {
                 ..Default::default()
             },
         );
+        // f16's range is small: its gradients need dynamic loss scaling (bf16's do not).
+        if model.decoder().dtype() == DType::F16 {
+            opt = opt.with_loss_scaler(LossScaler::new(
+                cfg.train.loss_scale_init,
+                cfg.train.loss_scale_growth_interval,
+            ));
+        }
         let mut sampler = LengthGroupedSampler::new(train.lengths(), cfg.train.batch_size);
         if !cfg.train.group_by_length {
             sampler = sampler.with_mega_batch_mult(1);
@@ -248,7 +255,9 @@ impl<'a> Trainer<'a> {
     }
 
     /// One optimizer update: `grad_accum` micro-batches (fewer at the end of an epoch), each
-    /// forward + backward with the loss divided by `grad_accum`, then clip + AdamW.
+    /// forward + backward with the loss divided by `grad_accum` (and multiplied by the loss
+    /// scale of an f16 model), then clip + AdamW (an f16 update whose gradients overflowed is
+    /// skipped: it counts as a step, with a log line that says so).
     fn update(&mut self) -> Result<Update> {
         let started = Instant::now();
         let lr = self.schedule.lr(self.state.step);
@@ -270,7 +279,8 @@ impl<'a> Trainer<'a> {
                 return Err(self.non_finite(format!("the loss is {value}")));
             }
             loss_sum += value;
-            self.opt.accumulate(&(loss / accum as f64)?.backward()?)?;
+            let scaled = ((loss * self.opt.loss_scale())? / accum as f64)?;
+            self.opt.accumulate(&scaled.backward()?)?;
             micro += 1;
             let epoch_done = self.state.batch_in_epoch as usize >= self.epoch_batches.len();
             if micro == accum || epoch_done {
@@ -310,11 +320,24 @@ impl<'a> Trainer<'a> {
     /// One log line and the progress bar.
     fn log_update(&mut self, u: &Update) -> Result<()> {
         let elapsed = self.started.elapsed().as_secs_f64();
-        self.log.append(&serde_json::json!({
+        let mut line = serde_json::json!({
             "step": self.state.step, "epoch": self.state.epoch, "loss": u.loss, "lr": u.lr,
             "grad_norm": u.stats.grad_norm, "update_ratio": u.stats.update_ratio(), "tokens": u.tokens,
             "tokens_per_s": u.tokens as f64 / u.seconds, "elapsed_s": elapsed,
-        }))?;
+        });
+        if let Some(scale) = u.stats.loss_scale {
+            line["loss_scale"] = scale.into();
+        }
+        if u.stats.skipped {
+            line["skipped"] = true.into();
+            self.say(format!(
+                "step {}: the f16 gradients overflowed at loss scale {}: update skipped, loss scale now {}",
+                self.state.step,
+                u.stats.loss_scale.unwrap_or(1.0),
+                self.opt.loss_scale()
+            ));
+        }
+        self.log.append(&line)?;
         self.bar.set_message(format!(
             "loss {:.4} lr {:.2e} {:.0} tok/s",
             u.loss,
