@@ -672,3 +672,77 @@ fn f16_training_scales_the_loss_skips_overflowing_steps_recovers_and_resumes_exa
     assert!(scaled_steps(&dir.join("bf16")).is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn smollm2_bf16_stage2_tracks_the_f32_run_for_20_steps() {
+    let Some(smollm2) = common::smollm2() else {
+        return;
+    };
+    let dir = temp_dir("smollm2-bf16");
+    let data = prepare(&dir);
+    let mut runs = Vec::new();
+    for dtype in ["f32", "bf16"] {
+        let cfg = write_config(
+            &dir,
+            dtype,
+            "chatml",
+            &data,
+            &format!("dtype = \"{dtype}\""),
+        );
+        let llm = format!("model.llm={}", smollm2.display());
+        let o = train(
+            "finetune",
+            &cfg,
+            &[
+                "--set",
+                &llm,
+                "--set",
+                "train.max_steps=20",
+                "--set",
+                "train.batch_size=2",
+                "--set",
+                "train.grad_accum=1",
+                "--set",
+                "train.lr=2e-4",
+                "--set",
+                "train.warmup_ratio=0",
+                "--set",
+                "train.eval_every=0",
+                "--set",
+                "train.save_every=0",
+                "--set",
+                "train.threads=2",
+                "--set",
+                "lora.r=16",
+                "--set",
+                "lora.alpha=32.0",
+                "--set",
+                "lora.targets=[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\",\"gate_proj\",\"up_proj\",\"down_proj\"]",
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        runs.push(losses(&dir.join(dtype)));
+    }
+    let (f, b) = (&runs[0], &runs[1]);
+    assert_eq!((f.len(), b.len()), (20, 20));
+    let rel: Vec<f64> = f.iter().zip(b).map(|(x, y)| (y.1 - x.1) / x.1).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let shown: Vec<String> = rel.iter().map(|r| format!("{r:.1e}")).collect();
+    println!("bf16 vs f32, relative loss difference per step: {shown:?}");
+    // Step 1 (same weights): bf16 rounding of weights and activations alone (measured 0.1%;
+    // 0.1-0.3% on every batch of this data with frozen weights). After updates the bf16 run
+    // is 0.5-2.5% behind (measured): the first, small LoRA updates are partly rounded away
+    // where their contribution joins the bf16 activations (f16, with 3 more mantissa bits,
+    // stays within 0.2%). Bound: 1% at step 1, 4% on every step, and no drift (the last five
+    // steps at most twice as far behind as the first five after an update; measured 1.4x).
+    assert!(rel[0].abs() < 0.01, "{rel:?}");
+    assert!(rel.iter().all(|r| r.abs() < 0.04), "{rel:?}");
+    assert!(mean(&rel[15..]) < 2.0 * mean(&rel[1..6]), "{rel:?}");
+    // Both runs learn.
+    for run in [f, b] {
+        let l: Vec<f64> = run.iter().map(|s| s.1).collect();
+        assert!(mean(&l[15..]) < 0.95 * mean(&l[..5]), "{l:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
