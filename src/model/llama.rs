@@ -642,11 +642,6 @@ impl Llama {
         self.checkpointing = on;
     }
 
-    /// Whether gradient checkpointing is on ([`Self::set_gradient_checkpointing`]).
-    pub fn gradient_checkpointing(&self) -> bool {
-        self.checkpointing
-    }
-
     /// The LoRA configuration of the attached adapters, if any.
     pub fn lora_config(&self) -> Option<&LoraConfig> {
         self.lora.as_ref()
