@@ -154,7 +154,7 @@ mod tests {
         }
         // An input that needs no gradient: the variables still get theirs, the input none.
         let frozen = x.as_tensor().detach();
-        let y = checkpoint(&frozen, &[w.clone()], f.clone()).unwrap();
+        let y = checkpoint(&frozen, std::slice::from_ref(&w), f.clone()).unwrap();
         let g = loss(y).backward().unwrap();
         assert!(g.get(&frozen).is_none());
         assert!(g.get(w.as_tensor()).is_some());
