@@ -249,7 +249,9 @@ fn server() -> Server {
 fn models_health_and_molecules() {
     let s = server();
     let (status, body) = s.request("GET", "/health", b"", &[]);
-    assert_eq!((status, body.as_str()), (200, "{\"status\":\"ok\"}"));
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v, json!({"status": "ok", "running": 0, "queued": 0}));
     let (status, body) = s.request("GET", "/v1/models", b"", &[]);
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -520,8 +522,21 @@ fn full_queue_429_and_disconnect_frees_the_slot() {
             parse_response(&raw).0
         }
     });
-    // (The waiting request reaches the queue well within this pause.)
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the server says the long request decodes and the other one waits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, text) = s.request("GET", "/health", b"", &[]);
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v["running"] == 1 && v["queued"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never one running, one queued: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let started = Instant::now();
     let (status, refused) = s.post("/v1/chat/completions", &chat_body("a", "CCO", 3, 3));
     assert_eq!(status, 429, "{refused}");

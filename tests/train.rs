@@ -734,10 +734,13 @@ fn smollm2_bf16_stage2_tracks_the_f32_run_for_20_steps() {
     // 0.1-0.3% on every batch of this data with frozen weights). After updates the bf16 run
     // is 0.5-2.5% behind (measured): the first, small LoRA updates are partly rounded away
     // where their contribution joins the bf16 activations (f16, with 3 more mantissa bits,
-    // stays within 0.2%). Bound: 1% at step 1, 4% on every step, and no drift (the last five
-    // steps at most twice as far behind as the first five after an update; measured 1.4x).
+    // stays within 0.2%). Single steps vary with the CPU's kernels: worst step 2.5% on an
+    // AVX-512 machine, 4.0% (one step; the mean 1.4%) on an AVX2 one. Bound: 1% at step 1, 5%
+    // on every step, 2.5% on average, and no drift (the last five steps at most twice as far
+    // behind as the first five after an update; measured 1.3-1.4x).
     assert!(rel[0].abs() < 0.01, "{rel:?}");
-    assert!(rel.iter().all(|r| r.abs() < 0.04), "{rel:?}");
+    assert!(rel.iter().all(|r| r.abs() < 0.05), "{rel:?}");
+    assert!(mean(&rel).abs() < 0.025, "{rel:?}");
     assert!(mean(&rel[15..]) < 2.0 * mean(&rel[1..6]), "{rel:?}");
     // Both runs learn.
     for run in [f, b] {

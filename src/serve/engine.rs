@@ -8,6 +8,7 @@
 //! Rows of different runs decode in separate batches (their adapters differ), one after the
 //! other within a step.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -134,6 +135,16 @@ pub struct EngineConfig {
 pub struct Engine {
     tx: SyncSender<Job>,
     thread: Option<JoinHandle<()>>,
+    load: Arc<Load>,
+}
+
+/// How busy the scheduler is, as `/health` reports it.
+#[derive(Debug, Default)]
+struct Load {
+    /// Requests submitted and not yet taken by the scheduler.
+    queued: AtomicUsize,
+    /// Requests decoding (prefilled and in a batch).
+    running: AtomicUsize,
 }
 
 /// Why a job was not queued.
@@ -150,21 +161,37 @@ impl Engine {
     pub fn start(models: Arc<Vec<ServedModel>>, cfg: EngineConfig) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(cfg.queue.max(1));
         let max_batch = cfg.max_batch.max(1);
+        let load = Arc::new(Load::default());
+        let scheduler = Scheduler::new(models, max_batch, load.clone());
         let thread = std::thread::Builder::new()
             .name("instructmol-scheduler".into())
-            .spawn(move || Scheduler::new(models, max_batch).run(rx))?;
+            .spawn(move || scheduler.run(rx))?;
         Ok(Self {
             tx,
             thread: Some(thread),
+            load,
         })
     }
 
     /// Queues a job; refused at once when the queue is full.
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
-        self.tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => SubmitError::Full,
-            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        // Counted before sending, so the scheduler's decrement never comes first.
+        self.load.queued.fetch_add(1, Ordering::SeqCst);
+        self.tx.try_send(job).map_err(|e| {
+            self.load.queued.fetch_sub(1, Ordering::SeqCst);
+            match e {
+                TrySendError::Full(_) => SubmitError::Full,
+                TrySendError::Disconnected(_) => SubmitError::Stopped,
+            }
         })
+    }
+
+    /// `(running, queued)`: requests decoding now, and requests waiting for a slot.
+    pub fn load(&self) -> (usize, usize) {
+        (
+            self.load.running.load(Ordering::SeqCst),
+            self.load.queued.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -206,10 +233,11 @@ struct Scheduler {
     models: Arc<Vec<ServedModel>>,
     groups: Vec<Group>,
     max_batch: usize,
+    load: Arc<Load>,
 }
 
 impl Scheduler {
-    fn new(models: Arc<Vec<ServedModel>>, max_batch: usize) -> Self {
+    fn new(models: Arc<Vec<ServedModel>>, max_batch: usize, load: Arc<Load>) -> Self {
         let groups = models
             .iter()
             .map(|_| Group {
@@ -221,6 +249,7 @@ impl Scheduler {
             models,
             groups,
             max_batch,
+            load,
         }
     }
 
@@ -236,13 +265,13 @@ impl Scheduler {
                     return;
                 }
                 match rx.recv() {
-                    Ok(job) => self.admit(job),
+                    Ok(job) => self.take(job),
                     Err(_) => return,
                 }
             }
             while open && self.active() < self.max_batch {
                 match rx.try_recv() {
-                    Ok(job) => self.admit(job),
+                    Ok(job) => self.take(job),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => open = false,
                 }
@@ -252,7 +281,15 @@ impl Scheduler {
                     self.step(m);
                 }
             }
+            self.load.running.store(self.active(), Ordering::SeqCst);
         }
+    }
+
+    /// A job leaves the queue and is admitted.
+    fn take(&mut self, job: Job) {
+        self.load.queued.fetch_sub(1, Ordering::SeqCst);
+        self.admit(job);
+        self.load.running.store(self.active(), Ordering::SeqCst);
     }
 
     /// Prefills a new request alone, takes its first token, and joins it to its run's batch.

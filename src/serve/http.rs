@@ -103,8 +103,10 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": "ok", "running": N, "queued": M}`: requests decoding and waiting now.
+async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let (running, queued) = state.engine.load();
+    Json(json!({"status": "ok", "running": running, "queued": queued}))
 }
 
 async fn index() -> Response {
