@@ -86,37 +86,6 @@ fn dot_scalar(row: &[u8], x: &[Q8_1]) -> f32 {
     sum
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_avx2(row: &[u8], x: &[Q8_1]) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = _mm256_setzero_ps();
-    let mut offsets = 0f32;
-    let low = _mm_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
-    for (b, y) in row.chunks_exact(Q4_1_BYTES).zip(x) {
-        // d and m (two f16) converted together by the F16C instruction.
-        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-            b.as_ptr() as *const i32
-        )));
-        let d = _mm_cvtss_f32(dm);
-        let m = _mm_cvtss_f32(_mm_shuffle_ps(dm, dm, 1));
-        let packed = _mm_loadu_si128(b.as_ptr().add(4) as *const __m128i);
-        let lo = _mm_and_si128(packed, low);
-        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
-        let w = _mm256_set_m128i(hi, lo);
-        let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        // u8 x i8 -> pairs of i16 (at most 2 * 15 * 127: no saturation), then pairs -> i32.
-        let s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_set1_ps(d * y.d), acc);
-        offsets += m * y.s;
-    }
-    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    _mm_cvtss_f32(h) + offsets
-}
-
 fn dot_scalar_q8_0(row: &[u8], x: &[Q8_1]) -> f32 {
     let mut sum = 0f32;
     for (b, y) in row.chunks_exact(Q8_0_BYTES).zip(x) {
@@ -131,42 +100,19 @@ fn dot_scalar_q8_0(row: &[u8], x: &[Q8_1]) -> f32 {
     sum
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_avx2_q8_0(row: &[u8], x: &[Q8_1]) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = _mm256_setzero_ps();
-    let ones = _mm256_set1_epi16(1);
-    for (b, y) in row.chunks_exact(Q8_0_BYTES).zip(x) {
-        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-            b.as_ptr() as *const u16
-        ) as i32)));
-        let w = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
-        let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        // Signed x signed through maddubs: |w| (unsigned) times a with w's sign.
-        let p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-        let s32 = _mm256_madd_epi16(p16, ones);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_set1_ps(d * y.d), acc);
-    }
-    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    _mm_cvtss_f32(h)
-}
-
-/// Activation rows that [`dot4`] takes at once.
+/// Activation rows that the AVX2 kernels take at once.
 const ROWS: usize = 4;
 
-/// [`dot_avx2`] for four activation rows against one weight row: each weight block is unpacked
-/// once and used four times. Every row goes through exactly the instructions of `dot_avx2`, in
-/// the same order, so its result is bit for bit the one-row result (a row's numbers never
-/// depend on the batch it decodes in).
+/// One Q4_1 weight row against `R` activation rows: each weight block is unpacked once and used
+/// `R` times. Every row goes through the same instructions in the same order whatever `R`, so
+/// its result is bit for bit the one-row result (a row's numbers never depend on the batch it
+/// decodes in).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_avx2(row: &[u8], x: [&[Q8_1]; ROWS]) -> [f32; ROWS] {
+unsafe fn dot_avx2<const R: usize>(row: &[u8], x: [&[Q8_1]; R]) -> [f32; R] {
     use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); ROWS];
-    let mut offsets = [0f32; ROWS];
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut offsets = [0f32; R];
     let low = _mm_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
     for (i, b) in row.chunks_exact(Q4_1_BYTES).enumerate() {
@@ -179,38 +125,30 @@ unsafe fn dot4_avx2(row: &[u8], x: [&[Q8_1]; ROWS]) -> [f32; ROWS] {
         let lo = _mm_and_si128(packed, low);
         let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
         let w = _mm256_set_m128i(hi, lo);
-        // The product of the two scales in every lane (the bits of the one-row kernel's
-        // scalar `d * y.d`), with the activation scale broadcast straight from memory.
+        // The product of the two scales in every lane (the bits of the scalar `d * y.d`),
+        // the activation scale broadcast straight from memory.
         let dv = _mm256_set1_ps(d);
-        for r in 0..ROWS {
+        for r in 0..R {
             let y = &x[r][i];
             let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            // u8 x i8 -> pairs of i16 (at most 2 * 15 * 127: no saturation), pairs -> i32.
             let s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones);
             let scale = _mm256_mul_ps(dv, _mm256_broadcast_ss(&y.d));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), scale, acc[r]);
             offsets[r] += m * y.s;
         }
     }
-    let mut out = [0f32; ROWS];
-    for r in 0..ROWS {
-        let h = _mm_add_ps(
-            _mm256_castps256_ps128(acc[r]),
-            _mm256_extractf128_ps(acc[r], 1),
-        );
-        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        out[r] = _mm_cvtss_f32(h) + offsets[r];
-    }
-    out
+    std::array::from_fn(|r| hsum(acc[r]) + offsets[r])
 }
 
-/// [`dot_avx2_q8_0`] for four activation rows against one weight row (as [`dot4_avx2`]: the
-/// same instructions per row as the one-row kernel, so the same bits).
+/// One Q8_0 weight row against `R` activation rows (as [`dot_avx2`]: the same instructions per
+/// row whatever `R`, so the same bits). Signed x signed goes through maddubs as |w| (unsigned)
+/// times `a` with `w`'s sign.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_avx2_q8_0(row: &[u8], x: [&[Q8_1]; ROWS]) -> [f32; ROWS] {
+unsafe fn dot_avx2_q8_0<const R: usize>(row: &[u8], x: [&[Q8_1]; R]) -> [f32; R] {
     use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); ROWS];
+    let mut acc = [_mm256_setzero_ps(); R];
     let ones = _mm256_set1_epi16(1);
     for (i, b) in row.chunks_exact(Q8_0_BYTES).enumerate() {
         let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
@@ -219,7 +157,7 @@ unsafe fn dot4_avx2_q8_0(row: &[u8], x: [&[Q8_1]; ROWS]) -> [f32; ROWS] {
         let w = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
         let w_abs = _mm256_sign_epi8(w, w);
         let dv = _mm256_set1_ps(d);
-        for r in 0..ROWS {
+        for r in 0..R {
             let y = &x[r][i];
             let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
             let p16 = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(a, w));
@@ -228,17 +166,19 @@ unsafe fn dot4_avx2_q8_0(row: &[u8], x: [&[Q8_1]; ROWS]) -> [f32; ROWS] {
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), scale, acc[r]);
         }
     }
-    let mut out = [0f32; ROWS];
-    for r in 0..ROWS {
-        let h = _mm_add_ps(
-            _mm256_castps256_ps128(acc[r]),
-            _mm256_extractf128_ps(acc[r], 1),
-        );
-        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        out[r] = _mm_cvtss_f32(h);
-    }
-    out
+    std::array::from_fn(|r| hsum(acc[r]))
+}
+
+/// The sum of the eight lanes, in a fixed order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    _mm_cvtss_f32(h)
 }
 
 /// Whether the AVX2 kernel can run here.
@@ -262,8 +202,8 @@ fn dot(kind: Kind, avx2: bool, row: &[u8], x: &[Q8_1]) -> f32 {
             // SAFETY: `avx2` says the CPU has AVX2, FMA and F16C; slices are read in bounds.
             return unsafe {
                 match kind {
-                    Kind::Q4_1 => dot_avx2(row, x),
-                    Kind::Q8_0 => dot_avx2_q8_0(row, x),
+                    Kind::Q4_1 => dot_avx2(row, [x])[0],
+                    Kind::Q8_0 => dot_avx2_q8_0(row, [x])[0],
                 }
             };
         }
@@ -330,8 +270,8 @@ pub fn matmul_t(
                     // row has as many blocks as the weight row (both `k / 32`).
                     v.copy_from_slice(&unsafe {
                         match kind {
-                            Kind::Q4_1 => dot4_avx2(wrow, x),
-                            Kind::Q8_0 => dot4_avx2_q8_0(wrow, x),
+                            Kind::Q4_1 => dot_avx2(wrow, x),
+                            Kind::Q8_0 => dot_avx2_q8_0(wrow, x),
                         }
                     });
                 }
