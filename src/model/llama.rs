@@ -585,23 +585,57 @@ impl Llama {
     }
 
     /// A randomly initialised decoder (weights normal with std 0.02, norms ones), reproducible
-    /// from `seed`; for tests and benchmarks.
+    /// from `seed` and the same on every device: the values are drawn on the host by
+    /// [`Rng`], one matrix at a time, and each is converted to `dtype` and moved to `device`
+    /// as soon as it is drawn (the host never holds more than one f32 matrix). For tests,
+    /// benchmarks and CPU-vs-device comparisons.
     pub fn random(cfg: &LlamaConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
         let mut rng = Rng::new(seed);
-        let mut normal = |(r, c): (usize, usize)| -> Result<Tensor> {
-            Ok(rng.normal(0.0, 0.02, &[r, c], &Device::Cpu)?)
-        };
+        Self::random_with(cfg, dtype, device, |shape| {
+            Ok(rng
+                .normal(0.0, 0.02, shape, &Device::Cpu)?
+                .to_device(device)?
+                .to_dtype(dtype)?)
+        })
+    }
+
+    /// As [`Self::random`], with the values drawn by `device`'s own generator (candle's CPU
+    /// generator, cuRAND on a GPU) after seeding it with `seed`: each matrix is made in f32 on
+    /// the device and converted to `dtype` there, so a 7B-shaped model appears in seconds and
+    /// never exists on the host. The values depend on the device (use [`Self::random`] where
+    /// two devices must hold the same weights).
+    pub fn random_on_device(
+        cfg: &LlamaConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        device.set_seed(seed)?;
+        Self::random_with(cfg, dtype, device, |shape| {
+            Ok(Tensor::randn(0f32, 0.02, shape, device)?.to_dtype(dtype)?)
+        })
+    }
+
+    /// A decoder whose matrices come from `normal` (called in a fixed order: embeddings, each
+    /// block's seven linear layers, the output head when untied) and whose norms are ones.
+    fn random_with(
+        cfg: &LlamaConfig,
+        dtype: DType,
+        device: &Device,
+        mut normal: impl FnMut(&[usize]) -> Result<Tensor>,
+    ) -> Result<Self> {
+        cfg.validate()?;
         let d = cfg.hidden_size;
         let mut w = HashMap::new();
         w.insert(
             "model.embed_tokens.weight".to_string(),
-            normal((cfg.vocab_size, d))?,
+            normal(&[cfg.vocab_size, d])?,
         );
-        let ones = Tensor::ones(d, DType::F32, &Device::Cpu)?;
+        let ones = Tensor::ones(d, dtype, device)?;
         for i in 0..cfg.num_hidden_layers {
-            for (m, shape) in LORA_MODULES.iter().zip(linear_shapes(cfg)) {
+            for (m, (r, c)) in LORA_MODULES.iter().zip(linear_shapes(cfg)) {
                 let key = format!("model.layers.{i}.{}.{m}.weight", lora::module_parent(m));
-                w.insert(key, normal(shape)?);
+                w.insert(key, normal(&[r, c])?);
             }
             w.insert(
                 format!("model.layers.{i}.input_layernorm.weight"),
@@ -614,7 +648,7 @@ impl Llama {
         }
         w.insert("model.norm.weight".to_string(), ones);
         if !cfg.tie_word_embeddings {
-            w.insert("lm_head.weight".to_string(), normal((cfg.vocab_size, d))?);
+            w.insert("lm_head.weight".to_string(), normal(&[cfg.vocab_size, d])?);
         }
         Self::from_weights(cfg, w, dtype, device)
     }
