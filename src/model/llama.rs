@@ -125,8 +125,14 @@ impl Block {
         let heads = ctx.heads;
         let (cos, sin, bias) = (&ctx.cos, &ctx.sin, ctx.bias.as_ref());
         let o = match past {
-            // Training and scoring: one differentiable node for the whole core.
-            None => ops::attention(&q, &k, &v, heads, cos, sin, bias)?,
+            // Training and scoring: one differentiable node for the whole core (query blocks
+            // on long sequences where the model says so).
+            None => match ctx.attention_block {
+                Some(block) if block < heads.s => {
+                    ops::attention_chunked(&q, &k, &v, heads, cos, sin, bias, block)?
+                }
+                _ => ops::attention(&q, &k, &v, heads, cos, sin, bias)?,
+            },
             // Decoding: append the new keys/values to this layer's cache.
             Some(past) => {
                 let q = ops::rope(&heads.split(&q, heads.nh)?, cos, sin)?;
@@ -186,6 +192,8 @@ struct Context {
     /// contiguous end of the cache (`None`: scattered, use the bias). Each row then attends
     /// over its own keys alone, so its result does not depend on the other rows.
     row_starts: Option<Vec<Option<usize>>>,
+    /// Training attention in blocks of this many query positions ([`ops::attention_chunked`]).
+    attention_block: Option<usize>,
 }
 
 /// Per-layer keys and values of the tokens seen so far, for incremental decoding.
@@ -375,7 +383,13 @@ pub struct Llama {
     lora: Option<LoraConfig>,
     /// Gradient checkpointing per block (training forward passes).
     checkpointing: bool,
+    /// Training attention over blocks of this many query positions (None: all at once).
+    attention_block: Option<usize>,
 }
+
+/// Query positions per block of the training attention on a GPU ([`Llama::set_attention_block`]):
+/// 512 rows of scores per head and block instead of the whole sequence's.
+pub const GPU_ATTENTION_BLOCK: usize = 512;
 
 /// Where [`Llama::from_parts`] takes its tensors from.
 struct Sources<'a> {
@@ -531,6 +545,7 @@ impl Llama {
             lm_head,
             lora: None,
             checkpointing: false,
+            attention_block: (!device.is_cpu()).then_some(GPU_ATTENTION_BLOCK),
         })
     }
 
@@ -676,6 +691,15 @@ impl Llama {
         self.checkpointing = on;
     }
 
+    /// Training and scoring attention over blocks of `block` query positions (None: the whole
+    /// sequence at once): the probabilities are recomputed in the backward pass instead of
+    /// kept, so attention memory grows linearly with the sequence, not with its square (same
+    /// results; [`ops::attention_chunked`]). The default is [`GPU_ATTENTION_BLOCK`] on a GPU
+    /// and None on the CPU, whose fused kernels are faster on the short sequences it trains.
+    pub fn set_attention_block(&mut self, block: Option<usize>) {
+        self.attention_block = block.filter(|&b| b > 0);
+    }
+
     /// The LoRA configuration of the attached adapters, if any.
     pub fn lora_config(&self) -> Option<&LoraConfig> {
         self.lora.as_ref()
@@ -818,6 +842,7 @@ impl Llama {
             bias,
             dropout_seed: train.then_some(dropout_seed),
             row_starts: None,
+            attention_block: self.attention_block,
         };
         let x = embeds
             .to_dtype(self.dtype)?
@@ -973,6 +998,7 @@ impl Llama {
             bias,
             dropout_seed: None,
             row_starts,
+            attention_block: None,
         };
         let x = embeds
             .detach()
