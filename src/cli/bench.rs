@@ -170,16 +170,11 @@ impl Preset {
     }
 }
 
-/// A random model of `cfg` on `device` in `dtype` for a benchmark: on the CPU drawn by
-/// [`Llama::random`] (the values `scripts/bench/lora_step.py` comparisons were measured
-/// with), elsewhere by the device's own generator ([`Llama::random_on_device`]): a 7B-shaped
-/// model is made on the GPU in its dtype, never on the host.
+/// A random model of `cfg` on `device` in `dtype` for a benchmark ([`Llama::random_on_device`]):
+/// on a GPU drawn by cuRAND in its dtype (a 7B-shaped model never exists on the host), on the
+/// CPU by [`Llama::random`] (the values the `scripts/bench/lora_step.py` comparisons used).
 fn random_model(cfg: &LlamaConfig, dtype: DType, device: &Device) -> Result<Llama> {
-    Ok(if device.is_cpu() {
-        Llama::random(cfg, 0, dtype, device)?
-    } else {
-        Llama::random_on_device(cfg, 0, dtype, device)?
-    })
+    Ok(Llama::random_on_device(cfg, 0, dtype, device)?)
 }
 
 /// Parameters of the base decoder: embeddings, the seven matrices and two norms per block,

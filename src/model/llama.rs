@@ -70,7 +70,11 @@ fn shifted_targets(logits: &Tensor, labels: &Tensor) -> Result<Vec<Vec<i64>>> {
             logits.dims()
         )));
     }
-    let labels = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
+    // On the host first: a few ids, and no integer cast kernel needed on the device.
+    let labels = labels
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::I64)?
+        .to_vec2::<i64>()?;
     Ok(labels
         .into_iter()
         .map(|row| {
@@ -614,17 +618,20 @@ impl Llama {
         })
     }
 
-    /// As [`Self::random`], with the values drawn by `device`'s own generator (candle's CPU
-    /// generator, cuRAND on a GPU) after seeding it with `seed`: each matrix is made in f32 on
-    /// the device and converted to `dtype` there, so a 7B-shaped model appears in seconds and
-    /// never exists on the host. The values depend on the device (use [`Self::random`] where
-    /// two devices must hold the same weights).
+    /// As [`Self::random`], with the values drawn by a GPU's own generator (cuRAND, seeded
+    /// with `seed`): each matrix is made in f32 on the device and converted to `dtype` there,
+    /// so a 7B-shaped model appears in seconds and never exists on the host. The values
+    /// differ from [`Self::random`]'s (use that where two devices must hold the same weights).
+    /// On the CPU (whose generator candle cannot seed) this is [`Self::random`].
     pub fn random_on_device(
         cfg: &LlamaConfig,
         seed: u64,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        if device.is_cpu() {
+            return Self::random(cfg, seed, dtype, device);
+        }
         device.set_seed(seed)?;
         Self::random_with(cfg, dtype, device, |shape| {
             Ok(Tensor::randn(0f32, 0.02, shape, device)?.to_dtype(dtype)?)
