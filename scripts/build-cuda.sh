@@ -190,6 +190,10 @@ rpath=/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib
 cargo rustc --release --features cuda --bin instructmol -- \
     -L "native=$stubs" -C "link-arg=-Wl,-rpath,$rpath" -C "link-arg=$stubs/candle_kernel_stubs.o"
 bin=$CARGO_TARGET_DIR/release/instructmol
+# The copy to carry to a GPU machine (the device tool takes 64 MiB in all): without symbols.
+strip --strip-all -o "$bin.stripped" "$bin" || die "strip failed on $bin"
+mib() { echo "$(( ($(stat -c %s "$1") + 524287) / 1048576 )) MiB"; }
+echo "build-cuda.sh: $bin is $(mib "$bin"), $bin.stripped $(mib "$bin.stripped")" >&2
 
 # 3. The binary starts: with the machine's driver where there is one, else with the stubs, which
 # answer every driver call with CUDA_ERROR_STUB_LIBRARY (so `--device cuda` must say "no driver").
@@ -206,6 +210,6 @@ else
     echo "build-cuda.sh: without a driver it answers: $answer" >&2
     unset LD_LIBRARY_PATH
 fi
-echo "build-cuda.sh: built $bin" >&2
+echo "build-cuda.sh: built $bin (and $bin.stripped, the copy to carry)" >&2
 echo "  it needs at run time: $(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(lib\(cu\|nvrtc\)[^]]*\)\].*/\1/p' | tr '\n' ' ')" >&2
 echo "  found in /usr/local/cuda/lib64 or through LD_LIBRARY_PATH, with the NVIDIA driver (libcuda.so.1)" >&2

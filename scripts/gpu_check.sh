@@ -38,7 +38,7 @@
 # With the device tool (GPU machines have the NVIDIA driver and CUDA 13 libraries, no Rust):
 #   bash scripts/build-cuda.sh                            # here: target-cuda/release/instructmol
 #   mkdir -p .gpu && grep -qx '/.gpu/' .git/info/exclude || echo /.gpu/ >>.git/info/exclude
-#   cp target-cuda/release/instructmol .gpu/instructmol   # stripped, under 64 MiB
+#   cp target-cuda/release/instructmol.stripped .gpu/instructmol   # no symbols: under 64 MiB
 #   run(command="bash scripts/gpu_check.sh --bin .gpu/instructmol", carry=[".gpu"], timeout_s=600)
 # CUDA 13's cuBLAS/cuRAND/NVRTC/cudart are looked for in the loader's cache, /usr/local/cuda and
 # the python3 venv's nvidia wheels (PyTorch cu13 ships them), in that order.
