@@ -664,3 +664,39 @@ impl GpuMemory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_counts_match_the_models() {
+        // LLaMA-7B / Vicuna-7B as published: 6,738,415,616 parameters.
+        let cfg = Preset::Vicuna7b.config().expect("preset parses");
+        assert_eq!(base_params(&cfg), 6_738_415_616);
+        // SmolLM2-135M: 134,515,008 (tied embeddings counted once).
+        let cfg = Preset::Smollm2.config().expect("preset parses");
+        assert_eq!(base_params(&cfg), 134_515_008);
+        // The tiny preset against the tensors a random model actually holds.
+        let cfg = Preset::Tiny.config().expect("preset parses");
+        let m = Llama::random(&cfg, 0, DType::F32, &Device::Cpu).expect("random model");
+        let held: usize = m
+            .named_tensors()
+            .iter()
+            .map(|(_, w)| w.dims2().map(|(r, c)| r * c).unwrap_or_else(|_| cfg.hidden_size))
+            .sum();
+        assert_eq!(base_params(&cfg), held);
+    }
+
+    #[test]
+    fn lora_step_flops_count_no_weight_gradients_for_the_base() {
+        let cfg = Preset::Vicuna7b.config().expect("preset parses");
+        let (lora, six) = step_flops(&cfg, 0, 1, 512);
+        // Without adapters the LoRA count is the conventional one less 2N per token.
+        let n = base_params(&cfg) as f64;
+        assert!((six - lora - 2.0 * n * 512.0).abs() < 1.0, "{six} {lora}");
+        // Attention at 512 tokens: 12 * 32 * 4096 * 512 per token, ~12% of 6N.
+        let attn = 12.0 * 32.0 * 4096.0 * 512.0 * 512.0;
+        assert!((six - 6.0 * n * 512.0 - attn).abs() < 1.0);
+    }
+}
