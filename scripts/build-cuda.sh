@@ -6,7 +6,7 @@
 # CUDA 13 libraries are installed, no Rust needed there.
 #
 #   bash scripts/build-cuda.sh            # release binary: target-cuda/release/instructmol
-#   bash scripts/build-cuda.sh --check    # what CI runs: clippy of the `cuda` feature, no linking
+#   bash scripts/build-cuda.sh --check    # what CI runs: clippy of the `cuda` and `nccl` features, no linking
 #
 # Environment: CUDA_COMPUTE_CAP (default 90), CARGO_TARGET_DIR (default target-cuda for the build,
 # so the CPU build in target/ is never overwritten; target for --check, which shares the CPU
