@@ -62,9 +62,10 @@ pub struct KlArgs {
 
 /// Arguments of `instructmol bench generate`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "preset"])))]
 pub struct GenerateArgs {
     /// The model (.gguf, Hugging Face directory or cache id).
-    #[arg(long, required_unless_present = "preset", conflicts_with = "preset")]
+    #[arg(long)]
     pub model: Option<String>,
     /// Instead of `--model`: a model of these shapes with random weights, made on `--device`
     /// in `--dtype` (no file read).
