@@ -106,7 +106,18 @@ step() {
     t0=$SECONDS
     timeout --kill-after=5 "$limit" "$@" >"$work/stdout" 2>>"$log"
     rc=$?
-    grep -E '^\{' "$work/stdout" >>"$results"
+    # JSON lines as they are; a command that prints one pretty-printed document (the trainer's
+    # summary) gets it on one line.
+    python3 -c '
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    print(json.dumps(json.loads(text)))
+except ValueError:
+    for line in text.splitlines():
+        if line.startswith("{"):
+            print(line)
+' "$work/stdout" >>"$results" 2>/dev/null || grep -E '^\{' "$work/stdout" >>"$results"
     local status=ok
     if ((rc == 124 || rc == 137)); then
         status="timed out after ${limit}s"

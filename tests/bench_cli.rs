@@ -6,7 +6,11 @@ mod common;
 use common::{bin, root, temp_dir};
 
 fn json_line(out: &std::process::Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
@@ -14,7 +18,9 @@ fn json_line(out: &std::process::Output) -> serde_json::Value {
 #[test]
 fn train_step_reports_both_flop_counts_and_mfu() {
     let out = bin()
-        .args(["bench", "train", "--preset", "tiny", "--batch", "2", "--seq", "16"])
+        .args([
+            "bench", "train", "--preset", "tiny", "--batch", "2", "--seq", "16",
+        ])
         .args(["--steps", "1", "--threads", "1", "--peak-gflops", "100"])
         .output()
         .unwrap();
@@ -23,8 +29,14 @@ fn train_step_reports_both_flop_counts_and_mfu() {
     let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
     // The LoRA count leaves out the base's weight gradients: below the conventional 6N one.
     assert!(f("gflops_lora_per_s") < f("gflops_6n_per_s"), "{r}");
-    assert!((f("mfu_6n") - f("gflops_6n_per_s") / 100.0).abs() < 1e-9, "{r}");
-    assert!((f("mfu_lora") - f("gflops_lora_per_s") / 100.0).abs() < 1e-9, "{r}");
+    assert!(
+        (f("mfu_6n") - f("gflops_6n_per_s") / 100.0).abs() < 1e-9,
+        "{r}"
+    );
+    assert!(
+        (f("mfu_lora") - f("gflops_lora_per_s") / 100.0).abs() < 1e-9,
+        "{r}"
+    );
     assert!(f("tokens_per_s") > 0.0);
     // No GPU: no device memory to report.
     assert!(r["gpu_mem"].is_null(), "{r}");
@@ -34,7 +46,14 @@ fn train_step_reports_both_flop_counts_and_mfu() {
 fn generate_runs_on_a_preset_without_files_and_needs_a_model_or_a_preset() {
     let out = bin()
         .args(["bench", "generate", "--preset", "tiny", "--device", "cpu"])
-        .args(["--prompt-tokens", "8", "--new-tokens", "4", "--repeats", "1"])
+        .args([
+            "--prompt-tokens",
+            "8",
+            "--new-tokens",
+            "4",
+            "--repeats",
+            "1",
+        ])
         .output()
         .unwrap();
     let r = json_line(&out);
@@ -52,7 +71,16 @@ fn write_model_makes_a_directory_that_loads_and_refuses_a_larger_tokenizer() {
     let dir = temp_dir("bench-write-model");
     let model = dir.join("tiny");
     let out = bin()
-        .args(["bench", "write-model", "--preset", "tiny", "--dtype", "f32", "--seed", "3"])
+        .args([
+            "bench",
+            "write-model",
+            "--preset",
+            "tiny",
+            "--dtype",
+            "f32",
+            "--seed",
+            "3",
+        ])
         .arg("--tokenizer-from")
         .arg(root().join("tests/data/tiny_model"))
         .arg("--out")
@@ -89,14 +117,32 @@ fn write_model_makes_a_directory_that_loads_and_refuses_a_larger_tokenizer() {
     assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
     // It generates with the copied tokenizer.
     let out = bin()
-        .args(["generate", "--raw", "--prompt", "CCO", "--max-new-tokens", "2", "--model"])
+        .args([
+            "generate",
+            "--raw",
+            "--prompt",
+            "CCO",
+            "--max-new-tokens",
+            "2",
+            "--model",
+        ])
         .arg(&model)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A tokenizer of 32,000 ids does not fit the tiny preset's 512.
     let out = bin()
-        .args(["bench", "write-model", "--preset", "tiny", "--tokenizer-from"])
+        .args([
+            "bench",
+            "write-model",
+            "--preset",
+            "tiny",
+            "--tokenizer-from",
+        ])
         .arg(root().join("tests/data/llama_spm"))
         .arg("--out")
         .arg(dir.join("bad"))

@@ -93,14 +93,22 @@ fn model_check_on_the_cpu_is_exact_in_f32_and_within_tolerance_in_bf16() {
     assert_eq!(r["dtype"], "bf16");
     let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
     println!("bf16 on the CPU: {r}");
-    assert!(num("loss_rel_diff") > 0.0 && num("loss_rel_diff") <= num("loss_tolerance"), "{r}");
-    assert!(num("grad_max_rel_diff") > 0.0 && num("grad_max_rel_diff") <= num("grad_tolerance"), "{r}");
+    assert!(
+        num("loss_rel_diff") > 0.0 && num("loss_rel_diff") <= num("loss_tolerance"),
+        "{r}"
+    );
+    assert!(
+        num("grad_max_rel_diff") > 0.0 && num("grad_max_rel_diff") <= num("grad_tolerance"),
+        "{r}"
+    );
     assert!(num("grad_max_rel_l2") > 0.0, "{r}");
 }
 
 #[test]
 fn model_check_refuses_bad_sizes() {
-    let (out, err, ok) = run(&["device", "--device", "cpu", "--preset", "tiny", "--seq", "1"]);
+    let (out, err, ok) = run(&[
+        "device", "--device", "cpu", "--preset", "tiny", "--seq", "1",
+    ]);
     assert!(!ok);
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("--seq at least 2"), "{err}");

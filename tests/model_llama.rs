@@ -482,8 +482,11 @@ fn chunked_training_attention_gives_the_same_loss_and_lora_gradients() {
         &Device::Cpu,
     )
     .unwrap();
-    let mask = Tensor::new(&[[1f32, 1., 1., 1., 1., 1., 1.], [1., 1., 1., 1., 1., 0., 0.]], &Device::Cpu)
-        .unwrap();
+    let mask = Tensor::new(
+        &[[1f32, 1., 1., 1., 1., 1., 1.], [1., 1., 1., 1., 1., 0., 0.]],
+        &Device::Cpu,
+    )
+    .unwrap();
     let run = |block: Option<usize>, checkpointing: bool| {
         let mut model = Llama::random(&tiny_cfg(), 5, DType::F32, &Device::Cpu).unwrap();
         model.set_attention_block(block);

@@ -211,8 +211,7 @@ pub fn base_params(cfg: &LlamaConfig) -> usize {
 pub fn step_flops(cfg: &LlamaConfig, lora_params: usize, batch: usize, seq: usize) -> (f64, f64) {
     let n = base_params(cfg) as f64;
     let nl = lora_params as f64;
-    let attn =
-        12.0 * cfg.num_hidden_layers as f64 * cfg.hidden_size as f64 * seq as f64;
+    let attn = 12.0 * cfg.num_hidden_layers as f64 * cfg.hidden_size as f64 * seq as f64;
     let tokens = (batch * seq) as f64;
     (
         (4.0 * n + 6.0 * nl + attn) * tokens,
@@ -433,8 +432,8 @@ fn write_model(a: WriteModelArgs) -> Result<()> {
         _ => "float32",
     });
     for key in ["bos_token_id", "eos_token_id", "pad_token_id"] {
-        if let Some(v) = read_json(&a.tokenizer_from.join("config.json"))
-            .and_then(|c| c.get(key).cloned())
+        if let Some(v) =
+            read_json(&a.tokenizer_from.join("config.json")).and_then(|c| c.get(key).cloned())
         {
             config[key] = v;
         }
@@ -684,7 +683,11 @@ mod tests {
         let held: usize = m
             .named_tensors()
             .iter()
-            .map(|(_, w)| w.dims2().map(|(r, c)| r * c).unwrap_or_else(|_| cfg.hidden_size))
+            .map(|(_, w)| {
+                w.dims2()
+                    .map(|(r, c)| r * c)
+                    .unwrap_or_else(|_| cfg.hidden_size)
+            })
             .sum();
         assert_eq!(base_params(&cfg), held);
     }

@@ -140,16 +140,18 @@ struct ModelReport {
 
 /// Tolerances of the model check, `(loss, gradients)`, relative, for the device computing in
 /// `dtype` against the CPU in f32. f32: only the order of summation differs (cuBLAS against
-/// gemm), so a loss agrees to about 1e-6 and gradients to about 1e-5 of their largest entry;
+/// gemm), so a loss agrees to about 1e-7 and gradients to about 1e-6 of their largest entry;
 /// the bounds leave two orders of magnitude. bf16 and f16 round weights and activations (8
-/// and 11 significant bits): the bounds are 3x what the CPU itself gives in that dtype on
-/// these shapes (measured with `--device cpu`: see tests/device_cli.rs), because a GPU's
-/// half-precision kernels round in other places than the CPU's.
+/// and 11 significant bits); measured with `--device cpu` (the CPU's own half-precision
+/// path), the largest gradient differences are 0.015 (tiny) and 0.049 (SmolLM2) in bf16,
+/// 0.006 and 0.085 in f16 (small attention gradients lose bits without loss scaling), the
+/// loss moves by at most 2.4e-5. The bounds are about 3x the gradient figures, because a GPU's
+/// half-precision kernels round in other places than the CPU's, and 1e-3 for the loss.
 fn model_tolerance(dtype: DType) -> (f32, f32) {
     match dtype {
-        DType::BF16 => (2e-2, 0.25),
-        DType::F16 => (5e-3, 0.05),
-        _ => (1e-4, 1e-3),
+        DType::BF16 => (1e-3, 0.15),
+        DType::F16 => (1e-3, 0.25),
+        _ => (1e-5, 1e-3),
     }
 }
 
@@ -184,7 +186,9 @@ fn model_step(
     names.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, var) in &names {
         if name.contains("lora_B") {
-            let b = rng.normal(0.0, 0.02, var.dims(), device)?.to_dtype(var.dtype())?;
+            let b = rng
+                .normal(0.0, 0.02, var.dims(), device)?
+                .to_dtype(var.dtype())?;
             var.set(&b)?;
         }
     }
