@@ -11,9 +11,14 @@
 # Environment: CUDA_COMPUTE_CAP (default 90), CARGO_TARGET_DIR (default target-cuda for the build,
 # so the CPU build in target/ is never overwritten; target for --check, which shares the CPU
 # build's dependencies and writes no binary), INSTRUCTMOL_CUDA_VENV (default .venv-cuda).
-# Running it again reuses the venv and cargo's incremental state. Cost on 2 shared cores: the
-# kernels' sm_90 objects (quantized GGUF/MoE matmuls) take over an hour under load; --check took
-# 4.5 CPU-minutes from a cold target dir.
+# Running it again reuses the venv and cargo's incremental state.
+#
+# Measured on the shared 2-core machine (load 2-5 from other work), from an empty target dir
+# and no venv: 19.6 minutes wall (1176 s) for everything: the CUDA wheels, every dependency,
+# candle-kernels' PTX (about 3.5 minutes), candle-core and instructmol; the link 2 s. Binary
+# 47 MiB, the stripped copy to carry 42 MiB. The old build also compiled candle-kernels'
+# 15 quantized/MoE files to sm_90 machine code, over an hour on its own: those are now empty
+# objects (step 1b; nothing here runs them on a GPU). --check: 4.5 CPU-minutes from cold.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -76,37 +81,47 @@ export PATH=$cuda_root/bin:$PATH
 export CUDA_ROOT=$cuda_root CUDA_PATH=$cuda_root CUDA_HOME=$cuda_root
 nvcc --version | grep -q 'release 13\.0' || die "$cuda_root/bin/nvcc is not CUDA 13.0: delete $venv and run again"
 
-# Where `--check` leaves its stand-in nvcc (below): a target dir holding one has empty kernel
-# objects in its build cache, so a real build must not use it.
-checker=$CARGO_TARGET_DIR/cuda-check-nvcc
-if [[ $mode == check ]]; then
-    # Type-checks and lints all Rust code behind the `cuda` feature (ours, candle's, cudarc's),
-    # runs the real nvcc for cudarc's version detection and for candle's PTX kernels (the ones
-    # every tensor op uses), and links nothing. The one thing skipped: candle-kernels also
-    # compiles its quantized-GGUF and MoE kernels to sm_90 machine code, about 50 minutes on
-    # 2 cores; for those object files (`nvcc -c`) a stand-in nvcc writes empty objects.
-    mkdir -p "$checker/bin"
-    cat >"$checker/bin/nvcc" <<'STANDIN'
+# 1b. candle-kernels compiles two kinds of CUDA code: PTX for every tensor op (loaded by the driver
+# at run time; a few minutes) and, with `nvcc -c` into a static library (libmoe.a), sm_90
+# machine code for its quantized-GGUF matmuls (mmq_*, mmvq_gguf) and mixture-of-experts
+# kernels (moe_*): 15 files of heavily templated code, over an hour on 2 cores. instructmol
+# never runs those on a GPU: quantized weights stay on the CPU (`Llama::from_parts` refuses
+# them on any other device) and no model here has experts. So a stand-in nvcc writes empty
+# objects for exactly those files and runs the real nvcc for everything else; the symbols
+# candle's Rust code declares for them get link-time definitions (step 2b) that abort with a
+# message, never reached (in the linked binary no code refers to them any more: the linker drops
+# candle's quantized-CUDA and MoE paths as unused, but it resolves symbols before it drops code).
+standin=$CARGO_TARGET_DIR/cuda-nvcc
+mkdir -p "$standin/bin"
+cat >"$standin/bin/nvcc" <<'STANDIN'
 #!/usr/bin/env bash
-# Written by scripts/build-cuda.sh --check: empty objects for `nvcc -c`, the real nvcc otherwise.
-out= compile= prev=
+# Written by scripts/build-cuda.sh: an empty object for `nvcc -c` of candle-kernels' quantized
+# (mmq_*.cu, mmvq_gguf.cu) and MoE (moe_*.cu) sources, the real nvcc for everything else.
+out= compile= skip= prev=
 for a in "$@"; do
     [[ $a == -c ]] && compile=1
     [[ $prev == -o ]] && out=$a
+    case $a in
+    *.cu) case ${a##*/} in mmq_*.cu | mmvq_gguf.cu | moe_*.cu) skip=1 ;; esac ;;
+    esac
     prev=$a
 done
-if [[ -n $compile && -n $out ]]; then
+if [[ -n $compile && -n $skip && -n $out ]]; then
     exec gcc -x c -c /dev/null -o "$out"
 fi
 exec REAL_NVCC "$@"
 STANDIN
-    sed -i "s|REAL_NVCC|'$cuda_root/bin/nvcc'|" "$checker/bin/nvcc"
-    chmod +x "$checker/bin/nvcc"
-    export PATH=$checker/bin:$PATH
-    exec cargo clippy --release --all-targets --features cuda -- -D warnings
+sed -i "s|REAL_NVCC|'$cuda_root/bin/nvcc'|" "$standin/bin/nvcc"
+chmod +x "$standin/bin/nvcc"
+export PATH=$standin/bin:$PATH
+
+if [[ $mode == check ]]; then
+    # Type-checks and lints all Rust code behind the `cuda` feature (ours, candle's, cudarc's),
+    # runs the real nvcc for cudarc's version detection and for candle's PTX kernels (the ones
+    # every tensor op uses), and links nothing. INSTRUCTMOL_CHECK_FEATURES=cuda,nccl also
+    # checks the NCCL module (src/train/nccl.rs; not yet part of CI: see docs/DISTRIBUTED.md).
+    exec cargo clippy --release --all-targets --features "${INSTRUCTMOL_CHECK_FEATURES:-cuda}" -- -D warnings
 fi
-[[ ! -d $checker ]] ||
-    die "$CARGO_TARGET_DIR was used by --check (stand-in kernels): build in another CARGO_TARGET_DIR"
 
 # 2. Link-time stand-ins for the CUDA libraries that no GPU-less machine has: the driver
 # (libcuda.so.1) and the math libraries (nvrtc, curand, cuBLAS, cuBLASLt, hundreds of MB as wheels).
@@ -147,11 +162,45 @@ make_stub curand libcurand.so.10 '^curand'
 make_stub cublas libcublas.so.13 '^cublas([^L]|L[^t]|$)'
 make_stub cublasLt libcublasLt.so.13 '^cublasLt'
 
+# 2b. Definitions for the kernels left out above: every function candle-kernels' ffi.rs declares
+# (the contents of libmoe.a) gets one that says what happened and aborts. They are never
+# called (see above); the linker needs them because candle-core's quantized CUDA matmul
+# (fast_mmq.rs, fast_mmvq.rs) and candle-nn's MoE layer refer to them.
+kernels_src=$(cargo metadata --format-version 1 --features cuda 2>/dev/null | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "candle-kernels":
+        print(p["manifest_path"].rsplit("/", 1)[0])
+') || die "cargo metadata failed"
+[[ -f $kernels_src/src/ffi.rs ]] || die "no candle-kernels source with src/ffi.rs found (got '$kernels_src')"
+kernel_syms=$(grep -oE 'pub fn [A-Za-z0-9_]+' "$kernels_src/src/ffi.rs" | awk '{print $3}' | sort -u)
+[[ -n $kernel_syms ]] || die "no functions declared in $kernels_src/src/ffi.rs"
+{
+    echo "/* Generated by scripts/build-cuda.sh: candle-kernels' quantized/MoE kernels, left out. */"
+    echo '#include <stdio.h>'
+    echo '#include <stdlib.h>'
+    echo 'static void left_out(const char *name) {'
+    echo '    fprintf(stderr, "instructmol: candle CUDA kernel %s is not in this build: scripts/build-cuda.sh "'
+    echo '        "leaves out candle'"'"'s quantized-GGUF and MoE GPU kernels, because quantized weights run on the "'
+    echo '        "CPU here. Reaching this is a bug; please report it.\n", name);'
+    echo '    abort();'
+    echo '}'
+    sed 's/.*/void &(void) { left_out("&"); }/' <<<"$kernel_syms"
+} >"$stubs/candle_kernel_stubs.c"
+gcc -c -fPIC -O2 -o "$stubs/candle_kernel_stubs.o" "$stubs/candle_kernel_stubs.c" ||
+    die "gcc could not compile $stubs/candle_kernel_stubs.c"
+referenced=$(comm -12 <(sort -u <<<"$undefined") <(echo "$kernel_syms") | wc -l)
+echo "build-cuda.sh: $(wc -l <<<"$kernel_syms") left-out kernel functions, $referenced of them referenced by the compiled Rust code" >&2
+
 echo "build-cuda.sh: linking the binary" >&2
 rpath=/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib
 cargo rustc --release --features cuda --bin instructmol -- \
-    -L "native=$stubs" -C "link-arg=-Wl,-rpath,$rpath"
+    -L "native=$stubs" -C "link-arg=-Wl,-rpath,$rpath" -C "link-arg=$stubs/candle_kernel_stubs.o"
 bin=$CARGO_TARGET_DIR/release/instructmol
+# The copy to carry to a GPU machine (the device tool takes 64 MiB in all): without symbols.
+strip --strip-all -o "$bin.stripped" "$bin" || die "strip failed on $bin"
+mib() { echo "$(( ($(stat -c %s "$1") + 524287) / 1048576 )) MiB"; }
+echo "build-cuda.sh: $bin is $(mib "$bin"), $bin.stripped $(mib "$bin.stripped")" >&2
 
 # 3. The binary starts: with the machine's driver where there is one, else with the stubs, which
 # answer every driver call with CUDA_ERROR_STUB_LIBRARY (so `--device cuda` must say "no driver").
@@ -168,6 +217,6 @@ else
     echo "build-cuda.sh: without a driver it answers: $answer" >&2
     unset LD_LIBRARY_PATH
 fi
-echo "build-cuda.sh: built $bin" >&2
+echo "build-cuda.sh: built $bin (and $bin.stripped, the copy to carry)" >&2
 echo "  it needs at run time: $(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(lib\(cu\|nvrtc\)[^]]*\)\].*/\1/p' | tr '\n' ' ')" >&2
 echo "  found in /usr/local/cuda/lib64 or through LD_LIBRARY_PATH, with the NVIDIA driver (libcuda.so.1)" >&2

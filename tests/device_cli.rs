@@ -64,3 +64,52 @@ fn bad_device_and_dtype_are_rejected_with_the_choices() {
     assert!(!ok);
     assert!(err.contains("`f64`") && err.contains("bf16"), "{err}");
 }
+
+#[test]
+fn model_check_on_the_cpu_is_exact_in_f32_and_within_tolerance_in_bf16() {
+    // f32 on the CPU runs the reference's own computation: bit-identical loss and gradients.
+    let (out, err, ok) = run(&[
+        "device", "--device", "cpu", "--dtype", "f32", "--preset", "tiny",
+    ]);
+    assert!(ok, "{err}");
+    let r = report(&out);
+    assert_eq!(r["check"], "model");
+    assert_eq!(r["preset"], "tiny");
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["loss_rel_diff"].as_f64(), Some(0.0));
+    assert_eq!(r["grad_max_rel_diff"].as_f64(), Some(0.0));
+    // Every adapted module of both blocks: A and B.
+    assert_eq!(r["lora_tensors"].as_u64(), Some(2 * 7 * 2));
+    let loss = r["loss_cpu_f32"].as_f64().expect("a number");
+    // Random weights predict about uniformly over the 512 ids: ln 512 = 6.24.
+    assert!((loss - 512f64.ln()).abs() < 0.1, "{loss}");
+
+    // bf16: the rounding shows, and stays inside the stated tolerances.
+    let (out, err, ok) = run(&[
+        "device", "--device", "cpu", "--dtype", "bf16", "--preset", "tiny",
+    ]);
+    assert!(ok, "{err}");
+    let r = report(&out);
+    assert_eq!(r["dtype"], "bf16");
+    let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
+    println!("bf16 on the CPU: {r}");
+    assert!(
+        num("loss_rel_diff") > 0.0 && num("loss_rel_diff") <= num("loss_tolerance"),
+        "{r}"
+    );
+    assert!(
+        num("grad_max_rel_diff") > 0.0 && num("grad_max_rel_diff") <= num("grad_tolerance"),
+        "{r}"
+    );
+    assert!(num("grad_max_rel_l2") > 0.0, "{r}");
+}
+
+#[test]
+fn model_check_refuses_bad_sizes() {
+    let (out, err, ok) = run(&[
+        "device", "--device", "cpu", "--preset", "tiny", "--seq", "1",
+    ]);
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("--seq at least 2"), "{err}");
+}

@@ -161,6 +161,28 @@ fn open_cuda(spec: DeviceSpec, ordinal: usize) -> Result<Device, DeviceError> {
     Device::new_cuda(ordinal).map_err(|source| DeviceError::Open { spec, source })
 }
 
+/// Memory of the GPU behind `device` as the driver reports it (`cuMemGetInfo`): `(used,
+/// total)` in bytes, where `used = total - free` counts this process's allocations (also
+/// those the CUDA allocator keeps cached), its CUDA context, and any other process on the same
+/// GPU. None for the CPU or when the driver does not answer. candle keeps no peak-allocation
+/// counter, so callers sample this at the points they care about.
+#[cfg(feature = "cuda")]
+pub fn gpu_memory(device: &Device) -> Option<(u64, u64)> {
+    use candle_core::cuda_backend::cudarc::driver::result;
+    let Device::Cuda(d) = device else {
+        return None;
+    };
+    d.cuda_stream().context().bind_to_thread().ok()?;
+    let (free, total) = result::mem_get_info().ok()?;
+    Some(((total.saturating_sub(free)) as u64, total as u64))
+}
+
+/// Memory of the GPU behind `device`: always None in a build without CUDA.
+#[cfg(not(feature = "cuda"))]
+pub fn gpu_memory(_device: &Device) -> Option<(u64, u64)> {
+    None
+}
+
 /// Parses and opens a device: `cpu`, `cuda` (the first GPU) or `cuda:N`.
 pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
     s.parse::<DeviceSpec>()?.open()

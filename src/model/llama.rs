@@ -70,7 +70,11 @@ fn shifted_targets(logits: &Tensor, labels: &Tensor) -> Result<Vec<Vec<i64>>> {
             logits.dims()
         )));
     }
-    let labels = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
+    // On the host first: a few ids, and no integer cast kernel needed on the device.
+    let labels = labels
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::I64)?
+        .to_vec2::<i64>()?;
     Ok(labels
         .into_iter()
         .map(|row| {
@@ -125,8 +129,14 @@ impl Block {
         let heads = ctx.heads;
         let (cos, sin, bias) = (&ctx.cos, &ctx.sin, ctx.bias.as_ref());
         let o = match past {
-            // Training and scoring: one differentiable node for the whole core.
-            None => ops::attention(&q, &k, &v, heads, cos, sin, bias)?,
+            // Training and scoring: one differentiable node for the whole core (query blocks
+            // on long sequences where the model says so).
+            None => match ctx.attention_block {
+                Some(block) if block < heads.s => {
+                    ops::attention_chunked(&q, &k, &v, heads, cos, sin, bias, block)?
+                }
+                _ => ops::attention(&q, &k, &v, heads, cos, sin, bias)?,
+            },
             // Decoding: append the new keys/values to this layer's cache.
             Some(past) => {
                 let q = ops::rope(&heads.split(&q, heads.nh)?, cos, sin)?;
@@ -186,6 +196,8 @@ struct Context {
     /// contiguous end of the cache (`None`: scattered, use the bias). Each row then attends
     /// over its own keys alone, so its result does not depend on the other rows.
     row_starts: Option<Vec<Option<usize>>>,
+    /// Training attention in blocks of this many query positions ([`ops::attention_chunked`]).
+    attention_block: Option<usize>,
 }
 
 /// Per-layer keys and values of the tokens seen so far, for incremental decoding.
@@ -375,7 +387,13 @@ pub struct Llama {
     lora: Option<LoraConfig>,
     /// Gradient checkpointing per block (training forward passes).
     checkpointing: bool,
+    /// Training attention over blocks of this many query positions (None: all at once).
+    attention_block: Option<usize>,
 }
+
+/// Query positions per block of the training attention on a GPU ([`Llama::set_attention_block`]):
+/// 512 rows of scores per head and block instead of the whole sequence's.
+pub const GPU_ATTENTION_BLOCK: usize = 512;
 
 /// Where [`Llama::from_parts`] takes its tensors from.
 struct Sources<'a> {
@@ -531,6 +549,7 @@ impl Llama {
             lm_head,
             lora: None,
             checkpointing: false,
+            attention_block: (!device.is_cpu()).then_some(GPU_ATTENTION_BLOCK),
         })
     }
 
@@ -585,23 +604,60 @@ impl Llama {
     }
 
     /// A randomly initialised decoder (weights normal with std 0.02, norms ones), reproducible
-    /// from `seed`; for tests and benchmarks.
+    /// from `seed` and the same on every device: the values are drawn on the host by
+    /// [`Rng`], one matrix at a time, and each is converted to `dtype` and moved to `device`
+    /// as soon as it is drawn (the host never holds more than one f32 matrix). For tests,
+    /// benchmarks and CPU-vs-device comparisons.
     pub fn random(cfg: &LlamaConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
         let mut rng = Rng::new(seed);
-        let mut normal = |(r, c): (usize, usize)| -> Result<Tensor> {
-            Ok(rng.normal(0.0, 0.02, &[r, c], &Device::Cpu)?)
-        };
+        Self::random_with(cfg, dtype, device, |shape| {
+            Ok(rng
+                .normal(0.0, 0.02, shape, &Device::Cpu)?
+                .to_device(device)?
+                .to_dtype(dtype)?)
+        })
+    }
+
+    /// As [`Self::random`], with the values drawn by a GPU's own generator (cuRAND, seeded
+    /// with `seed`): each matrix is made in f32 on the device and converted to `dtype` there,
+    /// so a 7B-shaped model appears in seconds and never exists on the host. The values
+    /// differ from [`Self::random`]'s (use that where two devices must hold the same weights).
+    /// On the CPU (whose generator candle cannot seed) this is [`Self::random`].
+    pub fn random_on_device(
+        cfg: &LlamaConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        if device.is_cpu() {
+            return Self::random(cfg, seed, dtype, device);
+        }
+        device.set_seed(seed)?;
+        Self::random_with(cfg, dtype, device, |shape| {
+            Ok(Tensor::randn(0f32, 0.02, shape, device)?.to_dtype(dtype)?)
+        })
+    }
+
+    /// A decoder whose matrices come from `normal` (called in a fixed order: embeddings, each
+    /// block's seven linear layers, the output head when untied) and whose norms are ones.
+    fn random_with(
+        cfg: &LlamaConfig,
+        dtype: DType,
+        device: &Device,
+        mut normal: impl FnMut(&[usize]) -> Result<Tensor>,
+    ) -> Result<Self> {
+        cfg.validate()?;
         let d = cfg.hidden_size;
         let mut w = HashMap::new();
         w.insert(
             "model.embed_tokens.weight".to_string(),
-            normal((cfg.vocab_size, d))?,
+            normal(&[cfg.vocab_size, d])?,
         );
-        let ones = Tensor::ones(d, DType::F32, &Device::Cpu)?;
+        let ones = Tensor::ones(d, dtype, device)?;
         for i in 0..cfg.num_hidden_layers {
-            for (m, shape) in LORA_MODULES.iter().zip(linear_shapes(cfg)) {
+            for (m, (r, c)) in LORA_MODULES.iter().zip(linear_shapes(cfg)) {
                 let key = format!("model.layers.{i}.{}.{m}.weight", lora::module_parent(m));
-                w.insert(key, normal(shape)?);
+                w.insert(key, normal(&[r, c])?);
             }
             w.insert(
                 format!("model.layers.{i}.input_layernorm.weight"),
@@ -614,7 +670,7 @@ impl Llama {
         }
         w.insert("model.norm.weight".to_string(), ones);
         if !cfg.tie_word_embeddings {
-            w.insert("lm_head.weight".to_string(), normal((cfg.vocab_size, d))?);
+            w.insert("lm_head.weight".to_string(), normal(&[cfg.vocab_size, d])?);
         }
         Self::from_weights(cfg, w, dtype, device)
     }
@@ -640,6 +696,15 @@ impl Llama {
     /// memory of one block instead of all of them, one more forward pass of compute.
     pub fn set_gradient_checkpointing(&mut self, on: bool) {
         self.checkpointing = on;
+    }
+
+    /// Training and scoring attention over blocks of `block` query positions (None: the whole
+    /// sequence at once): the probabilities are recomputed in the backward pass instead of
+    /// kept, so attention memory grows linearly with the sequence, not with its square (same
+    /// results; [`ops::attention_chunked`]). The default is [`GPU_ATTENTION_BLOCK`] on a GPU
+    /// and None on the CPU, whose fused kernels are faster on the short sequences it trains.
+    pub fn set_attention_block(&mut self, block: Option<usize>) {
+        self.attention_block = block.filter(|&b| b > 0);
     }
 
     /// The LoRA configuration of the attached adapters, if any.
@@ -784,6 +849,7 @@ impl Llama {
             bias,
             dropout_seed: train.then_some(dropout_seed),
             row_starts: None,
+            attention_block: self.attention_block,
         };
         let x = embeds
             .to_dtype(self.dtype)?
@@ -939,6 +1005,7 @@ impl Llama {
             bias,
             dropout_seed: None,
             row_starts,
+            attention_block: None,
         };
         let x = embeds
             .detach()

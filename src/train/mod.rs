@@ -3,6 +3,8 @@
 //! [`schedule`] the learning rate, [`plot`] the loss curve; the run directory it writes is
 //! [`crate::run`]'s.
 
+#[cfg(feature = "nccl")]
+pub mod nccl;
 pub mod optim;
 pub mod plot;
 pub mod schedule;

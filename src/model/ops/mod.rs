@@ -484,6 +484,95 @@ pub fn attention(
     )
 }
 
+/// [`attention`] computed `block` query positions at a time, keeping no probabilities for the
+/// backward pass: memory grows linearly with the sequence instead of with its square.
+///
+/// The forward pass runs [`attend`] on each block of queries (over all keys, with the block's
+/// rows of `bias`) and keeps only the rotated `q`, `k` and `v`. The backward pass recomputes
+/// each block's probabilities from them (one more `q k^T` per block, as flash attention does)
+/// and accumulates the key and value gradients block by block. At most one block's scores
+/// (`[b, nh, block, keys]`) exist at a time, against the whole `[b, nh, s, keys]` of
+/// [`attention`], which also keeps them for the backward pass. Same results as [`attention`]
+/// (the same kernels on the same rows; sums over blocks in another order).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_chunked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    h: Heads,
+    cos: &Tensor,
+    sin: &Tensor,
+    bias: Option<&Tensor>,
+    block: usize,
+) -> Result<Tensor> {
+    let block = block.max(1);
+    if block >= h.s {
+        return attention(q, k, v, h, cos, sin, bias);
+    }
+    let qh = rope(&h.split(&q.detach(), h.nh)?, cos, sin)?;
+    let kh = rope(&h.split(&k.detach(), h.nkv)?, cos, sin)?;
+    let vh = h.split(&v.detach(), h.nkv)?;
+    let bias = bias.cloned();
+    // Query block `[start, start + len)`: its rows of q (`[b, nh, len, hd]`), of the bias, and
+    // its head layout.
+    let blocks: Vec<(usize, usize)> = (0..h.s)
+        .step_by(block)
+        .map(|start| (start, block.min(h.s - start)))
+        .collect();
+    let block_inputs = move |qh: &Tensor,
+                             bias: Option<&Tensor>,
+                             (start, len): (usize, usize)|
+          -> Result<(Tensor, Option<Tensor>, Heads)> {
+        let qb = qh.narrow(2, start, len)?.contiguous()?;
+        let bb = bias.map(|b| b.narrow(2, start, len)).transpose()?;
+        Ok((qb, bb, Heads { s: len, ..h }))
+    };
+    let mut outs = Vec::with_capacity(blocks.len());
+    for &blk in &blocks {
+        let (qb, bb, hb) = block_inputs(&qh, bias.as_ref(), blk)?;
+        let (o, _) = attend(&qb, &kh, &vh, bb.as_ref(), hb)?;
+        outs.push(o.reshape((h.b, blk.1, h.nh * h.hd))?);
+    }
+    let o = Tensor::cat(&outs, 1)?.reshape((h.b * h.s, h.nh * h.hd))?;
+    drop(outs);
+    let cos = cos.clone();
+    let neg_sin = sin.neg()?;
+    grad_node(
+        &[q, k, v],
+        o,
+        "attention-chunked",
+        Box::new(move |_, _, go| {
+            let go = h.split(go, h.nh)?;
+            let mut gk = kh.zeros_like()?;
+            let mut gv = vh.zeros_like()?;
+            let mut gqs = Vec::with_capacity(blocks.len());
+            for &blk in &blocks {
+                let (qb, bb, hb) = block_inputs(&qh, bias.as_ref(), blk)?;
+                let (_, p) = attend(&qb, &kh, &vh, bb.as_ref(), hb)?;
+                let rows = (h.nh / h.nkv) * blk.1;
+                let gob = go
+                    .narrow(2, blk.0, blk.1)?
+                    .contiguous()?
+                    .reshape((h.b, h.nkv, rows, h.hd))?;
+                let gp = bmm(&gob, &vh.t()?)?;
+                gv = (gv + bmm(&p.t()?, &gob)?)?;
+                let gs = softmax_grad(&p, &gp, h.scale())?;
+                gqs.push(bmm(&gs, &kh)?.reshape((h.b, h.nh, blk.1, h.hd))?);
+                let qr = qb.reshape((h.b, h.nkv, rows, h.hd))?;
+                gk = (gk + bmm(&gs.t()?, &qr)?)?;
+            }
+            let gq = Tensor::cat(&gqs, 2)?;
+            // RoPE is a rotation: its adjoint rotates by the opposite angle.
+            let unrope = |t: &Tensor| candle_nn::rotary_emb::rope(&t.contiguous()?, &cos, &neg_sin);
+            Ok(vec![
+                Some(h.merge(&unrope(&gq)?, h.nh)?),
+                Some(h.merge(&unrope(&gk)?, h.nkv)?),
+                Some(h.merge(&gv, h.nkv)?),
+            ])
+        }),
+    )
+}
+
 /// Input gradient of a softmax from its output `y` and the output gradient `g`:
 /// `scale * y * (g - <y, g>)` over the last dimension.
 fn softmax_grad(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
@@ -952,6 +1041,41 @@ mod tests {
             |x| attention(&x[0], &x[1], &x[2], h, &cos, &sin, Some(&bias)),
             composite,
         );
+    }
+
+    #[test]
+    fn chunked_attention_matches_attention() {
+        // Grouped-query (6 query heads over 2 key/value heads), 7 positions, causal with
+        // padding in the second row; blocks that divide the sequence and blocks that do not.
+        let (b, s, nh, nkv, hd) = (2, 7, 6, 2, 4);
+        let h = Heads { b, s, nh, nkv, hd };
+        let cos = rand(&[s, hd / 2], 40);
+        let sin = rand(&[s, hd / 2], 41);
+        let mut bias = vec![0f32; b * s * s];
+        for r in 0..b {
+            for i in 0..s {
+                for j in 0..s {
+                    if j > i || (r == 1 && j >= 5) {
+                        bias[(r * s + i) * s + j] = -1e30;
+                    }
+                }
+            }
+        }
+        let bias = Tensor::from_vec(bias, (b, 1, s, s), &Device::Cpu).unwrap();
+        let xs = [
+            rand(&[b * s, nh * hd], 42),
+            rand(&[b * s, nkv * hd], 43),
+            rand(&[b * s, nkv * hd], 44),
+        ];
+        for block in [1, 2, 3, 7, 16] {
+            for bias in [Some(&bias), None] {
+                check(
+                    &xs,
+                    |x| attention_chunked(&x[0], &x[1], &x[2], h, &cos, &sin, bias, block),
+                    |x| attention(&x[0], &x[1], &x[2], h, &cos, &sin, bias),
+                );
+            }
+        }
     }
 
     #[test]
