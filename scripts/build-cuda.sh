@@ -6,7 +6,7 @@
 # CUDA 13 libraries are installed, no Rust needed there.
 #
 #   bash scripts/build-cuda.sh            # release binary: target-cuda/release/instructmol
-#   bash scripts/build-cuda.sh --check    # what CI runs: clippy of the `cuda` feature, no linking
+#   bash scripts/build-cuda.sh --check    # what CI runs: clippy of the `cuda` and `nccl` features, no linking
 #
 # Environment: CUDA_COMPUTE_CAP (default 90), CARGO_TARGET_DIR (default target-cuda for the build,
 # so the CPU build in target/ is never overwritten; target for --check, which shares the CPU
@@ -118,9 +118,10 @@ export PATH=$standin/bin:$PATH
 if [[ $mode == check ]]; then
     # Type-checks and lints all Rust code behind the `cuda` feature (ours, candle's, cudarc's),
     # runs the real nvcc for cudarc's version detection and for candle's PTX kernels (the ones
-    # every tensor op uses), and links nothing. INSTRUCTMOL_CHECK_FEATURES=cuda,nccl also
-    # checks the NCCL module (src/train/nccl.rs; not yet part of CI: see docs/DISTRIBUTED.md).
-    exec cargo clippy --release --all-targets --features "${INSTRUCTMOL_CHECK_FEATURES:-cuda}" -- -D warnings
+    # every tensor op uses), and links nothing. The `nccl` feature (src/train/nccl.rs, cudarc's
+    # NCCL bindings: no NCCL install needed to compile) is checked with it;
+    # INSTRUCTMOL_CHECK_FEATURES=cuda checks the `cuda` feature alone.
+    exec cargo clippy --release --all-targets --features "${INSTRUCTMOL_CHECK_FEATURES:-cuda,nccl}" -- -D warnings
 fi
 
 # 2. Link-time stand-ins for the CUDA libraries that no GPU-less machine has: the driver

@@ -4,8 +4,6 @@
 //! what changes in the trainer, are in docs/DISTRIBUTED.md). It has never run: NCCL needs one
 //! GPU per rank, and no machine here has two.
 
-use std::sync::Arc;
-
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::nccl::safe::{Comm, Id, ReduceOp};
 use candle_core::{CpuStorage, CudaStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
@@ -52,7 +50,7 @@ pub fn unique_id() -> Result<UniqueId> {
 /// One rank's communicator, bound to a GPU and to candle's stream on it, so that a collective
 /// runs after the kernels that produced its input, in stream order.
 pub struct Communicator {
-    comm: Arc<Comm>,
+    comm: Comm,
     rank: usize,
     world: usize,
 }
@@ -75,11 +73,7 @@ impl Communicator {
         }
         let comm = Comm::from_rank(dev.cuda_stream(), rank, world, Id::uninit(internal))
             .map_err(|e| NcclError::Nccl(format!("{e:?}")))?;
-        Ok(Self {
-            comm: Arc::new(comm),
-            rank,
-            world,
-        })
+        Ok(Self { comm, rank, world })
     }
 
     /// This process's rank.
@@ -101,26 +95,24 @@ impl Communicator {
                 t.dtype()
             )));
         }
-        let op = AllReduce {
-            comm: self.comm.clone(),
-        };
+        let op = AllReduce { comm: &self.comm };
         Ok(t.detach().contiguous()?.apply_op1_no_bwd(&op)?)
     }
 }
 
 /// The all-reduce as a candle op: a new tensor holding the sum.
-struct AllReduce {
-    comm: Arc<Comm>,
+struct AllReduce<'a> {
+    comm: &'a Comm,
 }
 
 // SAFETY: an NCCL communicator may be used from any thread as long as no two calls on it run
 // at the same time; candle runs an op's forward pass on the calling thread, and the trainer
 // issues its collectives from one thread, in order (docs/DISTRIBUTED.md).
-unsafe impl Send for AllReduce {}
+unsafe impl Send for AllReduce<'_> {}
 // SAFETY: as for Send: calls on the communicator are never concurrent.
-unsafe impl Sync for AllReduce {}
+unsafe impl Sync for AllReduce<'_> {}
 
-impl CustomOp1 for AllReduce {
+impl CustomOp1 for AllReduce<'_> {
     fn name(&self) -> &'static str {
         "nccl-all-reduce"
     }
