@@ -23,15 +23,6 @@ fn bin() -> Command {
     c
 }
 
-fn check(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// The temp folder of this test binary, with the prepared BBBP cut and a 2-step tiny run.
 fn fixture() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -46,7 +37,7 @@ fn fixture() -> &'static PathBuf {
             .arg(dir.join("bbbp"))
             .output()
             .unwrap();
-        check(&o);
+        common::check(&o);
         let config = format!(
             r#"output_dir = "{out}"
 [model]
@@ -81,7 +72,7 @@ targets = ["q_proj", "v_proj"]
             .arg(dir.join("run.toml"))
             .output()
             .unwrap();
-        check(&o);
+        common::check(&o);
         dir
     })
 }
@@ -328,7 +319,7 @@ fn generate_input_writes_every_row_in_order_and_reports_bad_ones() {
             .args(["--batch-size", batch, "--max-new-tokens", "6", "--prob-yes"])
             .output()
             .unwrap();
-        check(&o);
+        common::check(&o);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             err.contains("1 rows not answered") && err.contains("lines 3"),
@@ -387,7 +378,7 @@ fn generate_input_writes_every_row_in_order_and_reports_bad_ones() {
         .args(["--limit", "2", "--max-new-tokens", "2"])
         .output()
         .unwrap();
-    check(&o);
+    common::check(&o);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
 
     // Bad JSON: the file and line are named, nothing is generated.
@@ -429,7 +420,7 @@ fn eval_run_generates_and_scores_bbbp() {
         ])
         .output()
         .unwrap();
-    check(&o);
+    common::check(&o);
     let preds = std::fs::read_to_string(out.join("predictions.jsonl")).unwrap();
     let rows: Vec<serde_json::Value> = preds
         .lines()
@@ -461,7 +452,7 @@ fn eval_run_generates_and_scores_bbbp() {
         .arg(out.join("predictions.jsonl"))
         .output()
         .unwrap();
-    check(&o2);
+    common::check(&o2);
     let again: serde_json::Value = serde_json::from_slice(&o2.stdout).unwrap();
     assert_eq!(again, metrics);
 }
@@ -504,7 +495,7 @@ fn chat_keeps_history_and_reset_starts_over() {
     let o = chat(
         "What is it?\nAnd its solubility?\nreset\nWhat is it?\nreset C1CC(\nreset c1ccccc1\nWhat is it?\nquit\nnever read\n",
     );
-    check(&o);
+    common::check(&o);
     let a = answers(&o);
     assert_eq!(a.len(), 4, "{a:?}");
     let err = String::from_utf8_lossy(&o.stderr);
@@ -532,12 +523,12 @@ fn chat_keeps_history_and_reset_starts_over() {
         .args(["--repetition-penalty", "1.1"])
         .output()
         .unwrap();
-    check(&o);
+    common::check(&o);
     let row: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(row["prediction"], a[0]["answer"]);
     // End of input ends the chat too.
     let o = chat("What is it?\n");
-    check(&o);
+    common::check(&o);
     assert_eq!(answers(&o).len(), 1);
 }
 
@@ -552,7 +543,7 @@ fn one_molecule_answers_with_the_assistant_penalty_files_without() {
             .args(extra)
             .output()
             .unwrap();
-        check(&o);
+        common::check(&o);
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let default = answer(&[]);
@@ -574,7 +565,7 @@ fn one_molecule_answers_with_the_assistant_penalty_files_without() {
             .args(extra)
             .output()
             .unwrap();
-        check(&o);
+        common::check(&o);
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["prediction"].clone()
     };
     let plain = predict(&[]);
@@ -658,7 +649,7 @@ fn the_server_decodes_with_the_same_penalties_and_stop_strings_as_generate() {
             .args(extra)
             .output()
             .unwrap();
-        check(&o);
+        common::check(&o);
         let text = String::from_utf8(o.stdout).unwrap();
         text.strip_suffix('\n').unwrap().to_string()
     };

@@ -16,15 +16,6 @@ use std::time::{Duration, Instant};
 use common::root;
 use serde_json::{json, Value};
 
-fn check(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// The prepared BBBP cut and two 2-step tiny runs (different seeds) in a temp folder.
 fn fixture() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -37,7 +28,7 @@ fn fixture() -> &'static PathBuf {
             .arg(dir.join("bbbp"))
             .output()
             .unwrap();
-        check(&o);
+        common::check(&o);
         for (name, seed) in [("run_a", 7), ("run_b", 8)] {
             let config = format!(
                 r#"output_dir = "{out}"
@@ -67,7 +58,7 @@ targets = ["q_proj", "v_proj"]
             );
             let cfg = dir.join(format!("{name}.toml"));
             std::fs::write(&cfg, config).unwrap();
-            check(
+            common::check(
                 &common::bin()
                     .arg("finetune")
                     .arg("--config")

@@ -94,6 +94,16 @@ pub fn smollm2() -> Option<PathBuf> {
     }
 }
 
+/// Fails the test with the exit code and stderr unless the command succeeded.
+pub fn check(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Largest absolute element-wise difference of two tensors of the same shape (in f32).
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a.to_dtype(DType::F32).unwrap() - b.to_dtype(DType::F32).unwrap())

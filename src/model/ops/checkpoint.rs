@@ -104,6 +104,7 @@ fn take_slot(slots: &Mutex<Vec<Option<Tensor>>>, i: usize) -> Result<Option<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ops::tests::max_diff;
     use candle_core::Device;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -139,17 +140,7 @@ mod tests {
         let ckpt = loss(y).backward().unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 2, "backward runs it again");
         for t in [x.as_tensor(), w.as_tensor(), w2.as_tensor()] {
-            let (a, b) = (plain.get(t).unwrap(), ckpt.get(t).unwrap());
-            let d = (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_diff(plain.get(t).unwrap(), ckpt.get(t).unwrap());
             assert!(d < 1e-6, "gradient differs by {d}");
         }
         // An input that needs no gradient: the variables still get theirs, the input none.
