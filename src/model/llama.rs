@@ -948,6 +948,16 @@ impl Llama {
         attention_mask: Option<&Tensor>,
         cache: &mut KvCache,
     ) -> Result<Tensor> {
+        super::device::on_cpu_pool(|| self.step(embeds, attention_mask, cache))
+    }
+
+    /// [`Self::forward_cached`]'s work, on whichever thread calls it.
+    fn step(
+        &self,
+        embeds: &Tensor,
+        attention_mask: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
         let (b, s) = self.check_embeds(embeds)?;
         if cache.batch() != b || cache.kv.len() != self.layers.len() {
             return Err(ModelError::Config(format!(
