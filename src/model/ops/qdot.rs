@@ -211,27 +211,39 @@ unsafe fn dot_avx2<const R: usize>(row: &[u8], x: [&[Q8_1]; R]) -> [f32; R] {
 
 /// One Q8_0 weight row against `R` activation rows (as [`dot_avx2`]: the same instructions per
 /// row whatever `R`, so the same bits). Signed x signed goes through maddubs as |w| (unsigned)
-/// times `a` with `w`'s sign.
+/// times `a` with `w`'s sign. The f16 scales are converted eight blocks at a time: converted
+/// one by one, the compiler loaded each into the accumulator's register (only its lane 0
+/// matters to `vcvtph2ps`), which chained every block to the previous block's sum.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_avx2_q8_0<const R: usize>(row: &[u8], x: [&[Q8_1]; R]) -> [f32; R] {
     use std::arch::x86_64::*;
     let mut acc = [_mm256_setzero_ps(); R];
     let ones = _mm256_set1_epi16(1);
-    for (i, b) in row.chunks_exact(Q8_0_BYTES).enumerate() {
-        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-            b.as_ptr() as *const u16
-        ) as i32)));
-        let w = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
-        let w_abs = _mm256_sign_epi8(w, w);
-        let dv = _mm256_set1_ps(d);
-        for r in 0..R {
-            let y = &x[r][i];
-            let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-            let p16 = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(a, w));
-            let s32 = _mm256_madd_epi16(p16, ones);
-            let scale = _mm256_mul_ps(dv, _mm256_broadcast_ss(&y.d));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), scale, acc[r]);
+    for (g, group) in row.chunks(8 * Q8_0_BYTES).enumerate() {
+        let mut h = [0i16; 8];
+        for (hj, b) in h.iter_mut().zip(group.chunks_exact(Q8_0_BYTES)) {
+            *hj = i16::from_le_bytes([b[0], b[1]]);
+        }
+        let mut ds = [0f32; 8];
+        _mm256_storeu_ps(
+            ds.as_mut_ptr(),
+            _mm256_cvtph_ps(_mm_set_epi16(
+                h[7], h[6], h[5], h[4], h[3], h[2], h[1], h[0],
+            )),
+        );
+        for (j, b) in group.chunks_exact(Q8_0_BYTES).enumerate() {
+            let w = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
+            let w_abs = _mm256_sign_epi8(w, w);
+            let dv = _mm256_set1_ps(ds[j]);
+            for r in 0..R {
+                let y = &x[r][8 * g + j];
+                let a = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                let p16 = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(a, w));
+                let s32 = _mm256_madd_epi16(p16, ones);
+                let scale = _mm256_mul_ps(dv, _mm256_broadcast_ss(&y.d));
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), scale, acc[r]);
+            }
         }
     }
     std::array::from_fn(|r| hsum(acc[r]))
