@@ -696,6 +696,135 @@ pub fn matmul_t_rows(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     Ok(Some(out.t()?.contiguous()?))
 }
 
+/// Multiply-adds below which [`step_attention`] stays on the calling thread.
+const STEP_ATTENTION_PARALLEL_MIN: usize = 1 << 16;
+
+/// One decoding step's attention in f32 on the CPU: queries `q [b, nh, 1, hd]`, keys and
+/// values `[b, nkv, t, hd]` (views of the KV cache: the last two dimensions contiguous), no
+/// mask; returns `[b, nh, 1, hd]`. Per (row, query head): the scores are [`dots_fma`]'s
+/// fixed-order dot products, the softmax is [`MaskedSoftmax`]'s, and the output sums the
+/// value rows in key order, so a row's result does not depend on the batch. `None` when the
+/// tensors are not laid out so. (candle's batched matmul took a third of SmolLM2's decode
+/// time at 1,500 cached positions: three query rows against a long key matrix.)
+pub fn step_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Option<Tensor>> {
+    let (b, nh, s, hd) = q.dims4()?;
+    let (kb, nkv, t, khd) = k.dims4()?;
+    if s != 1
+        || kb != b
+        || khd != hd
+        || v.dims() != k.dims()
+        || nkv == 0
+        || !nh.is_multiple_of(nkv)
+        || !q.device().is_cpu()
+    {
+        return Ok(None);
+    }
+    let q = q.contiguous()?;
+    let (qs, ql) = q.storage_and_layout();
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    use candle_core::Storage::Cpu;
+    let (Cpu(CpuStorage::F32(qd)), Cpu(CpuStorage::F32(kd)), Cpu(CpuStorage::F32(vd))) =
+        (&*qs, &*ks, &*vs)
+    else {
+        return Ok(None);
+    };
+    // Row-major keys within one (row, head): strides [.., .., hd, 1].
+    let rows_contiguous = |l: &Layout| l.stride()[2] == hd && l.stride()[3] == 1;
+    if !rows_contiguous(kl) || !rows_contiguous(vl) || kl.stride() != vl.stride() {
+        return Ok(None);
+    }
+    let (qd, ks, vs) = (&qd[ql.start_offset()..], kl.stride(), vl.stride());
+    let (k0, v0) = (kl.start_offset(), vl.start_offset());
+    let group = nh / nkv;
+    let fma = has_fma();
+    let mut out = vec![0f32; b * nh * hd];
+    let unit = |(i, o): (usize, &mut [f32])| {
+        let (r, h) = (i / nh, i % nh);
+        let kvh = h / group;
+        let ko = k0 + r * ks[0] + kvh * ks[1];
+        let vo = v0 + r * vs[0] + kvh * vs[1];
+        let (keys, values) = (&kd[ko..ko + t * hd], &vd[vo..vo + t * hd]);
+        let qh = &qd[i * hd..(i + 1) * hd];
+        let mut p = vec![0f32; t];
+        #[cfg(target_arch = "x86_64")]
+        if fma {
+            // SAFETY: `fma` says the CPU has AVX2 and FMA.
+            unsafe {
+                dots_fma(qh, keys, &mut p);
+                softmax_in_place(&mut p, scale);
+                weighted_rows_fma(&p, values, o);
+            }
+            return;
+        }
+        let _ = fma;
+        for (pj, row) in p.iter_mut().zip(keys.chunks_exact(hd)) {
+            *pj = dot_fixed(qh, row);
+        }
+        softmax_in_place(&mut p, scale);
+        for (c, oc) in o.iter_mut().enumerate() {
+            *oc = p
+                .iter()
+                .zip(values.chunks_exact(hd))
+                .fold(0f32, |a, (&pt, row)| pt.mul_add(row[c], a));
+        }
+    };
+    if b * nh * t * hd < STEP_ATTENTION_PARALLEL_MIN {
+        out.chunks_mut(hd).enumerate().for_each(unit);
+    } else {
+        out.par_chunks_mut(hd).enumerate().for_each(unit);
+    }
+    drop((qs, ks, vs));
+    Ok(Some(Tensor::from_vec(out, (b, nh, 1, hd), q.device())?))
+}
+
+/// `softmax(scale * x)` in place, as [`MaskedSoftmax`] computes it.
+fn softmax_in_place(x: &mut [f32], scale: f32) {
+    for v in x.iter_mut() {
+        *v *= scale;
+    }
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `out = sum_t p[t] * rows[t]` (rows of `out.len()`), summed in key order with FMA, eight
+/// lanes at a time.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA ([`has_fma`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_rows_fma(p: &[f32], rows: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let hd = out.len();
+    let h8 = hd / 8 * 8;
+    for c in (0..h8).step_by(8) {
+        let mut acc = _mm256_setzero_ps();
+        for (&pt, row) in p.iter().zip(rows.chunks_exact(hd)) {
+            acc = _mm256_fmadd_ps(
+                _mm256_set1_ps(pt),
+                _mm256_loadu_ps(row.as_ptr().add(c)),
+                acc,
+            );
+        }
+        _mm256_storeu_ps(out.as_mut_ptr().add(c), acc);
+    }
+    for (c, o) in out.iter_mut().enumerate().skip(h8) {
+        *o = p
+            .iter()
+            .zip(rows.chunks_exact(hd))
+            .fold(0f32, |a, (&pt, row)| pt.mul_add(row[c], a));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -442,6 +442,18 @@ pub fn attend(
     Ok((h.merge(&o, h.nh)?, p))
 }
 
+/// One decoding step's attention without a mask: rotated queries `qh [b, nh, 1, hd]` over
+/// cached `kh`, `vh` `[b, nkv, keys, hd]` -> `[b, nh*hd]`; in f32 on the CPU straight from the
+/// cache's buffers ([`cpu::step_attention`]), elsewhere as [`attend`].
+pub fn attend_step(qh: &Tensor, kh: &Tensor, vh: &Tensor, h: Heads) -> Result<Tensor> {
+    if cpu_f32(&[qh, kh, vh]) {
+        if let Some(o) = cpu::step_attention(qh, kh, vh, h.scale() as f32)? {
+            return h.merge(&o, h.nh);
+        }
+    }
+    Ok(attend(qh, kh, vh, None, h)?.0)
+}
+
 /// Causal self-attention for training, as one gradient node: projected `q [b*s, nh*hd]`,
 /// `k`, `v [b*s, nkv*hd]` -> `[b*s, nh*hd]`, with RoPE (`cos`/`sin` as in [`rope`]) and the
 /// additive `bias` of [`attend`]. The backward pass is written out (softmax, both matmuls,
@@ -1075,6 +1087,60 @@ mod tests {
                     |x| attention(&x[0], &x[1], &x[2], h, &cos, &sin, bias),
                 );
             }
+        }
+    }
+
+    /// A decoding step's attention read straight from the cache's buffers (views with room
+    /// after the filled positions, grouped query heads) equals the batched-matmul attention,
+    /// and each row's result is bit for bit the same alone as in a batch.
+    #[test]
+    fn step_attention_matches_batched_attention() {
+        let h = Heads {
+            b: 3,
+            s: 1,
+            nh: 6,
+            nkv: 2,
+            hd: 20,
+        };
+        let keys = 37;
+        let q = rand(&[h.b, h.nh, 1, h.hd], 31);
+        // Buffers of 50 positions of which the first 37 are filled, as in the KV cache.
+        let kbuf = rand(&[h.b, h.nkv, 50, h.hd], 32);
+        let vbuf = rand(&[h.b, h.nkv, 50, h.hd], 33);
+        let (k, v) = (
+            kbuf.narrow(2, 0, keys).unwrap(),
+            vbuf.narrow(2, 0, keys).unwrap(),
+        );
+        // The views go to the CPU kernel, not to the fallback.
+        assert!(cpu::step_attention(&q, &k, &v, 0.5).unwrap().is_some());
+        let fast = attend_step(&q, &k, &v, h).unwrap();
+        let slow = attend(
+            &q,
+            &k.contiguous().unwrap(),
+            &v.contiguous().unwrap(),
+            None,
+            h,
+        )
+        .unwrap()
+        .0;
+        assert_eq!(fast.dims(), slow.dims());
+        let d = max_diff(&fast, &slow);
+        assert!(d < 1e-5, "{d}");
+        let one = Heads { b: 1, ..h };
+        for r in 0..h.b {
+            let alone = attend_step(
+                &q.narrow(0, r, 1).unwrap(),
+                &k.narrow(0, r, 1).unwrap(),
+                &v.narrow(0, r, 1).unwrap(),
+                one,
+            )
+            .unwrap();
+            let in_batch = fast.narrow(0, r, 1).unwrap();
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                alone.flatten_all().unwrap().to_vec1().unwrap(),
+                in_batch.flatten_all().unwrap().to_vec1().unwrap(),
+            );
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
 

@@ -447,8 +447,8 @@ mod tests {
             .map(|_| (rng.next_u64() % 20001) as f32 / 100.0 - 100.0)
             .collect();
         // Exact ties after scaling (127 * j / 254 = j / 2), a zero block, a NaN.
-        for j in 0..QK {
-            x[j] = if j == 0 { 254.0 } else { j as f32 };
+        for (j, v) in x[..QK].iter_mut().enumerate() {
+            *v = if j == 0 { 254.0 } else { j as f32 };
         }
         x[QK..2 * QK].fill(0.0);
         x[2 * QK + 5] = f32::NAN;
