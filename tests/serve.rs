@@ -474,8 +474,11 @@ fn bad_requests_get_openai_errors() {
     assert_eq!(status, 200);
 }
 
-#[test]
-fn full_queue_429_and_disconnect_frees_the_slot() {
+/// One try of [`full_queue_429_and_disconnect_frees_the_slot`]: `None` when the long request
+/// ended before the queued one arrived (nothing holds the slot then: the tiny model decodes
+/// its 1,900 tokens in well under a second when the machine is busy with other tests' servers
+/// and this thread is slow), so the scenario never happened and is tried again.
+fn queue_scenario() -> Option<()> {
     let s = Server::start(&["--max-batch", "1", "--queue", "1"]);
     let long = {
         let mut b = chat_body("a", "CCO", 1, 1900);
@@ -522,6 +525,11 @@ fn full_queue_429_and_disconnect_frees_the_slot() {
         if v["running"] == 1 && v["queued"] == 1 {
             break;
         }
+        if waiting.is_finished() {
+            // Answered without waiting: the long request had already ended.
+            assert_eq!(waiting.join().unwrap(), 200);
+            return None;
+        }
         assert!(
             Instant::now() < deadline,
             "never one running, one queued: {v}"
@@ -550,6 +558,16 @@ fn full_queue_429_and_disconnect_frees_the_slot() {
     assert!(logs
         .iter()
         .all(|l| l["queue_ms"].is_number() && l["total_ms"].is_number()));
+    Some(())
+}
+
+#[test]
+fn full_queue_429_and_disconnect_frees_the_slot() {
+    let tries = 5;
+    assert!(
+        (0..tries).any(|_| queue_scenario().is_some()),
+        "in {tries} tries the long request always ended before a second one could queue"
+    );
 }
 
 #[test]

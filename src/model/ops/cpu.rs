@@ -614,40 +614,51 @@ fn has_fma() -> bool {
 }
 
 /// `out[i] = w . xs[i]` for every row `i` of `xs` (rows of `w.len()`), with AVX2 FMA in eight
-/// lanes and the fixed final sum of [`reduce_lanes`]; four rows share each load of `w`. Every
-/// output goes through the same instructions whatever the number of rows.
+/// lanes and the fixed final sum of [`reduce_lanes`]; eight rows share each load of `w` (eight
+/// independent sums keep the FMA units busy). Every output goes through the same instructions
+/// whatever the number of rows.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA ([`has_fma`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dots_fma(w: &[f32], xs: &[f32], out: &mut [f32]) {
-    use std::arch::x86_64::*;
+    const G: usize = 8;
     let k = w.len();
-    let k8 = k / 8 * 8;
-    let finish = |acc: __m256, x: &[f32]| {
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
-        reduce_lanes(&lanes, &w[k8..], &x[k8..])
-    };
-    let mut rows = xs.chunks_exact(k).zip(out.iter_mut()).peekable();
-    let mut group: Vec<(&[f32], &mut f32)> = Vec::with_capacity(4);
-    while rows.peek().is_some() {
-        group.clear();
-        group.extend(rows.by_ref().take(4));
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut c = 0;
-        while c < k8 {
-            let wv = _mm256_loadu_ps(w.as_ptr().add(c));
-            for (g, (x, _)) in group.iter().enumerate() {
-                acc[g] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.as_ptr().add(c)), acc[g]);
-            }
-            c += 8;
-        }
-        for (g, (x, o)) in group.iter_mut().enumerate() {
-            **o = finish(acc[g], x);
+    let mut outs = out.chunks_exact_mut(G);
+    let mut rows = xs.chunks_exact(G * k);
+    for (o, x) in outs.by_ref().zip(rows.by_ref()) {
+        let x: [&[f32]; G] = std::array::from_fn(|g| &x[g * k..(g + 1) * k]);
+        o.copy_from_slice(&dots_group(w, x));
+    }
+    for (o, x) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(rows.remainder().chunks_exact(k))
+    {
+        *o = dots_group(w, [x])[0];
+    }
+}
+
+/// `w . x[g]` for `R` rows at once (see [`dots_fma`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dots_group<const R: usize>(w: &[f32], x: [&[f32]; R]) -> [f32; R] {
+    use std::arch::x86_64::*;
+    let k8 = w.len() / 8 * 8;
+    let mut acc = [_mm256_setzero_ps(); R];
+    for c in (0..k8).step_by(8) {
+        let wv = _mm256_loadu_ps(w.as_ptr().add(c));
+        for (a, xr) in acc.iter_mut().zip(&x) {
+            *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xr.as_ptr().add(c)), *a);
         }
     }
+    std::array::from_fn(|g| {
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[g]);
+        reduce_lanes(&lanes, &w[k8..], &x[g][k8..])
+    })
 }
 
 /// `x [m, k] @ W^T` for a contiguous f32 `W [n, k]`, each output one fixed-order dot product
@@ -679,6 +690,15 @@ pub fn matmul_t_rows(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         .par_chunks_mut(rows * m)
         .zip(ws.par_chunks(rows * k))
         .for_each(|(o, wrows)| {
+            #[cfg(target_arch = "x86_64")]
+            if fma && m == 1 {
+                // One activation row: it takes the weight rows eight at a time (independent
+                // sums instead of one chain per weight row); the same bits, as the FMA's
+                // product is symmetric in its operands.
+                // SAFETY: `fma` says the CPU has AVX2 and FMA.
+                unsafe { dots_fma(&xs, wrows, o) };
+                return;
+            }
             for (orow, wrow) in o.chunks_mut(m).zip(wrows.chunks_exact(k)) {
                 #[cfg(target_arch = "x86_64")]
                 if fma {
@@ -795,8 +815,9 @@ fn softmax_in_place(x: &mut [f32], scale: f32) {
     }
 }
 
-/// `out = sum_t p[t] * rows[t]` (rows of `out.len()`), summed in key order with FMA, eight
-/// lanes at a time.
+/// `out = sum_t p[t] * rows[t]` (rows of `out.len()`), each element summed in key order with
+/// FMA. Columns go in blocks of up to 64 (eight 8-lane accumulators, independent of each
+/// other), each block one pass over the keys.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA ([`has_fma`]).
@@ -804,18 +825,24 @@ fn softmax_in_place(x: &mut [f32], scale: f32) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weighted_rows_fma(p: &[f32], rows: &[f32], out: &mut [f32]) {
     use std::arch::x86_64::*;
+    const LANES: usize = 8;
     let hd = out.len();
-    let h8 = hd / 8 * 8;
-    for c in (0..h8).step_by(8) {
-        let mut acc = _mm256_setzero_ps();
+    let h8 = hd / LANES * LANES;
+    let mut c0 = 0;
+    while c0 < h8 {
+        let width = (h8 - c0).min(8 * LANES) / LANES;
+        let mut acc = [_mm256_setzero_ps(); 8];
         for (&pt, row) in p.iter().zip(rows.chunks_exact(hd)) {
-            acc = _mm256_fmadd_ps(
-                _mm256_set1_ps(pt),
-                _mm256_loadu_ps(row.as_ptr().add(c)),
-                acc,
-            );
+            let pv = _mm256_set1_ps(pt);
+            let src = row.as_ptr().add(c0);
+            for (l, a) in acc.iter_mut().enumerate().take(width) {
+                *a = _mm256_fmadd_ps(pv, _mm256_loadu_ps(src.add(l * LANES)), *a);
+            }
         }
-        _mm256_storeu_ps(out.as_mut_ptr().add(c), acc);
+        for (l, a) in acc.iter().enumerate().take(width) {
+            _mm256_storeu_ps(out.as_mut_ptr().add(c0 + l * LANES), *a);
+        }
+        c0 += width * LANES;
     }
     for (c, o) in out.iter_mut().enumerate().skip(h8) {
         *o = p
