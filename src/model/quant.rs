@@ -205,7 +205,10 @@ fn cpu_matmul_t(q: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> 
         GgmlDType::Q5_1 => blocks_matmul_t::<BlockQ5_1>(&data, n, k, &xs, m)?,
         GgmlDType::Q2K => blocks_matmul_t::<BlockQ2K>(&data, n, k, &xs, m)?,
         GgmlDType::Q3K => blocks_matmul_t::<BlockQ3K>(&data, n, k, &xs, m)?,
-        GgmlDType::Q4K => blocks_matmul_t::<BlockQ4K>(&data, n, k, &xs, m)?,
+        GgmlDType::Q4K => match qdot::matmul_t(qdot::Kind::Q4K, &data, n, k, &xs, m) {
+            Some(out) => out,
+            None => blocks_matmul_t::<BlockQ4K>(&data, n, k, &xs, m)?,
+        },
         GgmlDType::Q5K => blocks_matmul_t::<BlockQ5K>(&data, n, k, &xs, m)?,
         GgmlDType::Q6K => blocks_matmul_t::<BlockQ6K>(&data, n, k, &xs, m)?,
         _ => return Ok(None),
