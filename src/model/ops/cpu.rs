@@ -297,16 +297,7 @@ impl MaskedSoftmax {
             for (j, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
                 *o = v * self.scale + b.map_or(0.0, |b| b[j]);
             }
-            let m = yr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for o in yr.iter_mut() {
-                *o = (*o - m).exp();
-                sum += *o;
-            }
-            let inv = 1.0 / sum;
-            for o in yr.iter_mut() {
-                *o *= inv;
-            }
+            softmax_in_place(yr);
         });
         Ok(CpuStorage::F32(y))
     }
@@ -613,6 +604,21 @@ fn has_fma() -> bool {
     }
 }
 
+/// `out[i] = w . xs[i]` for every row `i` of `xs` (rows of `w.len()`): [`dots_fma`] where the
+/// CPU has it, else [`dot_fixed`].
+fn dots(fma: bool, w: &[f32], xs: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` says the CPU has AVX2 and FMA.
+        unsafe { dots_fma(w, xs, out) };
+        return;
+    }
+    let _ = fma;
+    for (o, x) in out.iter_mut().zip(xs.chunks_exact(w.len().max(1))) {
+        *o = dot_fixed(w, x);
+    }
+}
+
 /// `out[i] = w . xs[i]` for every row `i` of `xs` (rows of `w.len()`), with AVX2 FMA in eight
 /// lanes and the fixed final sum of [`reduce_lanes`]; eight rows share each load of `w` (eight
 /// independent sums keep the FMA units busy). Every output goes through the same instructions
@@ -690,25 +696,15 @@ pub fn matmul_t_rows(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         .par_chunks_mut(rows * m)
         .zip(ws.par_chunks(rows * k))
         .for_each(|(o, wrows)| {
-            #[cfg(target_arch = "x86_64")]
-            if fma && m == 1 {
+            if m == 1 {
                 // One activation row: it takes the weight rows eight at a time (independent
-                // sums instead of one chain per weight row); the same bits, as the FMA's
-                // product is symmetric in its operands.
-                // SAFETY: `fma` says the CPU has AVX2 and FMA.
-                unsafe { dots_fma(&xs, wrows, o) };
+                // sums instead of one chain per weight row); the same bits, as every product
+                // is symmetric in its operands.
+                dots(fma, &xs, wrows, o);
                 return;
             }
             for (orow, wrow) in o.chunks_mut(m).zip(wrows.chunks_exact(k)) {
-                #[cfg(target_arch = "x86_64")]
-                if fma {
-                    // SAFETY: `fma` says the CPU has AVX2 and FMA.
-                    unsafe { dots_fma(wrow, &xs, orow) };
-                    continue;
-                }
-                for (v, xrow) in orow.iter_mut().zip(xs.chunks_exact(k)) {
-                    *v = dot_fixed(wrow, xrow);
-                }
+                dots(fma, wrow, &xs, orow);
             }
         });
     drop(storage);
@@ -765,29 +761,13 @@ pub fn step_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<
         let ko = k0 + r * ks[0] + kvh * ks[1];
         let vo = v0 + r * vs[0] + kvh * vs[1];
         let (keys, values) = (&kd[ko..ko + t * hd], &vd[vo..vo + t * hd]);
-        let qh = &qd[i * hd..(i + 1) * hd];
         let mut p = vec![0f32; t];
-        #[cfg(target_arch = "x86_64")]
-        if fma {
-            // SAFETY: `fma` says the CPU has AVX2 and FMA.
-            unsafe {
-                dots_fma(qh, keys, &mut p);
-                softmax_in_place(&mut p, scale);
-                weighted_rows_fma(&p, values, o);
-            }
-            return;
+        dots(fma, &qd[i * hd..(i + 1) * hd], keys, &mut p);
+        for v in p.iter_mut() {
+            *v *= scale;
         }
-        let _ = fma;
-        for (pj, row) in p.iter_mut().zip(keys.chunks_exact(hd)) {
-            *pj = dot_fixed(qh, row);
-        }
-        softmax_in_place(&mut p, scale);
-        for (c, oc) in o.iter_mut().enumerate() {
-            *oc = p
-                .iter()
-                .zip(values.chunks_exact(hd))
-                .fold(0f32, |a, (&pt, row)| pt.mul_add(row[c], a));
-        }
+        softmax_in_place(&mut p);
+        weighted_rows(fma, &p, values, o);
     };
     if b * nh * t * hd < STEP_ATTENTION_PARALLEL_MIN {
         out.chunks_mut(hd).enumerate().for_each(unit);
@@ -798,11 +778,9 @@ pub fn step_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<
     Ok(Some(Tensor::from_vec(out, (b, nh, 1, hd), q.device())?))
 }
 
-/// `softmax(scale * x)` in place, as [`MaskedSoftmax`] computes it.
-fn softmax_in_place(x: &mut [f32], scale: f32) {
-    for v in x.iter_mut() {
-        *v *= scale;
-    }
+/// `softmax(x)` in place over scores already scaled (and masked): the maximum subtracted,
+/// exponentials summed left to right.
+fn softmax_in_place(x: &mut [f32]) {
     let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for v in x.iter_mut() {
@@ -813,6 +791,30 @@ fn softmax_in_place(x: &mut [f32], scale: f32) {
     for v in x.iter_mut() {
         *v *= inv;
     }
+}
+
+/// `out = sum_t p[t] * rows[t]` (rows of `out.len()`), each element summed in key order
+/// ([`weighted_rows_fma`] where the CPU has it).
+fn weighted_rows(fma: bool, p: &[f32], rows: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` says the CPU has AVX2 and FMA.
+        unsafe { weighted_rows_fma(p, rows, out) };
+        return;
+    }
+    let _ = fma;
+    let width = out.len();
+    for (c, o) in out.iter_mut().enumerate() {
+        *o = weighted_column(p, rows, width, c);
+    }
+}
+
+/// Column `c` of [`weighted_rows`] (rows of `width`): `sum_t p[t] * rows[t][c]` in key order,
+/// one FMA at a time.
+fn weighted_column(p: &[f32], rows: &[f32], width: usize, c: usize) -> f32 {
+    p.iter()
+        .zip(rows.chunks_exact(width))
+        .fold(0f32, |a, (&pt, row)| pt.mul_add(row[c], a))
 }
 
 /// `out = sum_t p[t] * rows[t]` (rows of `out.len()`), each element summed in key order with
@@ -845,10 +847,7 @@ unsafe fn weighted_rows_fma(p: &[f32], rows: &[f32], out: &mut [f32]) {
         c0 += width * LANES;
     }
     for (c, o) in out.iter_mut().enumerate().skip(h8) {
-        *o = p
-            .iter()
-            .zip(rows.chunks_exact(hd))
-            .fold(0f32, |a, (&pt, row)| pt.mul_add(row[c], a));
+        *o = weighted_column(p, rows, hd, c);
     }
 }
 
