@@ -461,28 +461,6 @@ fn has_avx2() -> bool {
     }
 }
 
-/// A Q4_1 row (`kind` Q4_1) or else a Q8_0 row against one activation row (Q4_K rows take
-/// `q8_K` activations: [`matmul_t_q4k`]).
-fn dot(kind: Kind, avx2: bool, row: &[u8], x: &[Q8_1]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if avx2 {
-            // SAFETY: `avx2` says the CPU has AVX2, FMA and F16C; slices are read in bounds.
-            return unsafe {
-                match kind {
-                    Kind::Q4_1 => dot_avx2(row, [x])[0],
-                    _ => dot_avx2_q8_0(row, [x])[0],
-                }
-            };
-        }
-    }
-    let _ = avx2;
-    match kind {
-        Kind::Q4_1 => dot_scalar(row, x),
-        _ => dot_scalar_q8_0(row, x),
-    }
-}
-
 /// Products smaller than this (weight bytes x activation rows) run on the calling thread.
 /// Decoding runs on a pool thread ([`crate::model::device::on_cpu_pool`]), so a split costs
 /// little: SmolLM2's q, o and MLP products (207-553 KB in Q4_1) are split, its 69 KB k and v
@@ -511,7 +489,32 @@ pub(crate) fn for_row_chunks<W: Sync>(
         .for_each(|(o, w)| work(o, w));
 }
 
-/// `x [m, k] @ W^T` for `W [n, k]` stored as `kind` blocks (`data`, `n * k / 32` blocks), as
+/// An AVX2 kernel: one weight row against `R` activation rows.
+type Kernel<A, const R: usize> = unsafe fn(&[u8], [&[A]; R]) -> [f32; R];
+
+/// A block type's kernels: the AVX2 ones (four rows at once, one row) where the CPU has them,
+/// and the scalar one.
+struct Kernels<A> {
+    simd: Option<(Kernel<A, ROWS>, Kernel<A, 1>)>,
+    scalar: fn(&[u8], &[A]) -> f32,
+}
+
+/// [`Kernels`] of an AVX2 kernel generic over its row count, and a scalar kernel.
+macro_rules! kernels {
+    ($simd:ident, $scalar:ident) => {{
+        #[cfg(target_arch = "x86_64")]
+        let simd =
+            has_avx2().then_some(($simd::<ROWS> as Kernel<_, ROWS>, $simd::<1> as Kernel<_, 1>));
+        #[cfg(not(target_arch = "x86_64"))]
+        let simd = None;
+        Kernels {
+            simd,
+            scalar: $scalar,
+        }
+    }};
+}
+
+/// `x [m, k] @ W^T` for `W [n, k]` stored as `kind` blocks (`data`, `n * k / block` blocks), as
 /// `[n, m]`: each weight row's results for every activation row. `None` if the sizes do not fit.
 pub fn matmul_t(
     kind: Kind,
@@ -525,69 +528,64 @@ pub fn matmul_t(
     if !k.is_multiple_of(kind.block_len()) || data.len() != n * row_bytes || xs.len() != m * k {
         return None;
     }
-    if kind == Kind::Q4K {
-        return Some(matmul_t_q4k(data, row_bytes, n, k, xs, m));
-    }
-    let xq: Vec<Vec<Q8_1>> = xs.chunks_exact(k).map(quantize_row).collect();
-    let avx2 = has_avx2();
-    let mut out_t = vec![0f32; n * m];
-    for_row_chunks(&mut out_t, m, data, row_bytes, |o, w| {
-        for (orow, wrow) in o.chunks_mut(m).zip(w.chunks_exact(row_bytes)) {
-            let mut done = 0;
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                for (v, x) in orow.chunks_exact_mut(ROWS).zip(xq.chunks_exact(ROWS)) {
-                    let x = [&x[0][..], &x[1][..], &x[2][..], &x[3][..]];
-                    // SAFETY: `avx2` says the CPU has AVX2, FMA and F16C; every activation
-                    // row has as many blocks as the weight row (both `k / 32`).
-                    v.copy_from_slice(&unsafe {
-                        match kind {
-                            Kind::Q4_1 => dot_avx2(wrow, x),
-                            _ => dot_avx2_q8_0(wrow, x),
-                        }
-                    });
-                }
-                done = m - m % ROWS;
-            }
-            for (v, x) in orow[done..].iter_mut().zip(&xq[done..]) {
-                *v = dot(kind, avx2, wrow, x);
-            }
+    let rows = xs.chunks_exact(k);
+    Some(match kind {
+        Kind::Q4_1 => {
+            let xq: Vec<_> = rows.map(quantize_row).collect();
+            row_products(data, n, row_bytes, &xq, kernels!(dot_avx2, dot_scalar))
         }
-    });
-    Some(out_t)
+        Kind::Q8_0 => {
+            let xq: Vec<_> = rows.map(quantize_row).collect();
+            row_products(
+                data,
+                n,
+                row_bytes,
+                &xq,
+                kernels!(dot_avx2_q8_0, dot_scalar_q8_0),
+            )
+        }
+        Kind::Q4K => {
+            let xq: Vec<_> = rows.map(quantize_row_q8k).collect();
+            row_products(
+                data,
+                n,
+                row_bytes,
+                &xq,
+                kernels!(dot_avx2_q4k, dot_scalar_q4k),
+            )
+        }
+    })
 }
 
-/// [`matmul_t`] for Q4_K weights (`row_bytes` per weight row), activations as `q8_K`.
-fn matmul_t_q4k(
+/// Every weight row of `data` (`n` rows of `row_bytes`) against every quantized activation row
+/// of `xq`, as `[n, m]`: four activation rows at a time through the AVX2 kernel, the rest one by
+/// one (the same instructions per row either way), or all through the scalar kernel.
+fn row_products<A: Sync>(
     data: &[u8],
-    row_bytes: usize,
     n: usize,
-    k: usize,
-    xs: &[f32],
-    m: usize,
+    row_bytes: usize,
+    xq: &[Vec<A>],
+    kernels: Kernels<A>,
 ) -> Vec<f32> {
-    let xq: Vec<Vec<Q8K>> = xs.chunks_exact(k).map(quantize_row_q8k).collect();
-    let avx2 = has_avx2();
+    let m = xq.len();
     let mut out_t = vec![0f32; n * m];
     for_row_chunks(&mut out_t, m, data, row_bytes, |o, w| {
         for (orow, wrow) in o.chunks_mut(m).zip(w.chunks_exact(row_bytes)) {
-            let mut done = 0;
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                for (v, x) in orow.chunks_exact_mut(ROWS).zip(xq.chunks_exact(ROWS)) {
-                    let x = [&x[0][..], &x[1][..], &x[2][..], &x[3][..]];
-                    // SAFETY: `avx2` says the CPU has AVX2, FMA and F16C; every activation
-                    // row has as many blocks as the weight row (both `k / 256`).
-                    v.copy_from_slice(&unsafe { dot_avx2_q4k(wrow, x) });
+            let Some((four, one)) = kernels.simd else {
+                for (v, x) in orow.iter_mut().zip(xq) {
+                    *v = (kernels.scalar)(wrow, x);
                 }
-                for (v, x) in orow.iter_mut().zip(&xq).skip(m - m % ROWS) {
-                    // SAFETY: as above.
-                    *v = unsafe { dot_avx2_q4k(wrow, [&x[..]]) }[0];
-                }
-                done = m;
+                continue;
+            };
+            for (v, x) in orow.chunks_exact_mut(ROWS).zip(xq.chunks_exact(ROWS)) {
+                let x = [&x[0][..], &x[1][..], &x[2][..], &x[3][..]];
+                // SAFETY: `simd` is set only where the CPU has AVX2, FMA and F16C; every
+                // activation row has as many blocks as the weight row (matmul_t's size checks).
+                v.copy_from_slice(&unsafe { four(wrow, x) });
             }
-            for (v, x) in orow.iter_mut().zip(&xq).skip(done) {
-                *v = dot_scalar_q4k(wrow, x);
+            for (v, x) in orow.iter_mut().zip(xq).skip(m - m % ROWS) {
+                // SAFETY: as above.
+                *v = unsafe { one(wrow, [&x[..]]) }[0];
             }
         }
     });
