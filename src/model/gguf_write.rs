@@ -13,7 +13,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::DType;
 
 use super::loader::gguf_name;
-use super::quant::{permute_rows, unpermute_order, Frozen};
+use super::quant::{permute_rows, unpermute_order};
 use super::sentencepiece::{PieceKind, SentencePieceModel};
 use super::{Llama, ModelError, Result};
 
@@ -222,11 +222,9 @@ pub fn write(
         } else {
             None
         };
-        let q = match w {
-            Frozen::Quant(q) => q,
-            Frozen::Dense(t) => {
-                Arc::new(QTensor::quantize(&t.to_dtype(DType::F32)?, GgmlDType::F32)?)
-            }
+        let q = match w.qtensor()? {
+            Some(q) => q,
+            None => Arc::new(QTensor::quantize(&w.to_dense(DType::F32)?, GgmlDType::F32)?),
         };
         let q = match heads {
             Some(n) => {

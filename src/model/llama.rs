@@ -510,7 +510,7 @@ impl Sources<'_> {
                     .quantized
                     .remove(key)
                     .ok_or_else(|| ModelError::MissingKey(key.into()))?;
-                return Ok(Frozen::Quant(std::sync::Arc::new(q)));
+                return Frozen::from_qtensor(q);
             }
         }
         let w = self.dense(key, &[out, inp])?;

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::ops::q4k_x8::PackedQ4K;
 
 use super::{ModelError, Result};
 
@@ -88,9 +90,33 @@ pub enum Frozen {
     Dense(Tensor),
     /// GGML blocks, kept as stored.
     Quant(Arc<QTensor>),
+    /// Q4_K blocks on the CPU, the same bytes in the eight-row layout of the fast kernel
+    /// ([`PackedQ4K`]).
+    PackedQ4K(Arc<PackedQ4K>),
 }
 
 impl Frozen {
+    /// A quantized matrix as it is best kept: a Q4_K matrix on a CPU with the packed kernels is
+    /// packed (the file's bytes permuted; the tensor is dropped), anything else stays as is.
+    pub fn from_qtensor(q: QTensor) -> Result<Self> {
+        if q.dtype() == GgmlDType::Q4K && q.device().is_cpu() && PackedQ4K::available() {
+            let (n, k) = q.shape().dims2()?;
+            if let Some(p) = PackedQ4K::pack(&q.data()?, n, k) {
+                return Ok(Self::PackedQ4K(Arc::new(p)));
+            }
+        }
+        Ok(Self::Quant(Arc::new(q)))
+    }
+
+    /// The GGML blocks of a quantized matrix, as stored in a file (a packed one is unpacked).
+    pub fn qtensor(&self) -> candle_core::Result<Option<Arc<QTensor>>> {
+        Ok(match self {
+            Self::Dense(_) => None,
+            Self::Quant(q) => Some(q.clone()),
+            Self::PackedQ4K(p) => Some(Arc::new(p.to_qtensor()?)),
+        })
+    }
+
     /// Quantizes `w [out, in]` to `ty`; rows must be a whole number of blocks.
     pub fn quantize(w: &Tensor, ty: GgmlDType, key: &str) -> Result<Self> {
         let (_, inp) = w.dims2()?;
@@ -101,7 +127,7 @@ impl Frozen {
                 ty.block_size()
             )));
         }
-        Ok(Self::Quant(Arc::new(QTensor::quantize(w, ty)?)))
+        Self::from_qtensor(QTensor::quantize(w, ty)?)
     }
 
     /// `(out, in)`.
@@ -109,6 +135,7 @@ impl Frozen {
         Ok(match self {
             Self::Dense(w) => w.dims2()?,
             Self::Quant(q) => q.shape().dims2()?,
+            Self::PackedQ4K(p) => p.dims(),
         })
     }
 
@@ -117,6 +144,7 @@ impl Frozen {
         match self {
             Self::Dense(_) => None,
             Self::Quant(q) => Some(q.dtype()),
+            Self::PackedQ4K(_) => Some(GgmlDType::Q4K),
         }
     }
 
@@ -136,6 +164,23 @@ impl Frozen {
                 };
                 y.to_dtype(dtype)
             }
+            Self::PackedQ4K(p) => {
+                let (m, k) = x2.dims2()?;
+                let xs = x2
+                    .to_dtype(DType::F32)?
+                    .contiguous()?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                let out = p.matmul_t(&xs, m).ok_or_else(|| {
+                    candle_core::Error::Msg(format!(
+                        "packed Q4_K matmul: input [{m}, {k}] against {:?}",
+                        p.dims()
+                    ))
+                })?;
+                let (n, _) = p.dims();
+                Tensor::from_vec(rows_to_outputs(out, n, m), (m, n), x2.device())?
+                    .to_dtype(x2.dtype())
+            }
         }
     }
 
@@ -148,6 +193,10 @@ impl Frozen {
                 let w = q.dequantize(&q.device())?;
                 g.to_dtype(DType::F32)?.matmul(&w)?.to_dtype(g.dtype())
             }
+            Self::PackedQ4K(p) => {
+                let w = p.to_qtensor()?.dequantize(g.device())?;
+                g.to_dtype(DType::F32)?.matmul(&w)?.to_dtype(g.dtype())
+            }
         }
     }
 
@@ -156,6 +205,7 @@ impl Frozen {
         match self {
             Self::Dense(w) => w.to_dtype(dtype),
             Self::Quant(q) => q.dequantize(&q.device())?.to_dtype(dtype),
+            Self::PackedQ4K(p) => p.to_qtensor()?.dequantize(&Device::Cpu)?.to_dtype(dtype),
         }
     }
 
@@ -165,6 +215,24 @@ impl Frozen {
         match self {
             Self::Dense(w) => w.index_select(ids, 0)?.to_dtype(dtype),
             Self::Quant(q) => q.embedding(ids)?.to_dtype(dtype),
+            Self::PackedQ4K(p) => {
+                let rows: Vec<usize> = ids
+                    .flatten_all()?
+                    .to_dtype(DType::U32)?
+                    .to_vec1::<u32>()?
+                    .into_iter()
+                    .map(|r| r as usize)
+                    .collect();
+                let w = p.rows_qtensor(&rows)?.dequantize(&Device::Cpu)?;
+                w.reshape(
+                    ids.dims()
+                        .iter()
+                        .copied()
+                        .chain([w.dim(1)?])
+                        .collect::<Vec<_>>(),
+                )?
+                .to_dtype(dtype)
+            }
         }
     }
 }
@@ -205,10 +273,7 @@ fn cpu_matmul_t(q: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> 
         GgmlDType::Q5_1 => blocks_matmul_t::<BlockQ5_1>(&data, n, k, &xs, m)?,
         GgmlDType::Q2K => blocks_matmul_t::<BlockQ2K>(&data, n, k, &xs, m)?,
         GgmlDType::Q3K => blocks_matmul_t::<BlockQ3K>(&data, n, k, &xs, m)?,
-        GgmlDType::Q4K => match qdot::matmul_t(qdot::Kind::Q4K, &data, n, k, &xs, m) {
-            Some(out) => out,
-            None => blocks_matmul_t::<BlockQ4K>(&data, n, k, &xs, m)?,
-        },
+        GgmlDType::Q4K => blocks_matmul_t::<BlockQ4K>(&data, n, k, &xs, m)?,
         GgmlDType::Q5K => blocks_matmul_t::<BlockQ5K>(&data, n, k, &xs, m)?,
         GgmlDType::Q6K => blocks_matmul_t::<BlockQ6K>(&data, n, k, &xs, m)?,
         _ => return Ok(None),
@@ -367,6 +432,59 @@ mod tests {
             "x"
         )
         .is_err());
+    }
+
+    /// A Q4_K matrix on a CPU with the packed kernels is kept packed, and every use of it
+    /// agrees with the same blocks kept as stored: products (candle's numbers, within float
+    /// rounding), input gradients, dense copies and looked-up rows (the same bits), and the
+    /// blocks written back out (the same bytes).
+    #[test]
+    fn a_packed_q4k_matrix_behaves_as_its_blocks() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (20, 512), &dev).unwrap();
+        let packed = Frozen::quantize(&w, GgmlDType::Q4K, "w").unwrap();
+        if !PackedQ4K::available() {
+            assert!(matches!(packed, Frozen::Quant(_)));
+            return;
+        }
+        assert!(matches!(packed, Frozen::PackedQ4K(_)));
+        assert_eq!(packed.dims2().unwrap(), (20, 512));
+        assert_eq!(packed.quant_type(), Some(GgmlDType::Q4K));
+        let stored = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
+        let bytes = stored.data().unwrap().into_owned();
+        let plain = Frozen::Quant(Arc::new(stored));
+        let back = packed.qtensor().unwrap().unwrap();
+        assert_eq!(back.data().unwrap().as_ref(), &bytes[..]);
+        let x = Tensor::randn(0f32, 1.0, (5, 512), &dev).unwrap();
+        let (y, want) = (packed.forward(&x).unwrap(), plain.forward(&x).unwrap());
+        assert_eq!(y.dims(), &[5, 20]);
+        let diff = (&y - &want).unwrap().abs().unwrap().max_all().unwrap();
+        let scale = want.abs().unwrap().max_all().unwrap();
+        assert!(
+            diff.to_scalar::<f32>().unwrap() <= 1e-4 * scale.to_scalar::<f32>().unwrap().max(1.0)
+        );
+        let same = |a: Tensor, b: Tensor| {
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                a.flatten_all().unwrap().to_vec1().unwrap(),
+                b.flatten_all().unwrap().to_vec1().unwrap(),
+            );
+            assert_eq!(a, b);
+        };
+        let g = Tensor::randn(0f32, 1.0, (3, 20), &dev).unwrap();
+        same(
+            packed.grad_input(&g).unwrap(),
+            plain.grad_input(&g).unwrap(),
+        );
+        same(
+            packed.to_dense(DType::F32).unwrap(),
+            plain.to_dense(DType::F32).unwrap(),
+        );
+        let ids = Tensor::new(&[[19u32, 0, 7], [3, 3, 8]], &dev).unwrap();
+        let rows = packed.rows(&ids, DType::F32).unwrap();
+        assert_eq!(rows.dims(), &[2, 3, 512]);
+        same(rows, plain.rows(&ids, DType::F32).unwrap());
+        let out_of_range = Tensor::new(&[20u32], &dev).unwrap();
+        assert!(packed.rows(&out_of_range, DType::F32).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod checkpoint;
 mod cpu;
 pub(crate) use cpu::matmul_t_rows;
+pub mod q4k_x8;
 pub mod qdot;
 
 pub use checkpoint::{checkpoint, Segment};

@@ -1,14 +1,13 @@
 //! Quantized matrix products on the CPU with AVX2 kernels, for the block types of the embedded
-//! default model (SmolLM2-135M: Q4_1 layers, a Q8_0 embedding/output head) and of 7B models
-//! (Q4_K): Q4_1 x Q8_1, Q8_0 x Q8_0 and Q4_K x Q8_K. Candle has only a scalar Q4_1 dot product,
-//! its Q8_0 one converts each f16 scale in a call, and its Q4_K one calls out to convert the
-//! two scales of every block (7B decode 6.0 -> 6.4 tok/s with the kernel here).
+//! default model (SmolLM2-135M: Q4_1 layers, a Q8_0 embedding/output head): Q4_1 x Q8_1 and
+//! Q8_0 x Q8_0, one weight row at a time as the GGUF stores them. Candle has only a scalar Q4_1
+//! dot product, and its Q8_0 one converts each f16 scale in a call. (Q4_K, the 7B models'
+//! type, is repacked for its kernel: [`super::q4k_x8`].)
 //!
 //! Numbers follow ggml: activations are quantized per block of 32 (`d = amax / 127`, f16; for
 //! `q8_1` also `s = d * sum(q)`). A Q4_1 block's dot product is
 //! `d_w * d_x * sum(q_w * q_x) + m_w * s_x` with the weight nibbles unsigned (low nibbles hold
-//! elements 0..15, high nibbles 16..31); a Q8_0 block's is `d_w * d_x * sum(q_w * q_x)`. Q4_K
-//! rows take `q8_K` activations (blocks of 256, as ggml quantizes them).
+//! elements 0..15, high nibbles 16..31); a Q8_0 block's is `d_w * d_x * sum(q_w * q_x)`.
 
 use half::f16;
 use rayon::prelude::*;
@@ -27,8 +26,6 @@ pub enum Kind {
     Q4_1,
     /// ggml's `q8_0`.
     Q8_0,
-    /// ggml's `q4_K` (super-blocks of 256: eight sub-blocks of 32 with 6-bit scales and mins).
-    Q4K,
 }
 
 impl Kind {
@@ -36,189 +33,8 @@ impl Kind {
         match self {
             Kind::Q4_1 => Q4_1_BYTES,
             Kind::Q8_0 => Q8_0_BYTES,
-            Kind::Q4K => Q4K_BYTES,
         }
     }
-
-    /// Elements per block.
-    fn block_len(self) -> usize {
-        match self {
-            Kind::Q4_1 | Kind::Q8_0 => QK,
-            Kind::Q4K => QK_K,
-        }
-    }
-}
-
-/// Elements per k-quant super-block.
-const QK_K: usize = 256;
-/// Bytes per Q4_K block: `d`, `dmin` (f16), 12 bytes of packed 6-bit scales and mins, 128
-/// bytes of nibbles.
-const Q4K_BYTES: usize = 144;
-
-/// One activation super-block as ggml's `q8_K`: `x = d * q`, with the sums of each 16 quants.
-#[derive(Clone, Copy)]
-struct Q8K {
-    d: f32,
-    qs: [i8; QK_K],
-    bsums: [i16; QK_K / 16],
-}
-
-/// A row as `q8_K` blocks, as ggml (and candle) quantize it: the value of largest magnitude
-/// maps to -127, values round half away from zero.
-fn quantize_row_q8k(x: &[f32]) -> Vec<Q8K> {
-    x.chunks_exact(QK_K)
-        .map(|b| {
-            let (mut max, mut amax) = (0f32, 0f32);
-            for &v in b {
-                if amax < v.abs() {
-                    amax = v.abs();
-                    max = v;
-                }
-            }
-            let mut y = Q8K {
-                d: 0.0,
-                qs: [0; QK_K],
-                bsums: [0; QK_K / 16],
-            };
-            if amax == 0.0 {
-                return y;
-            }
-            let iscale = -127.0 / max;
-            for (q, &v) in y.qs.iter_mut().zip(b) {
-                *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
-            }
-            for (s, q) in y.bsums.iter_mut().zip(y.qs.chunks_exact(16)) {
-                *s = q.iter().map(|&v| v as i16).sum();
-            }
-            y.d = 1.0 / iscale;
-            y
-        })
-        .collect()
-}
-
-/// The eight 6-bit scales and eight 6-bit mins of a Q4_K block's 12 packed bytes.
-fn q4k_scales_mins(p: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for j in 0..8 {
-        (sc[j], mn[j]) = if j < 4 {
-            (p[j] & 63, p[j + 4] & 63)
-        } else {
-            (
-                (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4),
-                (p[j + 4] >> 4) | ((p[j] >> 6) << 4),
-            )
-        };
-    }
-    (sc, mn)
-}
-
-/// A Q4_K row against one `q8_K` row, without SIMD: per sub-block of 32,
-/// `d * sc * d_x * sum(q_w * q_x) - dmin * m * d_x * sum(q_x)`.
-fn dot_scalar_q4k(row: &[u8], x: &[Q8K]) -> f32 {
-    let mut sum = 0f32;
-    for (b, y) in row.chunks_exact(Q4K_BYTES).zip(x) {
-        let d = f16::from_le_bytes([b[0], b[1]]).to_f32() * y.d;
-        let dmin = f16::from_le_bytes([b[2], b[3]]).to_f32() * y.d;
-        let (sc, mn) = q4k_scales_mins(&b[4..16]);
-        let qs = &b[16..];
-        let (mut si, mut sm) = (0i32, 0i32);
-        for j in 0..8 {
-            let chunk = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-            let mut p = 0i32;
-            for (l, &q) in chunk.iter().enumerate() {
-                let w = if j % 2 == 0 { q & 0xF } else { q >> 4 };
-                p += w as i32 * y.qs[32 * j + l] as i32;
-            }
-            si += sc[j] as i32 * p;
-            sm += mn[j] as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
-        }
-        sum += d * si as f32 - dmin * sm as f32;
-    }
-    sum
-}
-
-/// A Q4_K block's 12 packed bytes as 16 bytes: the eight 6-bit scales, then the eight 6-bit
-/// mins (the layout [`q4k_scales_mins`] reads one by one), with word-wide masks and shifts.
-fn q4k_unpack(p: &[u8]) -> [u32; 4] {
-    let w = |i: usize| u32::from_le_bytes([p[4 * i], p[4 * i + 1], p[4 * i + 2], p[4 * i + 3]]);
-    let (w0, w1, w2) = (w(0), w(1), w(2));
-    const LOW6: u32 = 0x3F3F_3F3F;
-    const LOW4: u32 = 0x0F0F_0F0F;
-    const TOP2: u32 = 0x0303_0303;
-    [
-        // Scales 0-3: low six bits of bytes 0-3; scales 4-7: low nibbles of bytes 8-11
-        // under the top two bits of bytes 0-3.
-        w0 & LOW6,
-        (w2 & LOW4) | (((w0 >> 6) & TOP2) << 4),
-        // Mins 0-3: low six bits of bytes 4-7; mins 4-7: high nibbles of bytes 8-11 under
-        // the top two bits of bytes 4-7.
-        w1 & LOW6,
-        ((w2 >> 4) & LOW4) | (((w1 >> 6) & TOP2) << 4),
-    ]
-}
-
-/// One Q4_K weight row against `R` `q8_K` activation rows; each weight block's scales are
-/// unpacked once for all `R`, and every row goes through the same instructions whatever `R`
-/// (the same bits alone or in a batch). Integer sums are exact: nibble x i8 pairs fit i16,
-/// times a 6-bit scale they fit i32.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_avx2_q4k<const R: usize>(row: &[u8], x: [&[Q8K]; R]) -> [f32; R] {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut acc_min = [_mm_setzero_ps(); R];
-    let low = _mm256_set1_epi8(0x0F);
-    // Byte pairs (2j, 2j + 1): broadcasts the 16-bit scale j.
-    let pick: [__m256i; 8] =
-        std::array::from_fn(|j| _mm256_set1_epi16((((2 * j + 1) << 8) | (2 * j)) as i16));
-    for (i, b) in row.chunks_exact(Q4K_BYTES).enumerate() {
-        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-            b.as_ptr() as *const i32
-        )));
-        let d = _mm_cvtss_f32(dm);
-        let dmin = _mm_cvtss_f32(_mm_shuffle_ps(dm, dm, 1));
-        let u = q4k_unpack(&b[4..16]);
-        // Eight scales then eight mins, as i16.
-        let sm = _mm256_cvtepu8_epi16(_mm_loadu_si128(u.as_ptr() as *const __m128i));
-        let mins = _mm256_extracti128_si256(sm, 1);
-        let sc = _mm256_castsi128_si256(_mm256_castsi256_si128(sm));
-        let scales = _mm256_permute2x128_si256(sc, sc, 0);
-        let qs = b.as_ptr().add(16);
-        for r in 0..R {
-            let y = &x[r][i];
-            // Sum of each sub-block's quants (pairs of 16-sums), times the sub-block's min.
-            let bs = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-            let pair_sums =
-                _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-            let m32 = _mm_madd_epi16(mins, pair_sums);
-            acc_min[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * y.d), _mm_cvtepi32_ps(m32), acc_min[r]);
-            let mut sumi = _mm256_setzero_si256();
-            for c in 0..4 {
-                let q = _mm256_loadu_si256(qs.add(32 * c) as *const __m256i);
-                let lo = _mm256_and_si256(q, low);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
-                let a_lo = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c) as *const __m256i);
-                let a_hi = _mm256_loadu_si256(y.qs.as_ptr().add(64 * c + 32) as *const __m256i);
-                let p_lo = _mm256_madd_epi16(
-                    _mm256_shuffle_epi8(scales, pick[2 * c]),
-                    _mm256_maddubs_epi16(lo, a_lo),
-                );
-                let p_hi = _mm256_madd_epi16(
-                    _mm256_shuffle_epi8(scales, pick[2 * c + 1]),
-                    _mm256_maddubs_epi16(hi, a_hi),
-                );
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
-            }
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc[r]);
-        }
-    }
-    std::array::from_fn(|r| {
-        let m = acc_min[r];
-        let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-        let m = _mm_add_ss(m, _mm_shuffle_ps(m, m, 1));
-        hsum(acc[r]) - _mm_cvtss_f32(m)
-    })
 }
 
 /// One activation block, its scales already rounded to f16 as ggml stores them.
@@ -524,8 +340,8 @@ pub fn matmul_t(
     xs: &[f32],
     m: usize,
 ) -> Option<Vec<f32>> {
-    let row_bytes = k / kind.block_len() * kind.block_bytes();
-    if !k.is_multiple_of(kind.block_len()) || data.len() != n * row_bytes || xs.len() != m * k {
+    let row_bytes = k / QK * kind.block_bytes();
+    if !k.is_multiple_of(QK) || data.len() != n * row_bytes || xs.len() != m * k {
         return None;
     }
     let rows = xs.chunks_exact(k);
@@ -542,16 +358,6 @@ pub fn matmul_t(
                 row_bytes,
                 &xq,
                 kernels!(dot_avx2_q8_0, dot_scalar_q8_0),
-            )
-        }
-        Kind::Q4K => {
-            let xq: Vec<_> = rows.map(quantize_row_q8k).collect();
-            row_products(
-                data,
-                n,
-                row_bytes,
-                &xq,
-                kernels!(dot_avx2_q4k, dot_scalar_q4k),
             )
         }
     })
@@ -685,50 +491,6 @@ mod tests {
             assert_eq!(fast.qs, slow.qs, "{b:?}");
             assert_eq!(fast.d.to_bits(), slow.d.to_bits());
             assert_eq!(fast.s.to_bits(), slow.s.to_bits());
-        }
-    }
-
-    /// Q4_K rows against `q8_K` activations: candle's numbers for the same blocks, the
-    /// scalar kernel's, and each row's bits the same alone as among seven.
-    #[test]
-    fn q4k_equals_candles_dot_product_in_any_batch() {
-        use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K};
-        let dev = Device::Cpu;
-        let (n, k, m) = (9, 512, 7);
-        let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
-        let data = QTensor::quantize(&w, GgmlDType::Q4K)
-            .unwrap()
-            .data()
-            .unwrap()
-            .into_owned();
-        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (m, k), &dev)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let all = matmul_t(Kind::Q4K, &data, n, k, &x, m).unwrap();
-        // SAFETY: the storage is n * k / 256 Q4_K blocks (checked by matmul_t's length test).
-        let blocks: &[BlockQ4K] =
-            unsafe { std::slice::from_raw_parts(data.as_ptr() as *const BlockQ4K, n * k / QK_K) };
-        for r in 0..m {
-            let xr = &x[r * k..(r + 1) * k];
-            let mut xq = vec![BlockQ8K::zeros(); k / QK_K];
-            BlockQ8K::from_float(xr, &mut xq);
-            let alone = matmul_t(Kind::Q4K, &data, n, k, xr, 1).unwrap();
-            let ours_q = quantize_row_q8k(xr);
-            for j in 0..n {
-                let want = BlockQ4K::vec_dot(k, &blocks[j * k / QK_K..(j + 1) * k / QK_K], &xq);
-                let got = all[j * m + r];
-                assert!(
-                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                    "{r},{j}: {got} vs {want}"
-                );
-                let row = &data[j * k / QK_K * Q4K_BYTES..(j + 1) * k / QK_K * Q4K_BYTES];
-                let scalar = dot_scalar_q4k(row, &ours_q);
-                assert!((got - scalar).abs() <= 1e-4 * want.abs().max(1.0));
-                assert_eq!(got.to_bits(), alone[j].to_bits(), "{r},{j}");
-            }
         }
     }
 

@@ -1,0 +1,470 @@
+//! Q4_K weights repacked eight rows at a time for the CPU, and their matrix product with
+//! `q8_K` activations.
+//!
+//! In a GGUF a Q4_K row is a run of 144-byte super-blocks (256 weights: `d`, `dmin`, twelve
+//! bytes of 6-bit scales and mins, 128 bytes of nibbles). Taken one row at a time, every block
+//! needs its scales unpacked and broadcast before its 256 products, about as much vector work as
+//! the products themselves, so a 7B decode step was bound by the CPU's shuffle units rather
+//! than by memory. Here the same bytes are permuted at load so that one block column of eight
+//! rows lies together: the eight `d`, the eight `dmin`, the scale words of the eight rows side by
+//! side (one vector lane per row), then the nibbles four bytes per row at a time. Four
+//! activation bytes are broadcast to all eight lanes and multiplied with four nibbles of each
+//! row in one instruction, and a sub-block's scale multiplies eight rows at once. The layout
+//! holds exactly the file's bytes (rows padded to a multiple of eight with zero blocks); the
+//! GGML blocks are recovered byte for byte ([`PackedQ4K::to_qtensor`]).
+//!
+//! Numbers: per row and block, `d * d_x * sum_j(sc_j * sum(q_w * q_x)) - dmin * d_x *
+//! sum_j(m_j * sum_j(q_x))`, integer sums exact, the two float sums accumulated over the row's
+//! blocks in order and subtracted at the end. A row's result takes the same instructions
+//! whatever the batch and whether the CPU has VNNI (`vpdpbusd`) or not (`vpmaddubsw` with i16
+//! partial sums, which cannot overflow here), so it has the same bits everywhere.
+
+use candle_core::quantized::QTensor;
+
+use super::qdot::for_row_chunks;
+
+/// Elements per k-quant super-block.
+const QK_K: usize = 256;
+/// Bytes per Q4_K block: `d`, `dmin` (f16), 12 bytes of packed 6-bit scales and mins, 128
+/// bytes of nibbles.
+const Q4K_BYTES: usize = 144;
+
+/// Rows per packed group.
+const GROUP: usize = 8;
+/// Bytes of one block column of a group: 8 `d` and 8 `dmin` (f16), three words of packed
+/// scales per row (3 x 8 x 4 bytes), 32 chunks of 8 rows x 4 nibble bytes.
+const GROUP_BLOCK: usize = GROUP * Q4K_BYTES;
+/// Offsets within a group block.
+const D: usize = 0;
+const DMIN: usize = 16;
+const WORDS: usize = 32;
+const NIBBLES: usize = 128;
+
+/// A Q4_K matrix `[n, k]` in the eight-row layout (see the module documentation).
+#[derive(Debug)]
+pub struct PackedQ4K {
+    n: usize,
+    k: usize,
+    bytes: Vec<u8>,
+}
+
+/// Where byte `j` of a row's 144-byte block goes within its group block, for row `r` of the
+/// group.
+fn packed_offset(j: usize, r: usize) -> usize {
+    match j {
+        0..=1 => D + 2 * r + j,
+        2..=3 => DMIN + 2 * r + j - 2,
+        4..=15 => WORDS + (j - 4) / 4 * 32 + 4 * r + (j - 4) % 4,
+        _ => {
+            // Nibble byte q = j - 16 of chunk c = q / 32, four-byte group g = q % 32 / 4.
+            let q = j - 16;
+            NIBBLES + (q / 4) * 32 + 4 * r + q % 4
+        }
+    }
+}
+
+impl PackedQ4K {
+    /// Whether this CPU runs the packed kernels (AVX2, FMA, F16C).
+    pub fn available() -> bool {
+        kernels().is_some()
+    }
+
+    /// Packs `n` rows of `k` Q4_K weights (GGML blocks as a GGUF stores them). `None` if the
+    /// sizes do not fit.
+    pub fn pack(data: &[u8], n: usize, k: usize) -> Option<Self> {
+        if !k.is_multiple_of(QK_K) || data.len() != n * k / QK_K * Q4K_BYTES {
+            return None;
+        }
+        let nb = k / QK_K;
+        let groups = n.div_ceil(GROUP);
+        let mut bytes = vec![0u8; groups * nb * GROUP_BLOCK];
+        for (row, src) in data.chunks_exact(nb * Q4K_BYTES).enumerate() {
+            let (g, r) = (row / GROUP, row % GROUP);
+            for (i, block) in src.chunks_exact(Q4K_BYTES).enumerate() {
+                let dst = &mut bytes[(g * nb + i) * GROUP_BLOCK..][..GROUP_BLOCK];
+                for (j, &v) in block.iter().enumerate() {
+                    dst[packed_offset(j, r)] = v;
+                }
+            }
+        }
+        Some(Self { n, k, bytes })
+    }
+
+    /// `(n, k)`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    /// The GGML blocks of row `row`, as the file stored them.
+    fn row_blocks(&self, row: usize, out: &mut Vec<u8>) {
+        let nb = self.k / QK_K;
+        let (g, r) = (row / GROUP, row % GROUP);
+        for i in 0..nb {
+            let src = &self.bytes[(g * nb + i) * GROUP_BLOCK..][..GROUP_BLOCK];
+            out.extend((0..Q4K_BYTES).map(|j| src[packed_offset(j, r)]));
+        }
+    }
+
+    /// Rows `rows` as a Q4_K tensor `[rows.len(), k]` (the file's bytes).
+    pub fn rows_qtensor(&self, rows: &[usize]) -> candle_core::Result<QTensor> {
+        let mut data = Vec::with_capacity(rows.len() * self.k / QK_K * Q4K_BYTES);
+        for &row in rows {
+            if row >= self.n {
+                candle_core::bail!("row {row} of a Q4_K matrix with {} rows", self.n);
+            }
+            self.row_blocks(row, &mut data);
+        }
+        qtensor_from_bytes(&data, rows.len(), self.k)
+    }
+
+    /// The whole matrix as a Q4_K tensor (the file's bytes).
+    pub fn to_qtensor(&self) -> candle_core::Result<QTensor> {
+        self.rows_qtensor(&(0..self.n).collect::<Vec<_>>())
+    }
+
+    /// `x [m, k] @ W^T` as `[n, m]`: each weight row's results for every activation row.
+    /// `None` if `xs` is not `m` rows of `k` or the CPU lacks the kernels.
+    pub fn matmul_t(&self, xs: &[f32], m: usize) -> Option<Vec<f32>> {
+        let (four, one) = kernels()?;
+        if xs.len() != m * self.k {
+            return None;
+        }
+        let xq: Vec<Vec<Q8K>> = xs.chunks_exact(self.k).map(quantize_row_q8k).collect();
+        let group_bytes = self.k / QK_K * GROUP_BLOCK;
+        let mut out_t = vec![0f32; self.n.div_ceil(GROUP) * GROUP * m];
+        for_row_chunks(&mut out_t, GROUP * m, &self.bytes, group_bytes, |o, w| {
+            for (og, wg) in o.chunks_mut(GROUP * m).zip(w.chunks_exact(group_bytes)) {
+                let mut put = |r0: usize, res: &[[f32; GROUP]]| {
+                    for (dr, vals) in res.iter().enumerate() {
+                        for (row, &v) in vals.iter().enumerate() {
+                            og[row * m + r0 + dr] = v;
+                        }
+                    }
+                };
+                for (c, x) in xq.chunks_exact(ROWS).enumerate() {
+                    let x = [&x[0][..], &x[1][..], &x[2][..], &x[3][..]];
+                    // SAFETY: `kernels` returns these only where the CPU has their features;
+                    // every activation row has `k / 256` blocks, as many as the group has.
+                    put(ROWS * c, &unsafe { four(wg, x) });
+                }
+                for (r, x) in xq.iter().enumerate().skip(m - m % ROWS) {
+                    // SAFETY: as above.
+                    put(r, &unsafe { one(wg, [&x[..]]) });
+                }
+            }
+        });
+        out_t.truncate(self.n * m);
+        Some(out_t)
+    }
+}
+
+/// A Q4_K tensor `[n, k]` from GGML block bytes.
+fn qtensor_from_bytes(data: &[u8], n: usize, k: usize) -> candle_core::Result<QTensor> {
+    use candle_core::quantized::k_quants::BlockQ4K;
+    let blocks: Vec<BlockQ4K> = data
+        .chunks_exact(Q4K_BYTES)
+        .map(|b| {
+            // SAFETY: BlockQ4K is 144 bytes of plain data (f16, f16, [u8; 12], [u8; 128]) with
+            // no invalid bit patterns; read_unaligned takes the bytes as they lie.
+            unsafe { std::ptr::read_unaligned(b.as_ptr() as *const BlockQ4K) }
+        })
+        .collect();
+    let storage = candle_core::quantized::QStorage::Cpu(Box::new(blocks));
+    QTensor::new(storage, (n, k))
+}
+
+/// One activation super-block as ggml's `q8_K`: `x = d * q`, with the sums of the quants of
+/// each sub-block of 32 (what a weight sub-block's min multiplies) in the pairs (0, 2), (1, 3),
+/// (4, 6), (5, 7) that the kernel multiplies with pairs of mins.
+#[derive(Clone, Copy)]
+struct Q8K {
+    d: f32,
+    qs: [i8; QK_K],
+    sum_pairs: [i16; QK_K / 32],
+}
+
+/// A row as `q8_K` blocks, as ggml (and candle) quantize it: the value of largest magnitude
+/// maps to -127, values round half away from zero.
+fn quantize_row_q8k(x: &[f32]) -> Vec<Q8K> {
+    x.chunks_exact(QK_K)
+        .map(|b| {
+            let (mut max, mut amax) = (0f32, 0f32);
+            for &v in b {
+                if amax < v.abs() {
+                    amax = v.abs();
+                    max = v;
+                }
+            }
+            let mut y = Q8K {
+                d: 0.0,
+                qs: [0; QK_K],
+                sum_pairs: [0; QK_K / 32],
+            };
+            if amax == 0.0 {
+                return y;
+            }
+            let iscale = -127.0 / max;
+            for (q, &v) in y.qs.iter_mut().zip(b) {
+                *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
+            }
+            let sums: Vec<i16> =
+                y.qs.chunks_exact(32)
+                    .map(|q| q.iter().map(|&v| v as i16).sum())
+                    .collect();
+            for (t, p) in y.sum_pairs.chunks_exact_mut(2).enumerate() {
+                let j = 4 * (t / 2) + t % 2;
+                p.copy_from_slice(&[sums[j], sums[j + 2]]);
+            }
+            y.d = 1.0 / iscale;
+            y
+        })
+        .collect()
+}
+
+/// Activation rows the kernels take at once.
+const ROWS: usize = 4;
+
+/// A packed kernel: one group of eight weight rows against `R` activation rows.
+type Kernel<const R: usize> = unsafe fn(&[u8], [&[Q8K]; R]) -> [[f32; GROUP]; R];
+
+/// The kernels for this CPU (four rows, one row): VNNI where it has AVX-512 VNNI with 256-bit
+/// forms, else AVX2; `None` without AVX2, FMA and F16C.
+fn kernels() -> Option<(Kernel<ROWS>, Kernel<1>)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if !(has!("avx2") && has!("fma") && has!("f16c")) {
+            return None;
+        }
+        if has!("avx512vnni") && has!("avx512vl") && has!("avx512f") {
+            return Some((group_dot_vnni::<ROWS>, group_dot_vnni::<1>));
+        }
+        Some((group_dot_avx2::<ROWS>, group_dot_avx2::<1>))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_dot_avx2<const R: usize>(g: &[u8], x: [&[Q8K]; R]) -> [[f32; GROUP]; R] {
+    group_dot::<R, false>(g, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn group_dot_vnni<const R: usize>(g: &[u8], x: [&[Q8K]; R]) -> [[f32; GROUP]; R] {
+    group_dot::<R, true>(g, x)
+}
+
+/// Eight weight rows (one group, all its block columns) against `R` activation rows.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn group_dot<const R: usize, const VNNI: bool>(
+    g: &[u8],
+    x: [&[Q8K]; R],
+) -> [[f32; GROUP]; R] {
+    use std::arch::x86_64::*;
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let six = _mm256_set1_epi32(0x3F3F_3F3F);
+    let four = _mm256_set1_epi32(0x0F0F_0F0F);
+    let top = _mm256_set1_epi32(0x3030_3030);
+    let byte = _mm256_set1_epi32(0xFF);
+    let even = _mm256_set1_epi32(0x00FF_00FF);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut acc_min = [_mm256_setzero_ps(); R];
+    for (i, b) in g.chunks_exact(GROUP_BLOCK).enumerate() {
+        let p = b.as_ptr();
+        let d = _mm256_cvtph_ps(_mm_loadu_si128(p.add(D) as *const __m128i));
+        let dmin = _mm256_cvtph_ps(_mm_loadu_si128(p.add(DMIN) as *const __m128i));
+        let word = |w: usize| _mm256_loadu_si256(p.add(WORDS + 32 * w) as *const __m256i);
+        let (w0, w1, w2) = (word(0), word(1), word(2));
+        // Per row (lane): scales 0-3 and 4-7, mins 0-3 and 4-7, one byte each.
+        let s_lo = _mm256_and_si256(w0, six);
+        let s_hi = _mm256_or_si256(
+            _mm256_and_si256(w2, four),
+            _mm256_and_si256(_mm256_srli_epi32(w0, 2), top),
+        );
+        let m_lo = _mm256_and_si256(w1, six);
+        let m_hi = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi32(w2, 4), four),
+            _mm256_and_si256(_mm256_srli_epi32(w1, 2), top),
+        );
+        let scales = [
+            _mm256_and_si256(s_lo, byte),
+            _mm256_and_si256(_mm256_srli_epi32(s_lo, 8), byte),
+            _mm256_and_si256(_mm256_srli_epi32(s_lo, 16), byte),
+            _mm256_srli_epi32(s_lo, 24),
+            _mm256_and_si256(s_hi, byte),
+            _mm256_and_si256(_mm256_srli_epi32(s_hi, 8), byte),
+            _mm256_and_si256(_mm256_srli_epi32(s_hi, 16), byte),
+            _mm256_srli_epi32(s_hi, 24),
+        ];
+        // Mins as i16 pairs (0, 2), (1, 3), (4, 6), (5, 7), against the activation's sub-block
+        // sums in the same pairs.
+        let min_pairs = [
+            _mm256_and_si256(m_lo, even),
+            _mm256_and_si256(_mm256_srli_epi32(m_lo, 8), even),
+            _mm256_and_si256(m_hi, even),
+            _mm256_and_si256(_mm256_srli_epi32(m_hi, 8), even),
+        ];
+        for r in 0..R {
+            let y = &x[r][i];
+            let sums = y.sum_pairs.as_ptr() as *const i32;
+            let mut m32 = _mm256_setzero_si256();
+            for (t, mp) in min_pairs.iter().enumerate() {
+                let s = _mm256_set1_epi32(std::ptr::read_unaligned(sums.add(t)));
+                m32 = _mm256_add_epi32(m32, _mm256_madd_epi16(*mp, s));
+            }
+            let dm = _mm256_mul_ps(dmin, _mm256_set1_ps(y.d));
+            acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m32), dm, acc_min[r]);
+        }
+        let qs = p.add(NIBBLES);
+        let mut sumi = [_mm256_setzero_si256(); R];
+        for c in 0..4 {
+            // Sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles), eight rows in the lanes.
+            let mut lo_acc = [_mm256_setzero_si256(); R];
+            let mut hi_acc = [_mm256_setzero_si256(); R];
+            for q in 0..8 {
+                let v = _mm256_loadu_si256(qs.add((8 * c + q) * 32) as *const __m256i);
+                let lo = _mm256_and_si256(v, low);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                for r in 0..R {
+                    let a = x[r][i].qs.as_ptr().add(64 * c + 4 * q) as *const i32;
+                    let a_lo = _mm256_set1_epi32(std::ptr::read_unaligned(a));
+                    let a_hi = _mm256_set1_epi32(std::ptr::read_unaligned(a.add(8)));
+                    if VNNI {
+                        lo_acc[r] = _mm256_dpbusd_epi32(lo_acc[r], lo, a_lo);
+                        hi_acc[r] = _mm256_dpbusd_epi32(hi_acc[r], hi, a_hi);
+                    } else {
+                        // Pairs of nibble x i8 (at most 2 * 15 * 128), eight of them summed:
+                        // at most 30,720, inside i16.
+                        lo_acc[r] = _mm256_add_epi16(lo_acc[r], _mm256_maddubs_epi16(lo, a_lo));
+                        hi_acc[r] = _mm256_add_epi16(hi_acc[r], _mm256_maddubs_epi16(hi, a_hi));
+                    }
+                }
+            }
+            for r in 0..R {
+                let (l, h) = if VNNI {
+                    (lo_acc[r], hi_acc[r])
+                } else {
+                    (
+                        _mm256_madd_epi16(lo_acc[r], ones),
+                        _mm256_madd_epi16(hi_acc[r], ones),
+                    )
+                };
+                let s = _mm256_add_epi32(
+                    _mm256_mullo_epi32(l, scales[2 * c]),
+                    _mm256_mullo_epi32(h, scales[2 * c + 1]),
+                );
+                sumi[r] = _mm256_add_epi32(sumi[r], s);
+            }
+        }
+        for r in 0..R {
+            let dd = _mm256_mul_ps(d, _mm256_set1_ps(x[r][i].d));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), dd, acc[r]);
+        }
+    }
+    std::array::from_fn(|r| {
+        let mut out = [0f32; GROUP];
+        _mm256_storeu_ps(out.as_mut_ptr(), _mm256_sub_ps(acc[r], acc_min[r]));
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K, GgmlType};
+    use candle_core::quantized::GgmlDType;
+    use candle_core::{Device, Tensor};
+
+    fn q4k(n: usize, k: usize, seed: u64) -> QTensor {
+        let w = Tensor::randn(0f32, 0.1, (n, k), &Device::Cpu)
+            .unwrap()
+            .affine(1.0, seed as f64 * 1e-3)
+            .unwrap();
+        QTensor::quantize(&w, GgmlDType::Q4K).unwrap()
+    }
+
+    /// Packing permutes the bytes: unpacking gives the file's blocks back, row by row.
+    #[test]
+    fn packing_keeps_the_blocks() {
+        let (n, k) = (13, 512);
+        let q = q4k(n, k, 1);
+        let data = q.data().unwrap().into_owned();
+        let p = PackedQ4K::pack(&data, n, k).unwrap();
+        assert_eq!(p.bytes.len(), 2 * 2 * GROUP_BLOCK);
+        assert_eq!(p.to_qtensor().unwrap().data().unwrap().as_ref(), &data[..]);
+        let some = p.rows_qtensor(&[12, 0, 7]).unwrap();
+        let row = |r: usize| &data[r * 2 * Q4K_BYTES..(r + 1) * 2 * Q4K_BYTES];
+        assert_eq!(
+            some.data().unwrap().as_ref(),
+            &[row(12), row(0), row(7)].concat()[..]
+        );
+        assert!(p.rows_qtensor(&[13]).is_err());
+        assert!(PackedQ4K::pack(&data[1..], n, k).is_none());
+    }
+
+    /// The packed product equals candle's row-by-row one (GGML's numbers)
+    /// within float rounding, with the same bits for a row alone as in any batch, and the same
+    /// bits with and without VNNI.
+    #[test]
+    fn packed_product_equals_the_row_product_in_any_batch() {
+        if !PackedQ4K::available() {
+            return;
+        }
+        let (n, k, m) = (21, 768, 7);
+        let q = q4k(n, k, 2);
+        let data = q.data().unwrap().into_owned();
+        let p = PackedQ4K::pack(&data, n, k).unwrap();
+        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let all = p.matmul_t(&x, m).unwrap();
+        // SAFETY: the storage is n * k / 256 Q4_K blocks (the quantizer's own output).
+        let blocks: &[BlockQ4K] =
+            unsafe { std::slice::from_raw_parts(data.as_ptr() as *const BlockQ4K, n * k / QK_K) };
+        for r in 0..m {
+            let mut xq = vec![BlockQ8K::zeros(); k / QK_K];
+            BlockQ8K::from_float(&x[r * k..(r + 1) * k], &mut xq);
+            for j in 0..n {
+                let want = BlockQ4K::vec_dot(k, &blocks[j * k / QK_K..(j + 1) * k / QK_K], &xq);
+                let got = all[j * m + r];
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{r},{j}: {got} vs {want}"
+                );
+            }
+        }
+        for r in 0..m {
+            let alone = p.matmul_t(&x[r * k..(r + 1) * k], 1).unwrap();
+            for j in 0..n {
+                assert_eq!(all[j * m + r].to_bits(), alone[j].to_bits(), "{r},{j}");
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let xq: Vec<Vec<Q8K>> = x.chunks_exact(k).map(quantize_row_q8k).collect();
+            let group = &p.bytes[..k / QK_K * GROUP_BLOCK];
+            // SAFETY: available() said the CPU has AVX2, FMA and F16C.
+            let plain = unsafe { group_dot_avx2::<1>(group, [&xq[3][..]]) };
+            let has_vnni = std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vl");
+            if has_vnni {
+                // SAFETY: checked just above.
+                let vnni = unsafe { group_dot_vnni::<1>(group, [&xq[3][..]]) };
+                assert_eq!(plain[0].map(f32::to_bits), vnni[0].map(f32::to_bits));
+            }
+            for row in 0..GROUP {
+                assert_eq!(plain[0][row].to_bits(), all[row * m + 3].to_bits());
+            }
+        }
+    }
+}
