@@ -21,6 +21,8 @@
 
 use candle_core::quantized::QTensor;
 
+use rayon::prelude::*;
+
 use super::qdot::for_row_chunks;
 
 /// Elements per k-quant super-block.
@@ -34,11 +36,13 @@ const GROUP: usize = 8;
 /// Bytes of one block column of a group: 8 `d` and 8 `dmin` (f16), three words of packed
 /// scales per row (3 x 8 x 4 bytes), 32 chunks of 8 rows x 4 nibble bytes.
 const GROUP_BLOCK: usize = GROUP * Q4K_BYTES;
-/// Offsets within a group block.
+/// Offsets within a group block: the eight `d`, the eight `dmin`, then the 35 four-byte words
+/// of each row's block (3 of scales, 32 of nibbles), word `w` of row `r` at `WORDS + 32 w + 4 r`.
 const D: usize = 0;
 const DMIN: usize = 16;
 const WORDS: usize = 32;
-const NIBBLES: usize = 128;
+/// Where the nibble words start (after the three scale words).
+const NIBBLES: usize = WORDS + 3 * 32;
 
 /// A Q4_K matrix `[n, k]` in the eight-row layout (see the module documentation).
 #[derive(Debug)]
@@ -46,21 +50,6 @@ pub struct PackedQ4K {
     n: usize,
     k: usize,
     bytes: Vec<u8>,
-}
-
-/// Where byte `j` of a row's 144-byte block goes within its group block, for row `r` of the
-/// group.
-fn packed_offset(j: usize, r: usize) -> usize {
-    match j {
-        0..=1 => D + 2 * r + j,
-        2..=3 => DMIN + 2 * r + j - 2,
-        4..=15 => WORDS + (j - 4) / 4 * 32 + 4 * r + (j - 4) % 4,
-        _ => {
-            // Nibble byte q = j - 16 of chunk c = q / 32, four-byte group g = q % 32 / 4.
-            let q = j - 16;
-            NIBBLES + (q / 4) * 32 + 4 * r + q % 4
-        }
-    }
 }
 
 impl PackedQ4K {
@@ -78,15 +67,27 @@ impl PackedQ4K {
         let nb = k / QK_K;
         let groups = n.div_ceil(GROUP);
         let mut bytes = vec![0u8; groups * nb * GROUP_BLOCK];
-        for (row, src) in data.chunks_exact(nb * Q4K_BYTES).enumerate() {
-            let (g, r) = (row / GROUP, row % GROUP);
-            for (i, block) in src.chunks_exact(Q4K_BYTES).enumerate() {
-                let dst = &mut bytes[(g * nb + i) * GROUP_BLOCK..][..GROUP_BLOCK];
-                for (j, &v) in block.iter().enumerate() {
-                    dst[packed_offset(j, r)] = v;
+        let row_bytes = nb * Q4K_BYTES;
+        // Group by group in parallel; a block moves as 2-byte scales and 4-byte words.
+        bytes
+            .par_chunks_mut(nb * GROUP_BLOCK)
+            .zip(data.par_chunks(GROUP * row_bytes))
+            .for_each(|(dst, src)| {
+                for (r, row) in src.chunks_exact(row_bytes).enumerate() {
+                    for (block, d) in row
+                        .chunks_exact(Q4K_BYTES)
+                        .zip(dst.chunks_exact_mut(GROUP_BLOCK))
+                    {
+                        d[D + 2 * r..][..2].copy_from_slice(&block[0..2]);
+                        d[DMIN + 2 * r..][..2].copy_from_slice(&block[2..4]);
+                        for (w, word) in block[4..].chunks_exact(4).enumerate() {
+                            // Words 0-2: the scales; then 32 words of nibbles.
+                            let at = WORDS + 32 * w + 4 * r;
+                            d[at..at + 4].copy_from_slice(word);
+                        }
+                    }
                 }
-            }
-        }
+            });
         Some(Self { n, k, bytes })
     }
 
@@ -95,13 +96,17 @@ impl PackedQ4K {
         (self.n, self.k)
     }
 
-    /// The GGML blocks of row `row`, as the file stored them.
+    /// Appends the GGML blocks of row `row`, as the file stored them, to `out`.
     fn row_blocks(&self, row: usize, out: &mut Vec<u8>) {
         let nb = self.k / QK_K;
         let (g, r) = (row / GROUP, row % GROUP);
-        for i in 0..nb {
-            let src = &self.bytes[(g * nb + i) * GROUP_BLOCK..][..GROUP_BLOCK];
-            out.extend((0..Q4K_BYTES).map(|j| src[packed_offset(j, r)]));
+        for src in self.bytes[g * nb * GROUP_BLOCK..][..nb * GROUP_BLOCK].chunks_exact(GROUP_BLOCK)
+        {
+            out.extend_from_slice(&src[D + 2 * r..][..2]);
+            out.extend_from_slice(&src[DMIN + 2 * r..][..2]);
+            for w in 0..(Q4K_BYTES - 4) / 4 {
+                out.extend_from_slice(&src[WORDS + 32 * w + 4 * r..][..4]);
+            }
         }
     }
 
@@ -205,7 +210,13 @@ fn quantize_row_q8k(x: &[f32]) -> Vec<Q8K> {
             }
             let iscale = -127.0 / max;
             for (q, &v) in y.qs.iter_mut().zip(b) {
-                *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
+                // `(iscale * v).round()` (half away from zero) without a libm call: |x| <= 127
+                // here, so the truncation fits i32 and `x - t` is exact; NaN gives 0.
+                let x = iscale * v;
+                let t = x as i32;
+                let frac = x - t as f32;
+                let r = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32;
+                *q = r.clamp(-128, 127) as i8;
             }
             let sums: Vec<i16> =
                 y.qs.chunks_exact(32)
@@ -388,6 +399,28 @@ mod tests {
             .affine(1.0, seed as f64 * 1e-3)
             .unwrap();
         QTensor::quantize(&w, GgmlDType::Q4K).unwrap()
+    }
+
+    /// The activation quantizer's rounding is `f32::round` (half away from zero), ties included.
+    #[test]
+    fn activation_rounding_is_half_away_from_zero() {
+        let mut x: Vec<f32> = (0..2 * QK_K).map(|i| i as f32 * 0.37 - 90.0).collect();
+        // -127 / max = -1: the values themselves are rounded, ties at +-x.5 included.
+        x[0] = -127.0;
+        for (i, v) in [2.5f32, -2.5, 0.5, -0.5, 126.5, -126.49, 1.4999, f32::NAN]
+            .into_iter()
+            .enumerate()
+        {
+            x[1 + i] = v;
+        }
+        for (b, y) in x.chunks_exact(QK_K).zip(quantize_row_q8k(&x)) {
+            let max = b.iter().fold(0f32, |m, &v| if m.abs() < v.abs() { v } else { m });
+            let iscale = -127.0 / max;
+            for (&v, &q) in b.iter().zip(&y.qs) {
+                let want = (iscale * v).round().clamp(-128.0, 127.0) as i8;
+                assert_eq!(q, want, "{v}");
+            }
+        }
     }
 
     /// Packing permutes the bytes: unpacking gives the file's blocks back, row by row.
