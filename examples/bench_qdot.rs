@@ -3,7 +3,7 @@
 //! Q4_K layout, for one activation row (decode) and four. Each timing reads enough copies of the
 //! matrix to come from memory, not the cache, as a model's layers do.
 //!
-//! `cargo bench --bench qdot`; `SHAPE=NxK` measures one shape, `COPIES=c` sets the copies
+//! `cargo run --release --example bench_qdot`; `SHAPE=NxK` measures one shape, `COPIES=c` sets the copies
 //! (`COPIES=1` with a small shape measures the kernels on cached weights).
 
 use instructmol::model::device::on_cpu_pool;
