@@ -414,7 +414,9 @@ mod tests {
             x[1 + i] = v;
         }
         for (b, y) in x.chunks_exact(QK_K).zip(quantize_row_q8k(&x)) {
-            let max = b.iter().fold(0f32, |m, &v| if m.abs() < v.abs() { v } else { m });
+            let max = b
+                .iter()
+                .fold(0f32, |m, &v| if m.abs() < v.abs() { v } else { m });
             let iscale = -127.0 / max;
             for (&v, &q) in b.iter().zip(&y.qs) {
                 let want = (iscale * v).round().clamp(-128.0, 127.0) as i8;
