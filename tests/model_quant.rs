@@ -125,3 +125,49 @@ fn qlora_gradients_follow_the_f32_gradients() {
     println!("q8_0 QLoRA gradients vs f32: worst relative deviation {worst:.4}");
     assert!(worst < 0.05, "{worst}");
 }
+
+/// A model whose rows are whole Q4_K blocks (256 wide): every matrix is kept as Q4_K (packed
+/// eight rows at a time on CPUs with the kernels) and the decoder follows the dense one.
+#[test]
+fn q4k_decoder_follows_the_dense_one() {
+    let cfg: instructmol::model::LlamaConfig = serde_json::from_str(
+        r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 256,
+            "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "vocab_size": 320, "tie_word_embeddings": false}"#,
+    )
+    .unwrap();
+    let dense = Llama::random(&cfg, 5, DType::F32, &Device::Cpu).unwrap();
+    let weights: HashMap<String, Tensor> = dense
+        .named_tensors()
+        .into_iter()
+        .map(|(k, w)| (k, w.to_dense(DType::F32).unwrap()))
+        .collect();
+    let q = Llama::from_parts(
+        &cfg,
+        weights,
+        HashMap::new(),
+        Some(GgmlDType::Q4K),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    // Seven matrices per block (2 blocks), the embedding table and the output head.
+    assert_eq!(q.weight_types(), vec![("Q4K".to_string(), 16)]);
+    // The same model with its Q4_K weights dequantized: what is left between the two is the
+    // 8-bit quantization of the activations.
+    let dequantized: HashMap<String, Tensor> = q
+        .named_tensors()
+        .into_iter()
+        .map(|(k, w)| (k, w.to_dense(DType::F32).unwrap()))
+        .collect();
+    let deq = Llama::from_weights(&cfg, dequantized, DType::F32, &Device::Cpu).unwrap();
+    let (lq, ld) = (logits(&q), logits(&deq));
+    let (r_act, r_weights) = (rel(&lq, &ld), rel(&ld, &logits(&dense)));
+    println!(
+        "Q4K: logits vs its dequantized weights {r_act:.4}; those vs the f32 model {r_weights:.4}"
+    );
+    assert!(
+        r_act > 0.0 && r_act < 0.03 && r_act < r_weights / 5.0,
+        "{r_act} {r_weights}"
+    );
+}
