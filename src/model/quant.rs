@@ -165,20 +165,12 @@ impl Frozen {
                 y.to_dtype(dtype)
             }
             Self::PackedQ4K(p) => {
-                let (m, k) = x2.dims2()?;
-                let xs = x2
-                    .to_dtype(DType::F32)?
-                    .contiguous()?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                let out = p.matmul_t(&xs, m).ok_or_else(|| {
-                    candle_core::Error::Msg(format!(
-                        "packed Q4_K matmul: input [{m}, {k}] against {:?}",
-                        p.dims()
-                    ))
-                })?;
-                let (n, _) = p.dims();
-                Tensor::from_vec(rows_to_outputs(out, n, m), (m, n), x2.device())?
+                let (n, k) = p.dims();
+                let x = x2.to_dtype(DType::F32)?;
+                cpu_product(&x, n, k, |xs, m| Ok(p.matmul_t(xs, m)))?
+                    .ok_or_else(|| {
+                        candle_core::Error::Msg("packed Q4_K matmul: no kernel on this CPU".into())
+                    })?
                     .to_dtype(x2.dtype())
             }
         }
@@ -253,30 +245,46 @@ fn cpu_matmul_t(q: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> 
         BlockQ6K, BlockQ8_0,
     };
     let (n, k) = q.shape().dims2()?;
+    let data = q.data()?;
+    cpu_product(x, n, k, |xs, m| {
+        Ok(Some(match q.dtype() {
+            GgmlDType::Q4_0 => blocks_matmul_t::<BlockQ4_0>(&data, n, k, xs, m)?,
+            GgmlDType::Q4_1 => match qdot::matmul_t(qdot::Kind::Q4_1, &data, n, k, xs, m) {
+                Some(out) => out,
+                None => blocks_matmul_t::<BlockQ4_1>(&data, n, k, xs, m)?,
+            },
+            GgmlDType::Q8_0 => match qdot::matmul_t(qdot::Kind::Q8_0, &data, n, k, xs, m) {
+                Some(out) => out,
+                None => blocks_matmul_t::<BlockQ8_0>(&data, n, k, xs, m)?,
+            },
+            GgmlDType::Q5_0 => blocks_matmul_t::<BlockQ5_0>(&data, n, k, xs, m)?,
+            GgmlDType::Q5_1 => blocks_matmul_t::<BlockQ5_1>(&data, n, k, xs, m)?,
+            GgmlDType::Q2K => blocks_matmul_t::<BlockQ2K>(&data, n, k, xs, m)?,
+            GgmlDType::Q3K => blocks_matmul_t::<BlockQ3K>(&data, n, k, xs, m)?,
+            GgmlDType::Q4K => blocks_matmul_t::<BlockQ4K>(&data, n, k, xs, m)?,
+            GgmlDType::Q5K => blocks_matmul_t::<BlockQ5K>(&data, n, k, xs, m)?,
+            GgmlDType::Q6K => blocks_matmul_t::<BlockQ6K>(&data, n, k, xs, m)?,
+            _ => return Ok(None),
+        }))
+    })
+}
+
+/// `x [m, k] @ W^T` for a `[n, k]` weight on the CPU through `product(xs, m)`, which returns
+/// `[n, m]` (each weight row's results for every activation row) or `None` when it has no
+/// kernel: the f32 input's values in, the `[m, n]` tensor out.
+fn cpu_product(
+    x: &Tensor,
+    n: usize,
+    k: usize,
+    product: impl FnOnce(&[f32], usize) -> candle_core::Result<Option<Vec<f32>>>,
+) -> candle_core::Result<Option<Tensor>> {
     let (m, xk) = x.dims2()?;
     if xk != k {
         candle_core::bail!("quantized matmul: input width {xk}, weight [{n}, {k}]");
     }
     let xs = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let data = q.data()?;
-    let out = match q.dtype() {
-        GgmlDType::Q4_0 => blocks_matmul_t::<BlockQ4_0>(&data, n, k, &xs, m)?,
-        GgmlDType::Q4_1 => match qdot::matmul_t(qdot::Kind::Q4_1, &data, n, k, &xs, m) {
-            Some(out) => out,
-            None => blocks_matmul_t::<BlockQ4_1>(&data, n, k, &xs, m)?,
-        },
-        GgmlDType::Q8_0 => match qdot::matmul_t(qdot::Kind::Q8_0, &data, n, k, &xs, m) {
-            Some(out) => out,
-            None => blocks_matmul_t::<BlockQ8_0>(&data, n, k, &xs, m)?,
-        },
-        GgmlDType::Q5_0 => blocks_matmul_t::<BlockQ5_0>(&data, n, k, &xs, m)?,
-        GgmlDType::Q5_1 => blocks_matmul_t::<BlockQ5_1>(&data, n, k, &xs, m)?,
-        GgmlDType::Q2K => blocks_matmul_t::<BlockQ2K>(&data, n, k, &xs, m)?,
-        GgmlDType::Q3K => blocks_matmul_t::<BlockQ3K>(&data, n, k, &xs, m)?,
-        GgmlDType::Q4K => blocks_matmul_t::<BlockQ4K>(&data, n, k, &xs, m)?,
-        GgmlDType::Q5K => blocks_matmul_t::<BlockQ5K>(&data, n, k, &xs, m)?,
-        GgmlDType::Q6K => blocks_matmul_t::<BlockQ6K>(&data, n, k, &xs, m)?,
-        _ => return Ok(None),
+    let Some(out) = product(&xs, m)? else {
+        return Ok(None);
     };
     Ok(Some(Tensor::from_vec(
         rows_to_outputs(out, n, m),

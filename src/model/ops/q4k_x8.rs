@@ -218,10 +218,10 @@ fn quantize_row_q8k(x: &[f32]) -> Vec<Q8K> {
                 let r = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32;
                 *q = r.clamp(-128, 127) as i8;
             }
-            let sums: Vec<i16> =
-                y.qs.chunks_exact(32)
-                    .map(|q| q.iter().map(|&v| v as i16).sum())
-                    .collect();
+            let mut sums = [0i16; QK_K / 32];
+            for (s, q) in sums.iter_mut().zip(y.qs.chunks_exact(32)) {
+                *s = q.iter().map(|&v| v as i16).sum();
+            }
             for (t, p) in y.sum_pairs.chunks_exact_mut(2).enumerate() {
                 let j = 4 * (t / 2) + t % 2;
                 p.copy_from_slice(&[sums[j], sums[j + 2]]);

@@ -306,21 +306,20 @@ pub(crate) fn for_row_chunks<W: Sync>(
 }
 
 /// An AVX2 kernel: one weight row against `R` activation rows.
-type Kernel<A, const R: usize> = unsafe fn(&[u8], [&[A]; R]) -> [f32; R];
+type Kernel<const R: usize> = unsafe fn(&[u8], [&[Q8_1]; R]) -> [f32; R];
 
 /// A block type's kernels: the AVX2 ones (four rows at once, one row) where the CPU has them,
 /// and the scalar one.
-struct Kernels<A> {
-    simd: Option<(Kernel<A, ROWS>, Kernel<A, 1>)>,
-    scalar: fn(&[u8], &[A]) -> f32,
+struct Kernels {
+    simd: Option<(Kernel<ROWS>, Kernel<1>)>,
+    scalar: fn(&[u8], &[Q8_1]) -> f32,
 }
 
 /// [`Kernels`] of an AVX2 kernel generic over its row count, and a scalar kernel.
 macro_rules! kernels {
     ($simd:ident, $scalar:ident) => {{
         #[cfg(target_arch = "x86_64")]
-        let simd =
-            has_avx2().then_some(($simd::<ROWS> as Kernel<_, ROWS>, $simd::<1> as Kernel<_, 1>));
+        let simd = has_avx2().then_some(($simd::<ROWS> as Kernel<ROWS>, $simd::<1> as Kernel<1>));
         #[cfg(not(target_arch = "x86_64"))]
         let simd = None;
         Kernels {
@@ -344,34 +343,23 @@ pub fn matmul_t(
     if !k.is_multiple_of(QK) || data.len() != n * row_bytes || xs.len() != m * k {
         return None;
     }
-    let rows = xs.chunks_exact(k);
-    Some(match kind {
-        Kind::Q4_1 => {
-            let xq: Vec<_> = rows.map(quantize_row).collect();
-            row_products(data, n, row_bytes, &xq, kernels!(dot_avx2, dot_scalar))
-        }
-        Kind::Q8_0 => {
-            let xq: Vec<_> = rows.map(quantize_row).collect();
-            row_products(
-                data,
-                n,
-                row_bytes,
-                &xq,
-                kernels!(dot_avx2_q8_0, dot_scalar_q8_0),
-            )
-        }
-    })
+    let xq: Vec<Vec<Q8_1>> = xs.chunks_exact(k).map(quantize_row).collect();
+    let kernels = match kind {
+        Kind::Q4_1 => kernels!(dot_avx2, dot_scalar),
+        Kind::Q8_0 => kernels!(dot_avx2_q8_0, dot_scalar_q8_0),
+    };
+    Some(row_products(data, n, row_bytes, &xq, kernels))
 }
 
 /// Every weight row of `data` (`n` rows of `row_bytes`) against every quantized activation row
 /// of `xq`, as `[n, m]`: four activation rows at a time through the AVX2 kernel, the rest one by
 /// one (the same instructions per row either way), or all through the scalar kernel.
-fn row_products<A: Sync>(
+fn row_products(
     data: &[u8],
     n: usize,
     row_bytes: usize,
-    xq: &[Vec<A>],
-    kernels: Kernels<A>,
+    xq: &[Vec<Q8_1>],
+    kernels: Kernels,
 ) -> Vec<f32> {
     let m = xq.len();
     let mut out_t = vec![0f32; n * m];
