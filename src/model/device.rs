@@ -236,13 +236,12 @@ pub fn init_cpu_runtime() {
 
 /// Runs `f` on one of rayon's pool threads (directly when already on one) and waits for it.
 ///
-/// A decoding step is a few hundred products, most too small to be worth waking a sleeping
-/// thread for. Called from a thread outside the pool, each parallel product hands its work to
-/// the pool and waits, woken again at the end: that round trip cost more than the product
-/// saved. Run from inside the pool, the calling thread works on its share and the other
-/// threads, still spinning from the previous product, take theirs, so products down to
-/// about 128 KB of weights are split (SmolLM2 Q4_1 on 2 threads: decode 97 -> 130 tok/s,
-/// prompt 313 -> 365 tok/s).
+/// A step calls many small parallel operations. Called from a thread outside the pool, each
+/// one hands its work to the pool and waits, woken again at the end: that round trip cost more
+/// than the operation saved. Run from inside the pool, the calling thread works on its share
+/// (SmolLM2 Q4_1 on 2 threads: decode 97 -> 130 tok/s, prompt 313 -> 365 tok/s). The matrix
+/// products and the decoding attention go further and run on [`crate::model::ops::team`],
+/// whose threads do not sleep between them.
 pub fn on_cpu_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }

@@ -333,7 +333,7 @@ where
         T::VecDotType::from_float(&xs[r * k..(r + 1) * k], &mut xq[r * kq..(r + 1) * kq]);
     }
     let mut out_t = vec![0f32; n * m];
-    super::ops::qdot::for_row_chunks(&mut out_t, m, w, per_row, |o, w| {
+    super::ops::team::for_row_chunks(&mut out_t, m, w, per_row, |o, w| {
         for (orow, wr) in o.chunks_mut(m).zip(w.chunks_exact(per_row)) {
             for (r, v) in orow.iter_mut().enumerate() {
                 *v = T::vec_dot(k, wr, &xq[r * kq..(r + 1) * kq]);

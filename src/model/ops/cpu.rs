@@ -691,22 +691,18 @@ pub fn matmul_t_rows(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     };
     let mut out_t = vec![0f32; n * m];
     let fma = has_fma();
-    let rows = (TASK_ELEMS / (k * m).max(1)).max(16);
-    out_t
-        .par_chunks_mut(rows * m)
-        .zip(ws.par_chunks(rows * k))
-        .for_each(|(o, wrows)| {
-            if m == 1 {
-                // One activation row: it takes the weight rows eight at a time (independent
-                // sums instead of one chain per weight row); the same bits, as every product
-                // is symmetric in its operands.
-                dots(fma, &xs, wrows, o);
-                return;
-            }
-            for (orow, wrow) in o.chunks_mut(m).zip(wrows.chunks_exact(k)) {
-                dots(fma, wrow, &xs, orow);
-            }
-        });
+    super::team::for_row_chunks(&mut out_t, m, ws, k, |o, wrows| {
+        if m == 1 {
+            // One activation row: it takes the weight rows eight at a time (independent sums
+            // instead of one chain per weight row); the same bits, as every product is
+            // symmetric in its operands.
+            dots(fma, &xs, wrows, o);
+            return;
+        }
+        for (orow, wrow) in o.chunks_mut(m).zip(wrows.chunks_exact(k)) {
+            dots(fma, wrow, &xs, orow);
+        }
+    });
     drop(storage);
     let out = Tensor::from_vec(out_t, (n, m), x.device())?;
     Ok(Some(out.t()?.contiguous()?))
@@ -772,7 +768,7 @@ pub fn step_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<
     if b * nh * t * hd < STEP_ATTENTION_PARALLEL_MIN {
         out.chunks_mut(hd).enumerate().for_each(unit);
     } else {
-        out.par_chunks_mut(hd).enumerate().for_each(unit);
+        super::team::for_chunks_mut(&mut out, hd, |i, o| unit((i, o)));
     }
     drop((qs, ks, vs));
     Ok(Some(Tensor::from_vec(out, (b, nh, 1, hd), q.device())?))

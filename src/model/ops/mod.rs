@@ -16,6 +16,7 @@ mod cpu;
 pub(crate) use cpu::matmul_t_rows;
 pub mod q4k_x8;
 pub mod qdot;
+pub mod team;
 
 pub use checkpoint::{checkpoint, Segment};
 

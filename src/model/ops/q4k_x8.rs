@@ -23,7 +23,7 @@ use candle_core::quantized::QTensor;
 
 use rayon::prelude::*;
 
-use super::qdot::for_row_chunks;
+use super::team::for_row_chunks;
 
 /// Elements per k-quant super-block.
 const QK_K: usize = 256;
@@ -49,7 +49,10 @@ const NIBBLES: usize = WORDS + 3 * 32;
 pub struct PackedQ4K {
     n: usize,
     k: usize,
-    bytes: Vec<u8>,
+    /// The packed bytes from `start` on (the first 64-byte aligned address of the buffer, so
+    /// that no 32-byte load of the kernel crosses a cache line).
+    buffer: Vec<u8>,
+    start: usize,
 }
 
 impl PackedQ4K {
@@ -66,10 +69,12 @@ impl PackedQ4K {
         }
         let nb = k / QK_K;
         let groups = n.div_ceil(GROUP);
-        let mut bytes = vec![0u8; groups * nb * GROUP_BLOCK];
+        let len = groups * nb * GROUP_BLOCK;
+        let mut buffer = vec![0u8; len + 63];
+        let start = buffer.as_ptr().align_offset(64).min(63);
         let row_bytes = nb * Q4K_BYTES;
         // Group by group in parallel; a block moves as 2-byte scales and 4-byte words.
-        bytes
+        buffer[start..start + len]
             .par_chunks_mut(nb * GROUP_BLOCK)
             .zip(data.par_chunks(GROUP * row_bytes))
             .for_each(|(dst, src)| {
@@ -88,7 +93,18 @@ impl PackedQ4K {
                     }
                 }
             });
-        Some(Self { n, k, bytes })
+        Some(Self {
+            n,
+            k,
+            buffer,
+            start,
+        })
+    }
+
+    /// The packed bytes.
+    fn bytes(&self) -> &[u8] {
+        let len = self.n.div_ceil(GROUP) * self.k / QK_K * GROUP_BLOCK;
+        &self.buffer[self.start..self.start + len]
     }
 
     /// `(n, k)`.
@@ -100,7 +116,8 @@ impl PackedQ4K {
     fn row_blocks(&self, row: usize, out: &mut Vec<u8>) {
         let nb = self.k / QK_K;
         let (g, r) = (row / GROUP, row % GROUP);
-        for src in self.bytes[g * nb * GROUP_BLOCK..][..nb * GROUP_BLOCK].chunks_exact(GROUP_BLOCK)
+        for src in
+            self.bytes()[g * nb * GROUP_BLOCK..][..nb * GROUP_BLOCK].chunks_exact(GROUP_BLOCK)
         {
             out.extend_from_slice(&src[D + 2 * r..][..2]);
             out.extend_from_slice(&src[DMIN + 2 * r..][..2]);
@@ -137,7 +154,7 @@ impl PackedQ4K {
         let xq: Vec<Vec<Q8K>> = xs.chunks_exact(self.k).map(quantize_row_q8k).collect();
         let group_bytes = self.k / QK_K * GROUP_BLOCK;
         let mut out_t = vec![0f32; self.n.div_ceil(GROUP) * GROUP * m];
-        for_row_chunks(&mut out_t, GROUP * m, &self.bytes, group_bytes, |o, w| {
+        for_row_chunks(&mut out_t, GROUP * m, self.bytes(), group_bytes, |o, w| {
             for (og, wg) in o.chunks_mut(GROUP * m).zip(w.chunks_exact(group_bytes)) {
                 let mut put = |r0: usize, res: &[[f32; GROUP]]| {
                     for (dr, vals) in res.iter().enumerate() {
@@ -189,47 +206,140 @@ struct Q8K {
 }
 
 /// A row as `q8_K` blocks, as ggml (and candle) quantize it: the value of largest magnitude
-/// maps to -127, values round half away from zero.
+/// (the first of them) maps to -127, values round half away from zero.
 fn quantize_row_q8k(x: &[f32]) -> Vec<Q8K> {
-    x.chunks_exact(QK_K)
-        .map(|b| {
-            let (mut max, mut amax) = (0f32, 0f32);
-            for &v in b {
-                if amax < v.abs() {
-                    amax = v.abs();
-                    max = v;
-                }
-            }
-            let mut y = Q8K {
-                d: 0.0,
-                qs: [0; QK_K],
-                sum_pairs: [0; QK_K / 32],
-            };
-            if amax == 0.0 {
-                return y;
-            }
-            let iscale = -127.0 / max;
-            for (q, &v) in y.qs.iter_mut().zip(b) {
-                // `(iscale * v).round()` (half away from zero) without a libm call: |x| <= 127
-                // here, so the truncation fits i32 and `x - t` is exact; NaN gives 0.
-                let x = iscale * v;
-                let t = x as i32;
-                let frac = x - t as f32;
-                let r = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32;
-                *q = r.clamp(-128, 127) as i8;
-            }
-            let mut sums = [0i16; QK_K / 32];
-            for (s, q) in sums.iter_mut().zip(y.qs.chunks_exact(32)) {
-                *s = q.iter().map(|&v| v as i16).sum();
-            }
-            for (t, p) in y.sum_pairs.chunks_exact_mut(2).enumerate() {
-                let j = 4 * (t / 2) + t % 2;
-                p.copy_from_slice(&[sums[j], sums[j + 2]]);
-            }
-            y.d = 1.0 / iscale;
-            y
-        })
-        .collect()
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return x
+            .chunks_exact(QK_K)
+            .map(|b| unsafe { quantize_block_avx2(b) })
+            .collect();
+    }
+    x.chunks_exact(QK_K).map(quantize_block).collect()
+}
+
+/// [`quantize_row_q8k`] for one block of 256 values.
+fn quantize_block(b: &[f32]) -> Q8K {
+    let (mut max, mut amax) = (0f32, 0f32);
+    for &v in b {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let mut y = Q8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        sum_pairs: [0; QK_K / 32],
+    };
+    if amax == 0.0 {
+        return y;
+    }
+    let iscale = -127.0 / max;
+    for (q, &v) in y.qs.iter_mut().zip(b) {
+        // `(iscale * v).round()` (half away from zero) without a libm call: |x| <= 127 here,
+        // so the truncation fits i32 and `x - t` is exact; NaN gives 0.
+        let x = iscale * v;
+        let t = x as i32;
+        let frac = x - t as f32;
+        let r = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32;
+        *q = r.clamp(-128, 127) as i8;
+    }
+    let mut sums = [0i16; QK_K / 32];
+    for (s, q) in sums.iter_mut().zip(y.qs.chunks_exact(32)) {
+        *s = q.iter().map(|&v| v as i16).sum();
+    }
+    y.set_sum_pairs(sums);
+    y.d = 1.0 / iscale;
+    y
+}
+
+impl Q8K {
+    /// Stores the sub-block sums in the kernel's pair order.
+    fn set_sum_pairs(&mut self, sums: [i16; QK_K / 32]) {
+        for (t, p) in self.sum_pairs.chunks_exact_mut(2).enumerate() {
+            let j = 4 * (t / 2) + t % 2;
+            p.copy_from_slice(&[sums[j], sums[j + 2]]);
+        }
+    }
+}
+
+/// [`quantize_block`] eight values at a time: the same steps, so the same bytes (test).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_block_avx2(b: &[f32]) -> Q8K {
+    use std::arch::x86_64::*;
+    assert_eq!(b.len(), QK_K);
+    let p = b.as_ptr();
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+    // Largest magnitude (NaN skipped: `max_ps` returns its second operand then).
+    let mut m = _mm256_setzero_ps();
+    for c in 0..QK_K / 8 {
+        m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(p.add(8 * c)), abs_mask), m);
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+    let amax = lanes.iter().fold(0f32, |a, &v| a.max(v));
+    let mut y = Q8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        sum_pairs: [0; QK_K / 32],
+    };
+    if amax == 0.0 {
+        return y;
+    }
+    // The first value of that magnitude, sign kept.
+    let target = _mm256_set1_ps(amax);
+    let mut max = amax;
+    for c in 0..QK_K / 8 {
+        let v = _mm256_loadu_ps(p.add(8 * c));
+        let hit = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(
+            _mm256_and_ps(v, abs_mask),
+            target,
+        ));
+        if hit != 0 {
+            max = b[8 * c + hit.trailing_zeros() as usize];
+            break;
+        }
+    }
+    let iscale = -127.0 / max;
+    let scale = _mm256_set1_ps(iscale);
+    let (half, neg_half) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
+    let (lo, hi) = (_mm256_set1_epi32(-128), _mm256_set1_epi32(127));
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let mut sums = [0i16; QK_K / 32];
+    let out = y.qs.as_mut_ptr();
+    for (s, sum) in sums.iter_mut().enumerate() {
+        let mut r = [_mm256_setzero_si256(); 4];
+        for (j, r) in r.iter_mut().enumerate() {
+            let x = _mm256_mul_ps(_mm256_loadu_ps(p.add(32 * s + 8 * j)), scale);
+            // NaN -> 0, as `NaN as i32` is.
+            let x = _mm256_and_ps(x, _mm256_cmp_ps::<_CMP_ORD_Q>(x, x));
+            let t = _mm256_cvttps_epi32(x);
+            let frac = _mm256_sub_ps(x, _mm256_cvtepi32_ps(t));
+            // Comparison masks are -1 where true.
+            let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, half));
+            let down = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(frac, neg_half));
+            let v = _mm256_add_epi32(_mm256_sub_epi32(t, up), down);
+            *r = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+        }
+        let total = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
+        let mut t = [0i32; 8];
+        _mm256_storeu_si256(t.as_mut_ptr() as *mut __m256i, total);
+        *sum = t.iter().sum::<i32>() as i16;
+        let bytes = _mm256_packs_epi16(
+            _mm256_packs_epi32(r[0], r[1]),
+            _mm256_packs_epi32(r[2], r[3]),
+        );
+        _mm256_storeu_si256(
+            out.add(32 * s) as *mut __m256i,
+            _mm256_permutevar8x32_epi32(bytes, order),
+        );
+    }
+    y.set_sum_pairs(sums);
+    y.d = 1.0 / iscale;
+    y
 }
 
 /// Activation rows the kernels take at once.
@@ -342,7 +452,13 @@ unsafe fn group_dot<const R: usize, const VNNI: bool>(
             for q in 0..8 {
                 let v = _mm256_loadu_si256(qs.add((8 * c + q) * 32) as *const __m256i);
                 let lo = _mm256_and_si256(v, low);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                // VNNI sums in i32, so it takes the high nibbles in place (16 times their
+                // value) and divides the exact sums by 16 once per sub-block.
+                let hi = if VNNI {
+                    _mm256_andnot_si256(low, v)
+                } else {
+                    _mm256_and_si256(_mm256_srli_epi16(v, 4), low)
+                };
                 for r in 0..R {
                     let a = x[r][i].qs.as_ptr().add(64 * c + 4 * q) as *const i32;
                     let a_lo = _mm256_set1_epi32(std::ptr::read_unaligned(a));
@@ -360,7 +476,7 @@ unsafe fn group_dot<const R: usize, const VNNI: bool>(
             }
             for r in 0..R {
                 let (l, h) = if VNNI {
-                    (lo_acc[r], hi_acc[r])
+                    (lo_acc[r], _mm256_srai_epi32(hi_acc[r], 4))
                 } else {
                     (
                         _mm256_madd_epi16(lo_acc[r], ones),
@@ -425,6 +541,39 @@ mod tests {
         }
     }
 
+    /// The AVX2 activation quantizer gives the scalar one's bytes, ties, NaN, zero blocks and
+    /// a largest magnitude present with both signs included.
+    #[test]
+    fn avx2_quantizer_equals_the_scalar_one() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let mut x: Vec<f32> = Tensor::randn(0f32, 3.0, 6 * QK_K, &Device::Cpu)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            x[QK_K..2 * QK_K].fill(0.0);
+            x[2 * QK_K + 5] = f32::NAN;
+            x[2 * QK_K + 9] = 40.0;
+            x[2 * QK_K + 200] = -40.0;
+            x[3 * QK_K + 3] = -40.0;
+            x[3 * QK_K + 100] = 40.0;
+            for (i, v) in x[4 * QK_K..5 * QK_K].iter_mut().enumerate() {
+                // -127 / max = -1: ties at every half.
+                *v = if i == 0 {
+                    -127.0
+                } else {
+                    (i as f32 - 128.0) / 2.0
+                };
+            }
+            for b in x.chunks_exact(QK_K) {
+                let (a, s) = (unsafe { quantize_block_avx2(b) }, quantize_block(b));
+                assert_eq!(a.qs, s.qs);
+                assert_eq!(a.sum_pairs, s.sum_pairs);
+                assert_eq!(a.d.to_bits(), s.d.to_bits());
+            }
+        }
+    }
+
     /// Packing permutes the bytes: unpacking gives the file's blocks back, row by row.
     #[test]
     fn packing_keeps_the_blocks() {
@@ -432,7 +581,8 @@ mod tests {
         let q = q4k(n, k, 1);
         let data = q.data().unwrap().into_owned();
         let p = PackedQ4K::pack(&data, n, k).unwrap();
-        assert_eq!(p.bytes.len(), 2 * 2 * GROUP_BLOCK);
+        assert_eq!(p.bytes().len(), 2 * 2 * GROUP_BLOCK);
+        assert_eq!(p.bytes().as_ptr() as usize % 64, 0);
         assert_eq!(p.to_qtensor().unwrap().data().unwrap().as_ref(), &data[..]);
         let some = p.rows_qtensor(&[12, 0, 7]).unwrap();
         let row = |r: usize| &data[r * 2 * Q4K_BYTES..(r + 1) * 2 * Q4K_BYTES];
@@ -487,7 +637,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             let xq: Vec<Vec<Q8K>> = x.chunks_exact(k).map(quantize_row_q8k).collect();
-            let group = &p.bytes[..k / QK_K * GROUP_BLOCK];
+            let group = &p.bytes()[..k / QK_K * GROUP_BLOCK];
             // SAFETY: available() said the CPU has AVX2, FMA and F16C.
             let plain = unsafe { group_dot_avx2::<1>(group, [&xq[3][..]]) };
             let has_vnni = std::arch::is_x86_feature_detected!("avx512vnni")

@@ -10,7 +10,6 @@
 //! elements 0..15, high nibbles 16..31); a Q8_0 block's is `d_w * d_x * sum(q_w * q_x)`.
 
 use half::f16;
-use rayon::prelude::*;
 
 /// Elements per block.
 const QK: usize = 32;
@@ -277,34 +276,6 @@ fn has_avx2() -> bool {
     }
 }
 
-/// Products smaller than this (weight bytes x activation rows) run on the calling thread.
-/// Decoding runs on a pool thread ([`crate::model::device::on_cpu_pool`]), so a split costs
-/// little: SmolLM2's q, o and MLP products (207-553 KB in Q4_1) are split, its 69 KB k and v
-/// are not (2 threads, decode tok/s by threshold: 60 KB 125, 150 KB 130, 250 KB 110).
-const PARALLEL_MIN_BYTES: usize = 128 * 1024;
-
-/// Runs `work(outputs, weights)` over matching chunks of `[n, m]` outputs and weight rows of
-/// `per_row` items: on the calling thread for a small product, else a few chunks per rayon
-/// thread.
-pub(crate) fn for_row_chunks<W: Sync>(
-    out_t: &mut [f32],
-    m: usize,
-    w: &[W],
-    per_row: usize,
-    work: impl Fn(&mut [f32], &[W]) + Sync + Send,
-) {
-    let n = out_t.len() / m.max(1);
-    if n * per_row * std::mem::size_of::<W>() * m < PARALLEL_MIN_BYTES {
-        work(out_t, w);
-        return;
-    }
-    let rows = n.div_ceil(4 * rayon::current_num_threads()).max(8);
-    out_t
-        .par_chunks_mut(rows * m)
-        .zip(w.par_chunks(rows * per_row))
-        .for_each(|(o, w)| work(o, w));
-}
-
 /// An AVX2 kernel: one weight row against `R` activation rows.
 type Kernel<const R: usize> = unsafe fn(&[u8], [&[Q8_1]; R]) -> [f32; R];
 
@@ -363,7 +334,7 @@ fn row_products(
 ) -> Vec<f32> {
     let m = xq.len();
     let mut out_t = vec![0f32; n * m];
-    for_row_chunks(&mut out_t, m, data, row_bytes, |o, w| {
+    super::team::for_row_chunks(&mut out_t, m, data, row_bytes, |o, w| {
         for (orow, wrow) in o.chunks_mut(m).zip(w.chunks_exact(row_bytes)) {
             let Some((four, one)) = kernels.simd else {
                 for (v, x) in orow.iter_mut().zip(xq) {
