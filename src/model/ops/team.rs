@@ -6,8 +6,13 @@
 //! sleeping CPU halts, and waking it again for each product cost about 80 us of the ~590 us a
 //! product takes. The team's helper threads instead spin on a generation counter for a few
 //! milliseconds after each job (yielding now and then, so that other runnable threads still get
-//! the CPU) before they sleep, and take chunks of a job from a shared atomic counter, so the
-//! threads finish within one small chunk of each other.
+//! the CPU) before they sleep.
+//!
+//! A job's chunks are split into one contiguous range per thread, which each thread works
+//! through from the front, so that it reads its weights as one stream (a chunk taken from a
+//! shared counter instead restarts the hardware prefetcher at every chunk). A thread done with
+//! its range takes chunks from the back of the range with the most left, so the threads still
+//! finish within one small chunk of each other, also when one of them is slowed down.
 //!
 //! One job runs at a time. A call made while the team is busy (another thread's job, or a call
 //! from inside a chunk) gets `false` back and does the work its own way.
@@ -37,10 +42,9 @@ struct Shared {
     /// The current job. Written only by the caller while [`Self::joined`] is `CLOSED` with no
     /// helper counted, read only by helpers counted in an open job.
     task: UnsafeCell<Option<&'static Task>>,
-    /// Chunks of the current job.
-    chunks: AtomicUsize,
-    /// The next chunk to take.
-    next: AtomicUsize,
+    /// Per thread (the caller first), the chunks of the current job it has left: `front`
+    /// in the high half, `back` (exclusive) in the low half.
+    ranges: Box<[AtomicU64]>,
     /// Helpers inside the current job, plus `CLOSED` when there is none open.
     joined: AtomicUsize,
     /// Whether a chunk panicked on a helper.
@@ -79,18 +83,17 @@ impl Team {
         let shared: &'static Shared = Box::leak(Box::new(Shared {
             generation: AtomicU64::new(0),
             task: UnsafeCell::new(None),
-            chunks: AtomicUsize::new(0),
-            next: AtomicUsize::new(0),
+            ranges: (0..=helpers).map(|_| AtomicU64::new(0)).collect(),
             joined: AtomicUsize::new(CLOSED),
             panicked: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         }));
-        for i in 0..helpers {
+        for me in 1..=helpers {
             std::thread::Builder::new()
-                .name(format!("instructmol-team-{i}"))
-                .spawn(move || helper(shared))
+                .name(format!("instructmol-team-{me}"))
+                .spawn(move || helper(shared, me))
                 .ok()?;
         }
         Some(Team {
@@ -107,8 +110,11 @@ impl Team {
 
     /// Calls `task(i)` for every `i < chunks`, spread over the helpers and the calling thread,
     /// and returns when all calls have returned. `false` (nothing called) if the team is busy
-    /// with another job. A panic in a chunk is raised again here once no thread is in the job.
+    /// with another job (or `chunks` does not fit 32 bits). A panic in a chunk is raised again here once no thread is in the job.
     pub fn run(&self, chunks: usize, task: &(dyn Fn(usize) + Sync)) -> bool {
+        if chunks > u32::MAX as usize {
+            return false;
+        }
         let _busy = match self.busy.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -123,8 +129,11 @@ impl Team {
             *s.task.get() =
                 Some(std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Task>(task));
         }
-        s.chunks.store(chunks, Ordering::Relaxed);
-        s.next.store(0, Ordering::Relaxed);
+        let threads = s.ranges.len();
+        for (t, range) in s.ranges.iter().enumerate() {
+            let (front, back) = (t * chunks / threads, (t + 1) * chunks / threads);
+            range.store(pack(front, back), Ordering::Relaxed);
+        }
         s.panicked.store(false, Ordering::Relaxed);
         // Open the job (publishing the stores above to whoever joins), then announce it.
         s.joined.fetch_and(!CLOSED, Ordering::Release);
@@ -133,7 +142,7 @@ impl Team {
             let _lock = s.lock.lock().unwrap_or_else(|p| p.into_inner());
             s.wake.notify_all();
         }
-        let mine = catch_unwind(AssertUnwindSafe(|| take_chunks(s, task)));
+        let mine = catch_unwind(AssertUnwindSafe(|| take_chunks(s, 0, task)));
         // Close it, then wait for the helpers still inside (each at most one chunk from done).
         s.joined.fetch_or(CLOSED, Ordering::AcqRel);
         while s.joined.load(Ordering::Acquire) != CLOSED {
@@ -151,20 +160,58 @@ impl Team {
     }
 }
 
-/// Takes chunks of the open job until none is left.
-fn take_chunks(s: &Shared, task: &(dyn Fn(usize) + Sync + '_)) {
-    let n = s.chunks.load(Ordering::Relaxed);
+/// `(front, back)` of a range as one word.
+fn pack(front: usize, back: usize) -> u64 {
+    ((front as u64) << 32) | back as u64
+}
+
+/// Takes the front chunk of `range` (`back` false) or its back chunk, if it has one left.
+fn take(range: &AtomicU64, back: bool) -> Option<usize> {
+    let mut v = range.load(Ordering::Relaxed);
     loop {
-        let i = s.next.fetch_add(1, Ordering::Relaxed);
-        if i >= n {
-            break;
+        let (f, b) = (v >> 32, v & u32::MAX as u64);
+        if f >= b {
+            return None;
         }
+        let (new, got) = if back {
+            (pack(f as usize, b as usize - 1), b - 1)
+        } else {
+            (pack(f as usize + 1, b as usize), f)
+        };
+        match range.compare_exchange_weak(v, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(got as usize),
+            Err(now) => v = now,
+        }
+    }
+}
+
+/// Thread `me` works on the open job: its own range from the front, then chunks from the back
+/// of the range with the most left, until no chunk is left.
+fn take_chunks(s: &Shared, me: usize, task: &(dyn Fn(usize) + Sync + '_)) {
+    while let Some(i) = take(&s.ranges[me], false) {
         task(i);
+    }
+    loop {
+        let left = |r: &AtomicU64| {
+            let v = r.load(Ordering::Relaxed);
+            (v & u32::MAX as u64).saturating_sub(v >> 32)
+        };
+        let Some(most) = s
+            .ranges
+            .iter()
+            .max_by_key(|r| left(r))
+            .filter(|r| left(r) > 0)
+        else {
+            break;
+        };
+        if let Some(i) = take(most, true) {
+            task(i);
+        }
     }
 }
 
 /// A helper thread: waits for each new job (spinning, then asleep) and works on it.
-fn helper(s: &'static Shared) {
+fn helper(s: &'static Shared, me: usize) {
     let mut seen = s.generation.load(Ordering::Acquire);
     loop {
         let mut spins = 0u32;
@@ -197,7 +244,7 @@ fn helper(s: &'static Shared) {
             // SAFETY: counted in an open job, so the caller keeps `task` alive and unchanged
             // until this thread leaves it.
             if let Some(task) = unsafe { *s.task.get() } {
-                if catch_unwind(AssertUnwindSafe(|| take_chunks(s, task))).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| take_chunks(s, me, task))).is_err() {
                     s.panicked.store(true, Ordering::Relaxed);
                 }
             }
@@ -243,8 +290,8 @@ pub fn for_chunks_mut<T: Send>(
 /// (2 threads, decode tok/s by threshold: 60 KB 125, 150 KB 130, 250 KB 110).
 const PARALLEL_MIN_BYTES: usize = 128 * 1024;
 
-/// Chunks of a product per thread at most: the threads take them in turn, so they finish
-/// within one small chunk of each other.
+/// Chunks of a product per thread at most: small, so that the threads finish within one small
+/// chunk of each other.
 const CHUNKS_PER_THREAD: usize = 48;
 
 /// Work of a chunk at least (weight bytes x activation rows), so that taking a chunk costs
