@@ -110,7 +110,8 @@ impl Team {
 
     /// Calls `task(i)` for every `i < chunks`, spread over the helpers and the calling thread,
     /// and returns when all calls have returned. `false` (nothing called) if the team is busy
-    /// with another job (or `chunks` does not fit 32 bits). A panic in a chunk is raised again here once no thread is in the job.
+    /// with another job (or `chunks` does not fit 32 bits). A panic in a chunk is raised again
+    /// here once no thread is in the job.
     pub fn run(&self, chunks: usize, task: &(dyn Fn(usize) + Sync)) -> bool {
         if chunks > u32::MAX as usize {
             return false;
