@@ -231,13 +231,13 @@ impl Frozen {
 
 /// `x [m, k] @ W^T` for a quantized `W [n, k]` on the CPU, straight from the GGML blocks as
 /// stored: activations quantized once per row to the block type's dot-product type, then one
-/// dot product per (weight row, activation row), weight rows split across the rayon threads
-/// (each row read once for all `m` activation rows). Unlike candle's own quantized matmul it
-/// never builds a repacked copy of the weights, so a quantized model takes its file's size in
-/// memory (a 7B Q4_K: 4.1 GB peak instead of 9.4, and decodes 1.8x faster here), and it
-/// quantizes q8_0 activations per 32 values as llama.cpp does (candle's repacked q8_0 kernel
-/// quantizes them per 256, which doubled the KL divergence from f32). `None` for block types
-/// without a kernel here.
+/// dot product per (weight row, activation row), weight rows split across the threads of
+/// [`super::ops::team`] (each row read once for all `m` activation rows). Unlike candle's own
+/// quantized matmul it never builds a repacked copy of the weights, so a quantized model takes
+/// its file's size in memory (a 7B Q4_K: 4.1 GB peak instead of 9.4, and decodes 1.8x faster
+/// here), and it quantizes q8_0 activations per 32 values as llama.cpp does (candle's repacked
+/// q8_0 kernel quantizes them per 256, which doubled the KL divergence from f32). `None` for
+/// block types without a kernel here.
 fn cpu_matmul_t(q: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
     use super::ops::qdot;
     use candle_core::quantized::k_quants::{
