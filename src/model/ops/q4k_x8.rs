@@ -228,11 +228,7 @@ fn quantize_block(b: &[f32]) -> Q8K {
             max = v;
         }
     }
-    let mut y = Q8K {
-        d: 0.0,
-        qs: [0; QK_K],
-        sum_pairs: [0; QK_K / 32],
-    };
+    let mut y = Q8K::ZERO;
     if amax == 0.0 {
         return y;
     }
@@ -256,6 +252,13 @@ fn quantize_block(b: &[f32]) -> Q8K {
 }
 
 impl Q8K {
+    /// An all-zero block (what a block of zeros quantizes to).
+    const ZERO: Q8K = Q8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        sum_pairs: [0; QK_K / 32],
+    };
+
     /// Stores the sub-block sums in the kernel's pair order.
     fn set_sum_pairs(&mut self, sums: [i16; QK_K / 32]) {
         for (t, p) in self.sum_pairs.chunks_exact_mut(2).enumerate() {
@@ -281,11 +284,7 @@ unsafe fn quantize_block_avx2(b: &[f32]) -> Q8K {
     let mut lanes = [0f32; 8];
     _mm256_storeu_ps(lanes.as_mut_ptr(), m);
     let amax = lanes.iter().fold(0f32, |a, &v| a.max(v));
-    let mut y = Q8K {
-        d: 0.0,
-        qs: [0; QK_K],
-        sum_pairs: [0; QK_K / 32],
-    };
+    let mut y = Q8K::ZERO;
     if amax == 0.0 {
         return y;
     }
@@ -566,6 +565,7 @@ mod tests {
                 };
             }
             for b in x.chunks_exact(QK_K) {
+                // SAFETY: checked just above that the CPU has AVX2.
                 let (a, s) = (unsafe { quantize_block_avx2(b) }, quantize_block(b));
                 assert_eq!(a.qs, s.qs);
                 assert_eq!(a.sum_pairs, s.sum_pairs);
